@@ -1,0 +1,103 @@
+"""`python -m proxy`: run the proxy from the command line.
+
+With no OPENAI_API_KEY and no --upstream-url it starts the harness's mock OpenAI
+Realtime upstream in the same process, so the whole path works without an account.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+
+import anyio
+
+from .redaction import KeyRedactingFilter
+from .server import DEFAULT_UPSTREAM_URL, ProxyConfig, ProxyServer
+
+MOCK_KEY = "mock-key-not-secret"  # what the built-in mock expects; not an OpenAI key
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ
+    parser = argparse.ArgumentParser(
+        prog="python -m proxy",
+        description="Deepgram Voice Agent protocol proxy for the OpenAI Realtime API.",
+    )
+    parser.add_argument("--host", default=env.get("OPENAI_PROXY_HOST", "127.0.0.1"))
+    parser.add_argument(
+        "--port", type=int, default=int(env.get("OPENAI_PROXY_PORT", "8080")), help="0: any free"
+    )
+    parser.add_argument("--path", default=env.get("OPENAI_PROXY_PATH", "/openai"))
+    parser.add_argument(
+        "--upstream-url",
+        default=env.get("OPENAI_REALTIME_URL"),
+        help=f"OpenAI Realtime WebSocket URL (default {DEFAULT_UPSTREAM_URL})",
+    )
+    parser.add_argument("--log-level", default=env.get("LOG_LEVEL", "INFO").upper())
+    parser.add_argument(
+        "--client-token",
+        default=env.get("OPENAI_PROXY_CLIENT_TOKEN"),
+        help="when set, clients must connect with ?token=THIS",
+    )
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace, api_key: str | None) -> None:
+    mock = None
+    upstream_url = args.upstream_url
+    if not api_key and not upstream_url:
+        from harness.mock_openai import MockRealtime
+
+        mock = MockRealtime(api_key=MOCK_KEY)
+        await mock.start(host="127.0.0.1", port=0)
+        api_key, upstream_url = MOCK_KEY, mock.url
+        print("No OPENAI_API_KEY set: using the built-in mock OpenAI Realtime upstream")
+        print(f"mock upstream: {mock.url}")
+    config = ProxyConfig(
+        host=args.host,
+        port=args.port,
+        path=args.path,
+        upstream_url=upstream_url or DEFAULT_UPSTREAM_URL,
+        api_key=api_key,
+        client_token=args.client_token,
+    )
+    server = ProxyServer(config)
+    await server.start()
+    print(f"upstream: {config.upstream_url}")
+    print(f"proxy listening on {server.url}", flush=True)
+    try:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for received in signals:
+                print(f"{signal.Signals(received).name}: closing sessions", flush=True)
+                break
+    finally:
+        with anyio.CancelScope(shield=True):
+            await server.stop()
+            if mock is not None:
+                await mock.stop()
+    print("proxy stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    api_key = os.environ.get("OPENAI_API_KEY") or None
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(KeyRedactingFilter(api_key))
+    logging.basicConfig(
+        level=args.log_level,
+        handlers=[handler],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        anyio.run(run, args, api_key)
+    except OSError as exc:  # e.g. the port is taken
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,624 @@
+"""The session core, fed events directly: ordering rules and every PROTOCOL.md row."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+
+from proxy.errors import ErrorCode
+
+from tests.unit.session_driver import Driver, Outcome, audio_delta, decode
+
+SETTINGS = {
+    "type": "Settings",
+    "audio": {"input": {"encoding": "linear16", "sample_rate": 16000}},
+    "agent": {
+        "think": {
+            "provider": {"type": "open_ai", "model": "gpt-4o-mini"},
+            "prompt": "You are terse.",
+            "functions": [
+                {
+                    "name": "get_time",
+                    "description": "Current time",
+                    "parameters": {"type": "object", "properties": {}},
+                    "endpoint": {"url": "https://example.invalid"},
+                }
+            ],
+        },
+        "speak": {"provider": {"type": "open_ai", "model": "tts-1", "voice": "shimmer"}},
+        "greeting": "Hello! How can I help?",
+    },
+}
+
+
+def tone(ms: int, rate: int = 16000) -> bytes:
+    t = np.arange(rate * ms // 1000) / rate
+    return (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2").tobytes()
+
+
+# ------------------------------------------------------------------ readiness
+
+
+def test_session_created_becomes_welcome_with_the_session_id(driver: Driver) -> None:
+    out = driver.upstream({"type": "session.created", "session": {"id": "sess_42"}})
+    assert out.to_client == [{"type": "Welcome", "request_id": "sess_42"}]
+
+
+def test_settings_before_session_created_is_queued_then_sent(driver: Driver) -> None:
+    early = driver.client(SETTINGS)
+    assert early.upstream == [] and early.to_client == []
+    out = driver.upstream({"type": "session.created", "session": {"id": "s"}})
+    assert out.types() == ["Welcome"]
+    assert out.upstream_types() == ["session.update"]
+
+
+def test_user_text_sent_before_settings_applied_waits_in_order(driver: Driver) -> None:
+    driver.upstream({"type": "session.created", "session": {"id": "s"}})
+    driver.client(SETTINGS)
+    assert driver.client({"type": "InjectUserMessage", "content": "one"}).upstream == []
+    assert driver.client({"type": "InjectUserMessage", "content": "two"}).upstream == []
+    out = driver.upstream({"type": "session.updated", "session": {}})
+    texts = [e["item"]["content"][0]["text"] for e in out.upstream if "item" in e]
+    # The greeting is recorded first, then the queued turns in arrival order.
+    assert texts == ["Hello! How can I help?", "one", "two"]
+    assert out.upstream_types().count("response.create") == 1  # one at a time
+    assert out.types()[0] == "SettingsApplied"
+
+
+def test_text_queued_before_settings_and_upstream_is_released_after_settings(
+    driver: Driver,
+) -> None:
+    driver.client({"type": "InjectUserMessage", "content": "early"})
+    driver.client(SETTINGS)
+    out = driver.upstream({"type": "session.created", "session": {"id": "s"}})
+    assert out.upstream_types() == ["session.update"]
+    out = driver.upstream({"type": "session.updated", "session": {}})
+    assert "early" in [e["item"]["content"][0]["text"] for e in out.upstream if "item" in e]
+
+
+def test_settings_translate_to_ga_session_update(driver: Driver) -> None:
+    driver.upstream({"type": "session.created", "session": {"id": "s"}})
+    (update,) = driver.client(SETTINGS).upstream
+    session = update["session"]
+    assert session["type"] == "realtime"
+    assert session["instructions"] == "You are terse."
+    assert session["tools"] == [
+        {
+            "type": "function",
+            "name": "get_time",
+            "description": "Current time",
+            "parameters": {"type": "object", "properties": {}},
+        }
+    ]
+    assert session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    assert session["audio"]["input"]["turn_detection"]["type"] == "server_vad"
+    assert session["audio"]["input"]["transcription"]["model"]
+    assert session["audio"]["output"]["voice"] == "shimmer"
+    assert "model" not in session  # gpt-4o-mini is a chat model the Realtime API rejects
+    assert "temperature" not in session
+
+
+def test_realtime_model_and_non_openai_voice(driver: Driver) -> None:
+    driver.upstream({"type": "session.created", "session": {"id": "s"}})
+    settings = {
+        "type": "Settings",
+        "agent": {
+            "think": {"provider": {"model": "gpt-realtime-mini"}},
+            "speak": {"provider": {"type": "deepgram", "model": "aura-2-thalia-en"}},
+        },
+    }
+    (update,) = driver.client(settings).upstream
+    assert update["session"]["model"] == "gpt-realtime-mini"
+    assert "voice" not in update["session"]["audio"]["output"]
+
+
+def test_settings_applied_then_greeting_text_and_assistant_item(driver: Driver) -> None:
+    out = driver.ready(SETTINGS)
+    assert out.types() == ["SettingsApplied", "ConversationText"]
+    assert out.to_client[1] == {
+        "type": "ConversationText",
+        "role": "assistant",
+        "content": "Hello! How can I help?",
+    }
+    (item,) = out.upstream
+    assert item["item"]["role"] == "assistant"
+    assert item["item"]["content"] == [{"type": "output_text", "text": "Hello! How can I help?"}]
+    # The greeting's own item coming back is not a second assistant turn.
+    echo = driver.upstream(
+        {
+            "type": "conversation.item.done",
+            "event_id": "e",
+            "item": dict(item["item"], status="completed"),
+        }
+    )
+    assert echo.to_client == []
+
+
+def test_context_messages_are_replayed_in_order_and_suppress_the_greeting(driver: Driver) -> None:
+    settings = dict(SETTINGS)
+    settings["agent"] = dict(
+        SETTINGS["agent"],  # type: ignore[arg-type]
+        context={
+            "messages": [
+                {"type": "History", "role": "user", "content": "My name is Ada."},
+                {"type": "History", "role": "assistant", "content": "Hi Ada."},
+                {"type": "History", "function_calls": [{"id": "x"}]},  # not a text turn
+            ]
+        },
+    )
+    out = driver.ready(settings)
+    assert out.types() == ["SettingsApplied"]
+    items = [e["item"] for e in out.upstream]
+    assert [(i["role"], i["content"][0]) for i in items] == [
+        ("user", {"type": "input_text", "text": "My name is Ada."}),
+        ("assistant", {"type": "output_text", "text": "Hi Ada."}),
+    ]
+
+
+def test_a_later_settings_gets_its_own_settings_applied_without_replay(driver: Driver) -> None:
+    driver.ready(SETTINGS)
+    again = driver.client(SETTINGS)
+    assert again.upstream_types() == ["session.update"]
+    out = driver.upstream({"type": "session.updated", "session": {}})
+    assert out.types() == ["SettingsApplied"] and out.upstream == []
+
+
+def test_rejected_settings_is_reported_and_can_be_corrected(driver: Driver) -> None:
+    driver.upstream({"type": "session.created", "session": {"id": "s"}})
+    (update,) = driver.client(SETTINGS).upstream
+    refused = driver.upstream(
+        {
+            "type": "error",
+            "event_id": "e1",
+            "error": {
+                "type": "invalid_request_error",
+                "code": "invalid_value",
+                "message": "bad voice",
+                "event_id": update["event_id"],
+            },
+        }
+    )
+    assert refused.to_client == [
+        {"type": "Error", "description": "bad voice", "code": "invalid_value"}
+    ]
+    assert driver.client(SETTINGS).upstream_types() == ["session.update"]
+    assert driver.upstream({"type": "session.updated", "session": {}}).types()[0] == (
+        "SettingsApplied"
+    )
+
+
+# ------------------------------------------------------------------ component -> upstream
+
+
+def test_inject_user_message_echoes_and_creates_item_then_response(driver: Driver) -> None:
+    driver.ready()
+    out = driver.client({"type": "InjectUserMessage", "content": "Hi there"})
+    assert out.to_client == [{"type": "ConversationText", "role": "user", "content": "Hi there"}]
+    assert out.upstream == [
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "Hi there"}],
+            },
+        },
+        {"type": "response.create"},
+    ]
+
+
+def test_only_one_response_create_while_a_response_is_active(driver: Driver) -> None:
+    driver.ready()
+    assert driver.client({"type": "InjectUserMessage", "content": "a"}).upstream_types()[-1] == (
+        "response.create"
+    )
+    # Requested but not yet created: still must not send another.
+    assert "response.create" not in driver.client(
+        {"type": "InjectUserMessage", "content": "b"}
+    ).upstream_types()
+    driver.respond()
+    assert "response.create" not in driver.client(
+        {"type": "InjectUserMessage", "content": "c"}
+    ).upstream_types()
+    done = driver.upstream({"type": "response.done", "response": {"id": "resp_1"}})
+    assert done.upstream_types() == ["response.create"]  # b and c share one response
+    assert driver.upstream({"type": "response.done", "response": {}}).upstream == []
+
+
+def test_active_response_race_is_swallowed_and_retried(driver: Driver) -> None:
+    driver.ready()
+    driver.client({"type": "InjectUserMessage", "content": "a"})
+    raced = driver.upstream(
+        {
+            "type": "error",
+            "event_id": "e",
+            "error": {
+                "type": "invalid_request_error",
+                "code": "conversation_already_has_active_response",
+                "message": "Conversation already has an active response",
+            },
+        }
+    )
+    assert raced.to_client == [] and raced.upstream == []
+    driver.respond()
+    assert driver.upstream({"type": "response.done", "response": {}}).upstream_types() == [
+        "response.create"
+    ]
+
+
+def test_function_call_response_becomes_output_item_then_response(driver: Driver) -> None:
+    driver.ready()
+    out = driver.client(
+        {"type": "FunctionCallResponse", "id": "call_1", "name": "get_time", "content": "12:00"}
+    )
+    assert out.upstream == [
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "function_call_output", "call_id": "call_1", "output": "12:00"},
+        },
+        {"type": "response.create"},
+    ]
+
+
+def test_function_call_response_waits_for_the_running_response(driver: Driver) -> None:
+    driver.ready()
+    driver.respond()
+    out = driver.client({"type": "FunctionCallResponse", "id": "c", "name": "f", "content": "{}"})
+    assert out.upstream_types() == ["conversation.item.create"]
+    assert driver.upstream({"type": "response.done", "response": {}}).upstream_types() == [
+        "response.create"
+    ]
+
+
+def test_update_prompt_and_update_speak(driver: Driver) -> None:
+    driver.ready()
+    (prompt,) = driver.client({"type": "UpdatePrompt", "prompt": "Be kind."}).upstream
+    assert prompt["session"] == {"type": "realtime", "instructions": "Be kind."}
+    (speak,) = driver.client(
+        {"type": "UpdateSpeak", "speak": {"provider": {"type": "open_ai", "voice": "coral"}}}
+    ).upstream
+    assert speak["session"] == {"type": "realtime", "audio": {"output": {"voice": "coral"}}}
+    assert driver.upstream({"type": "session.updated", "session": {}}).types() == ["PromptUpdated"]
+    assert driver.upstream({"type": "session.updated", "session": {}}).types() == ["SpeakUpdated"]
+    not_openai = driver.client(
+        {"type": "UpdateSpeak", "speak": {"provider": {"type": "deepgram", "model": "aura-2"}}}
+    )
+    assert not_openai.upstream == [] and not_openai.types() == ["SpeakUpdated"]
+
+
+def test_inject_agent_message_records_an_assistant_turn(driver: Driver) -> None:
+    driver.ready()
+    for key in ("message", "content"):
+        out = driver.client({"type": "InjectAgentMessage", key: "Noted."})
+        assert out.to_client == [
+            {"type": "ConversationText", "role": "assistant", "content": "Noted."}
+        ]
+        (item,) = out.upstream
+        assert item["item"]["role"] == "assistant"
+        assert item["item"]["content"] == [{"type": "output_text", "text": "Noted."}]
+
+
+def test_keepalive_does_nothing(driver: Driver) -> None:
+    driver.ready()
+    out = driver.client({"type": "KeepAlive"})
+    assert out.to_client == [] and out.upstream == []
+
+
+# ------------------------------------------------------------------ audio in
+
+
+def test_binary_audio_is_resampled_to_24k_and_batched(driver: Driver) -> None:
+    driver.ready()
+    frame = tone(20)  # 640 bytes at 16 kHz
+    first = driver.audio(frame)
+    assert first.upstream == [] and first.flush_after  # waits for a batch or the timer
+    for _ in range(4):
+        out = driver.audio(frame)
+    (append,) = out.upstream  # 100 ms reached: one append for five frames
+    assert append["type"] == "input_audio_buffer.append"
+    pcm = base64.b64decode(append["audio"])
+    # 100 ms at 24 kHz is 4800 bytes; the resampler's filter delay holds back a little.
+    assert 4000 <= len(pcm) <= 4800 and len(pcm) % 2 == 0
+
+
+def test_flush_timer_sends_a_partial_batch(driver: Driver) -> None:
+    driver.ready()
+    driver.audio(tone(40))
+    out = driver.flush()
+    assert out.upstream_types() == ["input_audio_buffer.append"]
+    assert driver.flush().upstream == []
+
+
+def test_odd_length_frames_are_carried_not_lost(driver: Driver) -> None:
+    driver.ready()
+    audio = tone(300)
+    sent = 0
+    total = b""
+    outcomes = []
+    for size in (1, 333, 2, 4097, 5):
+        outcomes.append(driver.audio(audio[sent : sent + size]))
+        sent += size
+    outcomes += [driver.audio(audio[sent:]), driver.flush()]
+    for outcome in outcomes:
+        for event in outcome.upstream:
+            total += base64.b64decode(event["audio"])
+    # Whole samples, 1.5x the input less the filter delay (~25 ms held for the next frame).
+    assert len(total) % 2 == 0
+    assert 1.5 * len(audio) - 1300 < len(total) <= 1.5 * len(audio)
+
+
+def test_audio_sent_before_settings_is_queued_in_order_with_text(driver: Driver) -> None:
+    driver.upstream({"type": "session.created", "session": {"id": "s"}})
+    driver.client({"type": "Settings"})
+    driver.audio(tone(50))
+    driver.client({"type": "InjectUserMessage", "content": "after audio"})
+    out = driver.upstream({"type": "session.updated", "session": {}})
+    assert out.upstream_types()[:2] == ["input_audio_buffer.append", "conversation.item.create"]
+
+
+def test_input_sample_rate_comes_from_settings(driver: Driver) -> None:
+    driver.ready({"type": "Settings", "audio": {"input": {"sample_rate": 24000}}})
+    frame = tone(100, rate=24000)
+    (append,) = driver.audio(frame).upstream
+    assert base64.b64decode(append["audio"]) == frame  # 24 kHz passes through untouched
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_bad_client_input_gets_errors_and_the_session_stays_usable(driver: Driver) -> None:
+    driver.ready()
+    cases = {
+        "{not json": ErrorCode.INVALID_JSON,
+        "[1, 2]": ErrorCode.DISALLOWED_CLIENT_MESSAGE_TYPE,
+        '{"no_type": 1}': ErrorCode.DISALLOWED_CLIENT_MESSAGE_TYPE,
+        '{"type": "Bogus"}': ErrorCode.DISALLOWED_CLIENT_MESSAGE_TYPE,
+        '{"type": "InjectUserMessage"}': ErrorCode.INVALID_MESSAGE,
+        '{"type": "InjectUserMessage", "content": 5}': ErrorCode.INVALID_MESSAGE,
+    }
+    for text, code in cases.items():
+        out = driver.client(text)
+        assert out.types() == ["Error"], text
+        assert out.to_client[0]["code"] == code.value
+        assert out.to_client[0]["description"]
+        assert out.upstream == [] and out.client_close is None
+    assert driver.client({"type": "InjectUserMessage", "content": "still here"}).upstream
+
+
+def test_oversized_frames_are_refused_with_an_error() -> None:
+    driver = Driver(max_frame_bytes=1000)
+    driver.ready()
+    big_text = driver.client({"type": "InjectUserMessage", "content": "x" * 2000})
+    assert big_text.to_client[0]["code"] == "frame_too_large" and big_text.upstream == []
+    big_audio = driver.audio(b"\0" * 2000)
+    assert big_audio.to_client[0]["code"] == "frame_too_large"
+    assert driver.flush().upstream == []
+
+
+def test_queue_before_ready_is_bounded() -> None:
+    driver = Driver(max_queued_bytes=3000)
+    driver.client({"type": "Settings"})
+    assert driver.audio(b"\0" * 2000).to_client == []
+    refused = driver.audio(b"\0" * 2000)
+    assert refused.to_client[0]["code"] == "client_queue_full"
+
+
+# ------------------------------------------------------------------ upstream -> component
+
+
+def test_response_lifecycle_maps_to_agent_messages(driver: Driver) -> None:
+    driver.ready()
+    driver.client({"type": "InjectUserMessage", "content": "hi"})
+    driver.clock.advance(0.2)
+    assert driver.upstream({"type": "response.created", "response": {}}).to_client == [
+        {"type": "AgentThinking", "content": ""}
+    ]
+    driver.clock.advance(0.3)
+    pcm = tone(100, rate=24000)
+    out = driver.upstream(audio_delta("item_a", pcm))
+    started = out.only("AgentStartedSpeaking")
+    assert started["ttt_latency"] == 0.2 and started["tts_latency"] == 0.3
+    assert started["total_latency"] == 0.5
+    assert out.audio == [pcm]
+    second = driver.upstream(audio_delta("item_a", pcm))
+    assert second.to_client == [] and second.audio == [pcm]
+    assert driver.upstream(audio_delta("item_a", b"")).audio == []
+    assert driver.upstream(
+        {"type": "response.output_audio.done", "item_id": "item_a"}
+    ).types() == ["AgentAudioDone"]
+
+
+def test_assistant_text_is_reported_exactly_once_per_item(driver: Driver) -> None:
+    driver.ready()
+    out = driver.upstream(
+        {"type": "response.output_audio_transcript.done", "item_id": "item_a", "transcript": "Hi!"}
+    )
+    assert out.to_client == [{"type": "ConversationText", "role": "assistant", "content": "Hi!"}]
+    item = {
+        "id": "item_a",
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "output_audio", "transcript": "Hi!"}],
+    }
+    assert driver.upstream({"type": "conversation.item.done", "item": item}).to_client == []
+    text = driver.upstream({"type": "response.output_text.done", "item_id": "item_b", "text": "Yo"})
+    assert text.to_client[0]["content"] == "Yo"
+    only_item = dict(item, id="item_c")
+    assert driver.upstream({"type": "conversation.item.done", "item": only_item}).types() == [
+        "ConversationText"
+    ]
+
+
+def test_function_call_arguments_done_becomes_function_call_request(driver: Driver) -> None:
+    driver.ready()
+    event = {
+        "type": "response.function_call_arguments.done",
+        "call_id": "call_9",
+        "name": "get_time",
+        "arguments": '{"tz":"UTC"}',
+        "item_id": "item_f",
+    }
+    out = driver.upstream(event)
+    assert out.to_client == [
+        {
+            "type": "FunctionCallRequest",
+            "functions": [
+                {"id": "call_9", "name": "get_time", "arguments": '{"tz":"UTC"}', "client_side": True}
+            ],
+        }
+    ]
+    assert driver.upstream(event).to_client == []
+
+
+def test_user_speech_events_and_transcripts(driver: Driver) -> None:
+    driver.ready()
+    assert driver.upstream({"type": "input_audio_buffer.speech_started"}).types() == [
+        "UserStartedSpeaking"
+    ]
+    stopped = driver.upstream({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 1500})
+    assert stopped.to_client == [
+        {"type": "UserStoppedSpeaking"},
+        {"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": 1.5},
+    ]
+    prefix = "conversation.item.input_audio_transcription"
+    one = driver.upstream({"type": f"{prefix}.delta", "item_id": "u1", "delta": "what "})
+    two = driver.upstream({"type": f"{prefix}.delta", "item_id": "u1", "delta": "time"})
+    assert one.only("Transcript")["transcript"] == "what "
+    assert two.only("Transcript") == {
+        "type": "Transcript",
+        "transcript": "what time",
+        "is_final": False,
+        "speech_final": False,
+    }
+    done = driver.upstream(
+        {"type": f"{prefix}.completed", "item_id": "u1", "transcript": "what time is it"}
+    )
+    assert done.to_client == [
+        {
+            "type": "Transcript",
+            "transcript": "what time is it",
+            "is_final": True,
+            "speech_final": True,
+        },
+        {"type": "ConversationText", "role": "user", "content": "what time is it"},
+    ]
+
+
+def test_upstream_error_maps_to_error_without_the_key() -> None:
+    driver = Driver(api_key="sk-proj-SECRETSECRET1234")
+    driver.ready()
+    out = driver.upstream(
+        {
+            "type": "error",
+            "error": {
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+                "message": "Incorrect API key provided: sk-proj-SECRETSECRET1234.",
+            },
+        }
+    )
+    (error,) = out.to_client
+    assert error["code"] == "invalid_api_key"
+    assert "SECRET" not in error["description"]
+
+
+def test_unknown_upstream_events_are_ignored_and_garbage_is_reported(driver: Driver) -> None:
+    driver.ready()
+    assert driver.upstream({"type": "rate_limits.updated", "rate_limits": []}).to_client == []
+    assert driver.upstream({"type": "some.future.event"}).to_client == []
+    garbage = driver.upstream(b"\x00not json")
+    assert garbage.to_client[0]["code"] == "unmapped_upstream_event"
+
+
+def test_output_audio_is_resampled_to_the_requested_rate(driver: Driver) -> None:
+    driver.ready({"type": "Settings", "audio": {"output": {"sample_rate": 16000}}})
+    driver.respond()
+    pcm = tone(200, rate=24000)
+    out = driver.upstream(audio_delta("item_a", pcm))
+    (frame,) = out.audio
+    assert 0.55 * len(pcm) < len(frame) <= len(pcm) * 2 // 3
+
+
+# ------------------------------------------------------------------ barge-in
+
+
+def test_barge_in_truncates_to_what_was_heard_and_drops_the_rest(driver: Driver) -> None:
+    driver.ready()
+    driver.respond()
+    second = tone(1000, rate=24000)
+    driver.upstream(audio_delta("item_a", second))  # 1 s sent at once
+    driver.clock.advance(0.4)  # the user heard 400 ms of it
+    out = driver.upstream({"type": "input_audio_buffer.speech_started", "item_id": "u2"})
+    assert out.types() == ["UserStartedSpeaking"]
+    assert out.upstream == [
+        {
+            "type": "conversation.item.truncate",
+            "item_id": "item_a",
+            "content_index": 0,
+            "audio_end_ms": 400,
+        }
+    ]
+    assert driver.upstream(audio_delta("item_a", second)).audio == []
+
+
+def test_no_truncate_once_the_audio_has_finished_playing(driver: Driver) -> None:
+    driver.ready()
+    driver.respond()
+    driver.upstream(audio_delta("item_a", tone(500, rate=24000)))
+    driver.upstream({"type": "response.done", "response": {}})
+    driver.clock.advance(2.0)
+    out = driver.upstream({"type": "input_audio_buffer.speech_started"})
+    assert out.upstream == []
+
+
+def test_truncate_never_exceeds_the_audio_sent(driver: Driver) -> None:
+    driver.ready()
+    driver.respond()
+    driver.upstream(audio_delta("item_a", tone(300, rate=24000)))
+    driver.clock.advance(5.0)  # response still running, audio stalled
+    (truncate,) = driver.upstream({"type": "input_audio_buffer.speech_started"}).upstream
+    assert truncate["audio_end_ms"] == 300
+
+
+# ------------------------------------------------------------------ closing
+
+
+def test_upstream_closing_before_ready_is_an_error_then_a_close(driver: Driver) -> None:
+    driver.client(SETTINGS)
+    out = decode_close(driver, 1006)
+    assert out.to_client[0]["code"] == "upstream_closed_before_session_ready"
+    assert out.client_close is not None and out.client_close.code == 1011
+
+
+def test_upstream_normal_close_closes_the_client_normally(driver: Driver) -> None:
+    driver.ready()
+    out = decode_close(driver, 1000)
+    assert out.to_client == []
+    assert out.client_close is not None and out.client_close.code == 1000
+
+
+def test_upstream_error_close_reports_and_closes_1011(driver: Driver) -> None:
+    driver.ready()
+    out = decode_close(driver, 1011)
+    assert out.to_client[0]["code"] == "upstream_closed"
+    assert out.client_close is not None and out.client_close.code == 1011
+    assert driver.client({"type": "InjectUserMessage", "content": "late"}).upstream == []
+
+
+def test_upstream_auth_failure_is_an_error_then_a_close(driver: Driver) -> None:
+    out = decode(driver.session.upstream_failed(ErrorCode.UPSTREAM_AUTH_FAILED, "HTTP 401"))
+    assert out.to_client == [{"type": "Error", "description": "HTTP 401", "code": "upstream_auth_failed"}]
+    assert out.client_close is not None and out.client_close.code == 1011
+
+
+def test_client_closing_closes_upstream_and_drops_pending_work(driver: Driver) -> None:
+    driver.ready()
+    driver.audio(tone(20))
+    actions = driver.session.client_closed()
+    assert [type(a).__name__ for a in actions] == ["CloseUpstream"]
+    assert driver.flush().upstream == []
+
+
+def decode_close(driver: Driver, code: int) -> Outcome:
+    return decode(driver.session.upstream_closed(code, ""))

@@ -8,8 +8,9 @@ dataclasses-json's encoder; `to_dict`/`from_dict` stay available for tests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field, fields, is_dataclass
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import orjson
 from dataclasses_json import DataClassJsonMixin, Undefined
@@ -207,9 +208,6 @@ class FunctionCallResponse(_Lenient):
 
     def __post_init__(self) -> None:
         _require(self.id, str, "FunctionCallResponse.id")
-        if not isinstance(self.content, str):
-            # Handlers often return objects; the model wants the output as a string.
-            self.content = orjson.dumps(self.content).decode()
 
 
 @dataclass(kw_only=True)
@@ -260,7 +258,10 @@ def parse_client_message(data: dict[str, Any]) -> ClientMessage:
     Raises KeyError for an unknown type and InvalidMessage for a malformed one.
     """
     cls = _INBOUND[data["type"]]
-    _check_text_fields(cls, data)
+    if cls is FunctionCallResponse and not isinstance(data.get("content", ""), str):
+        # Handlers often return objects; the model wants the output as a string.
+        data = {**data, "content": orjson.dumps(data["content"]).decode()}
+    _check_shapes(cls, data, data["type"])
     try:
         message = cls.from_dict(data)
     except InvalidMessage:
@@ -272,14 +273,32 @@ def parse_client_message(data: dict[str, Any]) -> ClientMessage:
     return message  # type: ignore[return-value]
 
 
-def _check_text_fields(cls: type, data: dict[str, Any]) -> None:
-    """dataclasses-json would turn 5 or {} into a string silently; refuse instead."""
+def _check_shapes(cls: type, data: dict[str, Any], where: str) -> None:
+    """dataclasses-json turns 5 or {} into a string silently; refuse wrong shapes instead."""
+    hints = get_type_hints(cls)
     for spec in fields(cls):
         value = data.get(spec.name)
-        if value is not None and spec.type in ("str", "str | None") and not isinstance(value, str):
-            if cls is FunctionCallResponse and spec.name == "content":
-                continue  # JSON output is accepted and re-encoded
-            raise InvalidMessage(f"{data['type']}.{spec.name} must be a string")
+        if value is None:
+            continue
+        path = f"{where}.{spec.name}"
+        hint = hints[spec.name]
+        options = get_args(hint) if get_origin(hint) in (Union, UnionType) else (hint,)
+        nested = next((o for o in options if isinstance(o, type) and is_dataclass(o)), None)
+        if str in options and not isinstance(value, str):
+            raise InvalidMessage(f"{path} must be a string")
+        if nested is not None:
+            if not isinstance(value, dict):
+                raise InvalidMessage(f"{path} must be an object")
+            _check_shapes(nested, value, path)
+        elif get_origin(hint) is list:
+            (element,) = get_args(hint)
+            if not isinstance(value, list):
+                raise InvalidMessage(f"{path} must be a list")
+            for index, entry in enumerate(value):
+                if isinstance(element, type) and is_dataclass(element):
+                    if not isinstance(entry, dict):
+                        raise InvalidMessage(f"{path}[{index}] must be an object")
+                    _check_shapes(element, entry, f"{path}[{index}]")
 
 
 # ---------------------------------------------------------------- outbound messages

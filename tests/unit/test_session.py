@@ -7,7 +7,6 @@ import base64
 import numpy as np
 
 from proxy.errors import ErrorCode
-
 from tests.unit.session_driver import Driver, Outcome, audio_delta, decode
 
 SETTINGS = {
@@ -214,13 +213,15 @@ def test_only_one_response_create_while_a_response_is_active(driver: Driver) -> 
         "response.create"
     )
     # Requested but not yet created: still must not send another.
-    assert "response.create" not in driver.client(
-        {"type": "InjectUserMessage", "content": "b"}
-    ).upstream_types()
+    assert (
+        "response.create"
+        not in driver.client({"type": "InjectUserMessage", "content": "b"}).upstream_types()
+    )
     driver.respond()
-    assert "response.create" not in driver.client(
-        {"type": "InjectUserMessage", "content": "c"}
-    ).upstream_types()
+    assert (
+        "response.create"
+        not in driver.client({"type": "InjectUserMessage", "content": "c"}).upstream_types()
+    )
     done = driver.upstream({"type": "response.done", "response": {"id": "resp_1"}})
     assert done.upstream_types() == ["response.create"]  # b and c share one response
     assert driver.upstream({"type": "response.done", "response": {}}).upstream == []
@@ -424,9 +425,9 @@ def test_response_lifecycle_maps_to_agent_messages(driver: Driver) -> None:
     second = driver.upstream(audio_delta("item_a", pcm))
     assert second.to_client == [] and second.audio == [pcm]
     assert driver.upstream(audio_delta("item_a", b"")).audio == []
-    assert driver.upstream(
-        {"type": "response.output_audio.done", "item_id": "item_a"}
-    ).types() == ["AgentAudioDone"]
+    assert driver.upstream({"type": "response.output_audio.done", "item_id": "item_a"}).types() == [
+        "AgentAudioDone"
+    ]
 
 
 def test_assistant_text_is_reported_exactly_once_per_item(driver: Driver) -> None:
@@ -464,7 +465,12 @@ def test_function_call_arguments_done_becomes_function_call_request(driver: Driv
         {
             "type": "FunctionCallRequest",
             "functions": [
-                {"id": "call_9", "name": "get_time", "arguments": '{"tz":"UTC"}', "client_side": True}
+                {
+                    "id": "call_9",
+                    "name": "get_time",
+                    "arguments": '{"tz":"UTC"}',
+                    "client_side": True,
+                }
             ],
         }
     ]
@@ -608,7 +614,9 @@ def test_upstream_error_close_reports_and_closes_1011(driver: Driver) -> None:
 
 def test_upstream_auth_failure_is_an_error_then_a_close(driver: Driver) -> None:
     out = decode(driver.session.upstream_failed(ErrorCode.UPSTREAM_AUTH_FAILED, "HTTP 401"))
-    assert out.to_client == [{"type": "Error", "description": "HTTP 401", "code": "upstream_auth_failed"}]
+    assert out.to_client == [
+        {"type": "Error", "description": "HTTP 401", "code": "upstream_auth_failed"}
+    ]
     assert out.client_close is not None and out.client_close.code == 1011
 
 

@@ -1,0 +1,203 @@
+"""A test client that speaks the component (Deepgram Voice Agent) protocol.
+
+It plays the browser component's part against any proxy URL: send Settings, inject
+text, stream microphone audio, answer function calls, and wait for what comes back.
+Every received message is kept (`messages`, `audio`) so tests can assert on order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+__all__ = ["ComponentClient", "default_settings"]
+
+Predicate = Callable[[dict[str, Any]], bool]
+
+
+def default_settings(**agent: Any) -> dict[str, Any]:
+    """A Settings message as the component sends it; keyword arguments go under `agent`."""
+    return {
+        "type": "Settings",
+        "audio": {
+            "input": {"encoding": "linear16", "sample_rate": 16000},
+            "output": {"encoding": "linear16", "sample_rate": 24000},
+        },
+        "agent": {
+            "listen": {"provider": {"type": "deepgram", "model": "nova-3"}},
+            "think": {
+                "provider": {"type": "open_ai", "model": "gpt-4o-mini"},
+                "prompt": "You are a helpful voice assistant. Keep answers short.",
+            },
+            "speak": {"provider": {"type": "open_ai", "model": "tts-1", "voice": "alloy"}},
+            **agent,
+        },
+    }
+
+
+class ComponentClient:
+    """One component connection. Create with `await ComponentClient.connect(url)`."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self.messages: list[dict[str, Any]] = []  # every JSON message, in order
+        self.audio = bytearray()  # every binary frame, concatenated
+        self.audio_frames = 0
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._changed = asyncio.Condition()
+        self._closed = asyncio.Event()
+        self._reader = asyncio.create_task(self._read(), name="component-client-reader")
+
+    @classmethod
+    async def connect(
+        cls, url: str, *, token: str | None = None, timeout: float = 10.0
+    ) -> ComponentClient:
+        if token is not None:
+            url = f"{url}{'&' if '?' in url else '?'}token={token}"
+        connection = await connect(url, open_timeout=timeout, max_size=None, compression=None)
+        return cls(connection)
+
+    # ------------------------------------------------------------ sending
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.connection.send(orjson.dumps(message), text=True)
+
+    async def send_raw(self, data: str | bytes) -> None:
+        """Send a frame exactly as given (a str is a text frame, bytes a binary one)."""
+        await self.connection.send(data)
+
+    async def send_settings(self, settings: dict[str, Any] | None = None, **agent: Any) -> None:
+        await self.send(settings or default_settings(**agent))
+
+    async def start(self, settings: dict[str, Any] | None = None, **agent: Any) -> dict[str, Any]:
+        """Send Settings and wait for SettingsApplied, as the component does."""
+        await self.send_settings(settings, **agent)
+        return await self.wait_for("SettingsApplied")
+
+    async def inject(self, text: str) -> None:
+        await self.send({"type": "InjectUserMessage", "content": text})
+
+    async def answer_function(self, request_id: str, name: str, content: str) -> None:
+        await self.send(
+            {"type": "FunctionCallResponse", "id": request_id, "name": name, "content": content}
+        )
+
+    async def send_audio(
+        self, pcm: bytes, *, frame_bytes: int = 640, realtime: bool = False, rate: int = 16000
+    ) -> None:
+        """Stream PCM16 as the microphone would, in frames (20 ms at 16 kHz by default)."""
+        frame_seconds = frame_bytes / (2 * rate)
+        for start in range(0, len(pcm), frame_bytes):
+            await self.connection.send(pcm[start : start + frame_bytes])
+            if realtime:
+                await asyncio.sleep(frame_seconds)
+
+    # ------------------------------------------------------------ receiving
+
+    def received(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return [m for m in self.messages if kind is None or m.get("type") == kind]
+
+    def types(self) -> list[str]:
+        return [str(m.get("type")) for m in self.messages]
+
+    async def wait_for(
+        self,
+        kind: str,
+        *,
+        count: int = 1,
+        timeout: float = 10.0,
+        where: Predicate | None = None,
+    ) -> dict[str, Any]:
+        """The `count`-th message of this type (and predicate) received so far or next."""
+
+        def found() -> list[dict[str, Any]]:
+            return [m for m in self.received(kind) if where is None or where(m)]
+
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._changed:
+                    await self._changed.wait_for(
+                        lambda: len(found()) >= count or self._closed.is_set()
+                    )
+        except TimeoutError:
+            pass
+        matches = found()
+        if len(matches) < count:
+            state = f"closed with {self.close_code}" if self._closed.is_set() else "still open"
+            raise AssertionError(
+                f"expected {count} x {kind} within {timeout}s; connection {state}; "
+                f"received: {self.types()}"
+            )
+        return matches[count - 1]
+
+    async def wait_for_audio(self, min_bytes: int, *, timeout: float = 10.0) -> bytes:
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._changed:
+                    await self._changed.wait_for(
+                        lambda: len(self.audio) >= min_bytes or self._closed.is_set()
+                    )
+        except TimeoutError:
+            pass
+        if len(self.audio) < min_bytes:
+            raise AssertionError(f"expected {min_bytes} audio bytes, got {len(self.audio)}")
+        return bytes(self.audio)
+
+    async def wait_closed(self, *, timeout: float = 10.0) -> int | None:
+        """Wait for the proxy to close the connection; returns the close code."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._closed.wait()
+        except TimeoutError:
+            raise AssertionError(
+                f"connection still open after {timeout}s; received: {self.types()}"
+            ) from None
+        return self.close_code
+
+    async def close(self) -> None:
+        await self.connection.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            self._reader.cancel()
+            await self._reader
+
+    async def __aenter__(self) -> ComponentClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _read(self) -> None:
+        try:
+            async for frame in self.connection:
+                async with self._changed:
+                    if isinstance(frame, bytes):
+                        self.audio += frame
+                        self.audio_frames += 1
+                    else:
+                        self.messages.append(_decode(frame))
+                    self._changed.notify_all()
+        except ConnectionClosed:
+            pass
+        finally:
+            received = self.connection.close_rcvd
+            self.close_code = received.code if received else None
+            self.close_reason = received.reason if received else ""
+            self._closed.set()
+            async with self._changed:
+                self._changed.notify_all()
+
+
+def _decode(frame: str) -> dict[str, Any]:
+    """A JSON object, or a marker a test will see if the proxy sent anything else."""
+    try:
+        message = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        return {"type": "<not json>", "raw": frame}
+    return message if isinstance(message, dict) else {"type": "<not an object>", "raw": frame}

@@ -162,7 +162,8 @@ class ComponentClient:
         return self.close_code
 
     async def close(self) -> None:
-        await self.connection.close()
+        if not self._closed.is_set():  # the peer may have closed it already
+            await self.connection.close()
         with contextlib.suppress(asyncio.CancelledError):
             self._reader.cancel()
             await self._reader
@@ -186,7 +187,7 @@ class ComponentClient:
         except ConnectionClosed:
             pass
         finally:
-            received = self.connection.close_rcvd
+            received = self.connection.protocol.close_rcvd
             self.close_code = received.code if received else None
             self.close_reason = received.reason if received else ""
             self._closed.set()

@@ -84,8 +84,10 @@ class SchemaError(ValueError):
         super().__init__(self._describe())
 
     def _describe(self) -> str:
-        what = f"{self.direction} event {self.event_type!r}" if self.event_type else (
-            f"{self.direction} event"
+        what = (
+            f"{self.direction} event {self.event_type!r}"
+            if self.event_type
+            else (f"{self.direction} event")
         )
         lines = [f"invalid {what}:"]
         for problem in self.problems:
@@ -193,7 +195,11 @@ def _validate(
         raise SchemaError(
             direction,
             None,
-            [SchemaProblem("invalid_type", None, f"Expected an object, but got {_kind_of(event)}.")],
+            [
+                SchemaProblem(
+                    "invalid_type", None, f"Expected an object, but got {_kind_of(event)}."
+                )
+            ],
         )
     event_type = event.get("type")
     name = event_type if isinstance(event_type, str) else None
@@ -222,7 +228,9 @@ def _collect_extras(
         for key in extra:
             if key not in permitted and len(out) < MAX_PROBLEMS:
                 param = _dotted((*path, key))
-                out.append(SchemaProblem("unknown_parameter", param, f"Unknown parameter: '{param}'."))
+                out.append(
+                    SchemaProblem("unknown_parameter", param, f"Unknown parameter: '{param}'.")
+                )
     fields = type(model).model_fields
     for name, value in model.__dict__.items():
         if isinstance(value, BaseModel):
@@ -369,7 +377,7 @@ def _resolve_union(
     survivors: list[list[tuple[tuple[Step, ...], ErrorDetails]]] = []
     mismatched: list[dict[str, ErrorDetails]] = []  # per rejected member: field -> error
     for errors in branches.values():
-        on_discriminator = [
+        on_discriminator: list[tuple[tuple[Step, ...], ErrorDetails]] = [
             (steps, error)
             for steps, error in errors
             if len(steps) == 1 and steps[0][0] == _FIELD and steps[0][1] in _DISCRIMINATORS

@@ -51,7 +51,7 @@ async def run(args: argparse.Namespace, api_key: str | None) -> None:
     if not api_key and not upstream_url:
         from harness.mock_openai import MockRealtime
 
-        mock = MockRealtime(api_key=MOCK_KEY)
+        mock = MockRealtime(api_key=MOCK_KEY, journal=False)  # runs for as long as wanted
         await mock.start(host="127.0.0.1", port=0)
         api_key, upstream_url = MOCK_KEY, mock.url
         print("No OPENAI_API_KEY set: using the built-in mock OpenAI Realtime upstream")

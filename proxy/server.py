@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.http11 import Request, Response
 
 from .errors import ErrorCode
-from .redaction import redact
+from .redaction import redact, redacting_logger
 from .session import (
     Action,
     CloseClient,
@@ -93,6 +93,7 @@ class ProxyServer:
             max_size=max(16 << 20, 4 * self.config.max_frame_bytes),
             compression=None,  # audio does not compress; deflate would cost CPU per frame
             close_timeout=_CLOSE_GRACE,
+            logger=redacting_logger("proxy.client_ws", self.config.api_key),
         )
 
     async def stop(self) -> None:
@@ -197,6 +198,7 @@ class _Bridge:
                     compression=None,
                     open_timeout=None,
                     close_timeout=_CLOSE_GRACE,
+                    logger=redacting_logger("proxy.upstream_ws", self.config.api_key),
                 )
             self._upstream_connected.set()
             return self.upstream

@@ -486,6 +486,13 @@ class ProxySession:
         self._out.append(SendToClient(pcm, text=False))
 
     def _on_audio_done(self, event: dict[str, Any]) -> None:
+        resampler = self._output_resampler
+        if resampler is not None:
+            # Drain the filter so the item's last milliseconds are played too.
+            tail = resampler.flush()
+            self._output_resampler = PcmResampler(resampler.input_rate, resampler.output_rate)
+            if tail and event.get("item_id") not in self._truncated_items:
+                self._out.append(SendToClient(tail, text=False))
         self._to_client(AgentAudioDone())
 
     def _on_assistant_text(self, event: dict[str, Any]) -> None:

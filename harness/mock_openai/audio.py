@@ -1,0 +1,137 @@
+"""Audio for the mock: PCM16 tones to speak with, and a voice activity detector.
+
+Everything is PCM16 little-endian mono at 24 kHz, the only PCM format of the GA API.
+The detector works in *audio time* (it counts samples, never reads a clock), so tests
+may send audio much faster than real time and still get exact, repeatable timestamps.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Final
+
+import numpy as np
+
+__all__ = [
+    "BYTES_PER_MS",
+    "SAMPLE_RATE",
+    "SpeechStarted",
+    "SpeechStopped",
+    "VoiceActivityDetector",
+    "audio_chunks",
+    "base64_length",
+    "silence_pcm16",
+    "tone_pcm16",
+]
+
+SAMPLE_RATE: Final = 24_000
+BYTES_PER_MS: Final = SAMPLE_RATE * 2 // 1000
+FRAME_MS: Final = 10
+FRAME_BYTES: Final = FRAME_MS * BYTES_PER_MS
+
+
+def tone_pcm16(ms: int, *, frequency: float = 440.0, amplitude: float = 0.3) -> bytes:
+    """`ms` of a sine tone, PCM16 LE mono 24 kHz: loud enough to count as speech."""
+    return _tone(ms * SAMPLE_RATE // 1000, frequency, amplitude)
+
+
+def silence_pcm16(ms: int) -> bytes:
+    """`ms` of digital silence, PCM16 LE mono 24 kHz."""
+    return bytes(ms * BYTES_PER_MS)
+
+
+@lru_cache(maxsize=64)
+def _tone(samples: int, frequency: float, amplitude: float) -> bytes:
+    t = np.arange(samples, dtype=np.float64) / SAMPLE_RATE
+    wave = amplitude * 32767.0 * np.sin(2.0 * np.pi * frequency * t)
+    return wave.astype("<i2").tobytes()
+
+
+@lru_cache(maxsize=64)
+def audio_chunks(chunks: int, chunk_ms: int) -> tuple[str, ...]:
+    """Base64 chunks of one continuous tone (cached: responses repeat their shapes)."""
+    pcm = tone_pcm16(chunks * chunk_ms)
+    size = chunk_ms * BYTES_PER_MS
+    return tuple(base64.b64encode(pcm[i * size : (i + 1) * size]).decode() for i in range(chunks))
+
+
+def base64_length(data: str) -> int:
+    """Decoded size of base64 `data` without decoding it (0 when malformed)."""
+    return len(data.rstrip("=")) * 3 // 4 if len(data) % 4 == 0 else 0
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """The first voiced frame starts at `at_ms` (audio time since the session began)."""
+
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStopped:
+    """Speech ended at `end_ms`; enough silence to say so was heard by `at_ms`."""
+
+    end_ms: int
+    at_ms: int
+
+
+class VoiceActivityDetector:
+    """An energy detector over 10 ms frames: voiced when the frame's RMS exceeds a level.
+
+    `feed()` takes any number of bytes (partial frames and odd bytes are carried over)
+    and returns the speech starts and stops found, in order, with their audio times.
+    """
+
+    def __init__(self) -> None:
+        self.clock_ms = 0  # audio analysed since the session started
+        self._carry = b""
+        self.in_speech = False
+        self._last_voiced_end_ms = 0
+        self._silence_ms = 0
+
+    @property
+    def position_ms(self) -> int:
+        """Audio received so far, the carried partial frame included."""
+        return self.clock_ms + len(self._carry) // BYTES_PER_MS
+
+    def feed(
+        self, pcm: bytes, *, level: float | None, silence_ms: int
+    ) -> list[SpeechStarted | SpeechStopped]:
+        """Analyse `pcm`. `level`: RMS (fraction of full scale) above which a frame is
+        voiced, or None to only count time. `silence_ms`: unvoiced time that ends speech."""
+        data = self._carry + pcm
+        usable = len(data) - len(data) % FRAME_BYTES
+        self._carry = data[usable:]
+        if level is None or not usable:
+            self.clock_ms += usable // BYTES_PER_MS
+            return []
+        frames = np.frombuffer(data[:usable], dtype="<i2").reshape(-1, FRAME_BYTES // 2)
+        floats = frames.astype(np.float32)
+        rms = np.sqrt(np.mean(floats * floats, axis=1)) / 32768.0
+        found: list[SpeechStarted | SpeechStopped] = []
+        for voiced in (rms > level).tolist():
+            start_ms = self.clock_ms
+            self.clock_ms += FRAME_MS
+            if voiced:
+                if not self.in_speech:
+                    self.in_speech = True
+                    found.append(SpeechStarted(start_ms))
+                self._silence_ms = 0
+                self._last_voiced_end_ms = self.clock_ms
+            elif self.in_speech:
+                self._silence_ms += FRAME_MS
+                if self._silence_ms >= silence_ms:
+                    self.end_speech()
+                    found.append(SpeechStopped(self._last_voiced_end_ms, self.clock_ms))
+        return found
+
+    def flush(self) -> None:
+        """Count the carried partial frame as heard (on commit / clear)."""
+        self.clock_ms = self.position_ms
+        self._carry = b""
+
+    def end_speech(self) -> None:
+        self.in_speech = False
+        self._silence_ms = 0

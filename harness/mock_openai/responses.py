@@ -1,0 +1,341 @@
+"""A response in progress, and the GA event sequences it produces.
+
+A `ResponseRun` turns the actions that decide a response (reply with audio or text,
+call a function, stall, ...) into steps, lazily: the server pulls one step at a time,
+so the assistant item and the audio it holds only grow when an event is really about to
+go out, and a cancelled or cut (`stop_after_events`) response simply stops being pulled.
+
+Audio reply: response.created, response.output_item.added, conversation.item.added,
+response.content_part.added, then transcript deltas a little ahead of audio deltas,
+response.output_audio.done, response.output_audio_transcript.done,
+response.content_part.done, response.output_item.done, conversation.item.done,
+response.done. Text replies use response.output_text.delta/.done; function calls
+response.function_call_arguments.delta/.done.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from .audio import audio_chunks
+from .conversation import Conversation, ItemRecord
+from .script import Action, CallFunction, Close, ReplyAudio, ReplyText
+from .steps import CloseConnection, Send, Sleep, Step, StopResponse, copy_json, inline_steps, new_id
+
+__all__ = ["ResponseRun", "words"]
+
+#: Audio pacing of `reply_with_text` in an audio session.
+DEFAULT_CHUNKS, DEFAULT_CHUNK_MS = 3, 100
+
+
+def words(text: str) -> list[str]:
+    """`text` as word deltas, each keeping its trailing space."""
+    return re.findall(r"\S+\s*", text) or ([text] if text else [])
+
+
+class ResponseRun:
+    """One response: its `response` object, its output items, and its steps."""
+
+    def __init__(
+        self,
+        conversation: Conversation,
+        *,
+        in_conversation: bool,
+        audio: bool,
+        response: dict[str, Any],
+        on_end: Callable[[ResponseRun], None],
+    ) -> None:
+        self.id = new_id("resp")
+        self.conversation = conversation
+        self.in_conversation = in_conversation
+        self.audio = audio  # the form of replies: audio + transcript, or text
+        self.response = {**response, "id": self.id, "status": "in_progress", "output": []}
+        self.records: list[ItemRecord] = []
+        self.cancelled = False
+        self.cut = False  # stop_after_events reached: the response hangs, unfinished
+        self.steps: Iterator[Step] = iter(())
+        self.task: Any = None  # the server's task pulling `steps`
+        self._on_end = on_end
+        self._count = 0  # response events produced, response.created included
+        self._limit: int | None = None
+
+    def start(self, actions: Sequence[Action]) -> Send:
+        """Return response.created (sent at once) and prepare `steps` for the rest."""
+        self.steps = self._steps(actions)
+        self._count = 1
+        return Send(
+            {"type": "response.created", "event_id": new_id("event"), "response": self._snapshot()}
+        )
+
+    def cancel(self, reason: str) -> Iterator[Step]:
+        """Stop now: response.done with status cancelled (`reason`: client_cancelled or
+        turn_detected); items in progress stay in the conversation as incomplete."""
+        self.cancelled = True
+        self._on_end(self)
+        for record in self.records:
+            if record.item.get("status") == "in_progress":
+                record.item["status"] = "incomplete"
+        self.response["status"] = "cancelled"
+        self.response["status_details"] = {"type": "cancelled", "reason": reason}
+        self.response["usage"] = self._usage()
+        yield StopResponse(self)
+        yield Send(
+            {"type": "response.done", "event_id": new_id("event"), "response": self._snapshot()}
+        )
+
+    # -- the step sequence ---------------------------------------------------------------
+    def _steps(self, actions: Sequence[Action]) -> Iterator[Step]:
+        for action in actions:
+            if self.cancelled:
+                return
+            if isinstance(action, CallFunction):
+                if not self.cut:
+                    yield from self._drive(self._function_events(action))
+            elif isinstance(action, ReplyAudio | ReplyText):
+                if not self.cut:
+                    if action.stop_after_events is not None:
+                        self._limit = action.stop_after_events
+                    yield from self._drive(self._message_events(action))
+            elif isinstance(action, Close):
+                yield CloseConnection(action.code, action.reason)
+                return
+            else:
+                yield from inline_steps([action])
+        if self._room():
+            self.response["status"] = "completed"
+            self.response["usage"] = self._usage()
+            self._on_end(self)
+            self._count += 1
+            yield Send(
+                {"type": "response.done", "event_id": new_id("event"), "response": self._snapshot()}
+            )
+
+    def _room(self) -> bool:
+        """May another response event go out? (Not once cancelled or cut.)"""
+        if self._limit is not None and self._count >= self._limit:
+            self.cut = True
+        return not (self.cut or self.cancelled)
+
+    def _drive(self, events: Iterator[dict[str, Any] | Sleep]) -> Iterator[Step]:
+        """Pull the next event only when it may go out, so the state matches the wire."""
+        while self._room():
+            event = next(events, None)
+            if event is None:
+                return
+            if isinstance(event, Sleep):
+                yield event
+                continue
+            self._count += 1
+            yield Send(event)
+
+    def _snapshot(self) -> dict[str, Any]:
+        response: dict[str, Any] = copy_json(
+            {**self.response, "output": [r.item for r in self.records]}
+        )
+        return response
+
+    # -- output items ------------------------------------------------------------------------
+    def _add_output(self, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        record = ItemRecord(item)
+        output_index = len(self.records)
+        self.records.append(record)
+        yield {
+            "type": "response.output_item.added",
+            "event_id": new_id("event"),
+            "response_id": self.id,
+            "output_index": output_index,
+            "item": copy_json(item),
+        }
+        if self.in_conversation:
+            previous_id = self.conversation.insert(record)
+            yield {
+                "type": "conversation.item.added",
+                "event_id": new_id("event"),
+                "previous_item_id": previous_id,
+                "item": copy_json(item),
+            }
+
+    def _finish_output(self, item: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        item["status"] = "completed"
+        yield {
+            "type": "response.output_item.done",
+            "event_id": new_id("event"),
+            "response_id": self.id,
+            "output_index": len(self.records) - 1,
+            "item": copy_json(item),
+        }
+        record = self.records[-1]
+        if self.in_conversation and record.id in self.conversation:
+            yield {
+                "type": "conversation.item.done",
+                "event_id": new_id("event"),
+                "previous_item_id": self.conversation.previous_id(record),
+                "item": copy_json(item),
+            }
+
+    def _message_events(self, action: ReplyAudio | ReplyText) -> Iterator[dict[str, Any] | Sleep]:
+        item: dict[str, Any] = {
+            "id": new_id("item"),
+            "type": "message",
+            "role": "assistant",
+            "status": "in_progress",
+            "object": "realtime.item",
+            "content": [],
+        }
+        yield from self._add_output(item)
+        record = self.records[-1]
+        ids = {
+            "response_id": self.id,
+            "item_id": item["id"],
+            "output_index": len(self.records) - 1,
+            "content_index": 0,
+        }
+        text = action.text
+        deltas = words(text)
+        part: dict[str, Any]
+        if self.audio:
+            yield {
+                "type": "response.content_part.added",
+                "event_id": new_id("event"),
+                **ids,
+                "part": {"type": "audio", "transcript": ""},
+            }
+            content: dict[str, Any] = {"type": "output_audio", "transcript": ""}
+            item["content"].append(content)
+            if isinstance(action, ReplyAudio):
+                chunks, chunk_ms, interval_ms = (
+                    action.chunks,
+                    action.chunk_ms,
+                    action.chunk_interval_ms,
+                )
+            else:
+                chunks, chunk_ms, interval_ms = DEFAULT_CHUNKS, DEFAULT_CHUNK_MS, 0
+            # The transcript runs a little ahead of the audio, as on the real service:
+            # chunk i is preceded by words [ceil(i*n/chunks), ceil((i+1)*n/chunks)).
+            n = len(deltas)
+            for index, chunk in enumerate(audio_chunks(chunks, chunk_ms)):
+                for word in deltas[-(-index * n // chunks) : -(-(index + 1) * n // chunks)]:
+                    content["transcript"] += word
+                    yield {
+                        "type": "response.output_audio_transcript.delta",
+                        "event_id": new_id("event"),
+                        **ids,
+                        "delta": word,
+                    }
+                if index and interval_ms:
+                    yield Sleep(interval_ms / 1000)
+                record.audio_ms += chunk_ms
+                yield {
+                    "type": "response.output_audio.delta",
+                    "event_id": new_id("event"),
+                    **ids,
+                    "delta": chunk,
+                }
+            content["transcript"] = text
+            yield {"type": "response.output_audio.done", "event_id": new_id("event"), **ids}
+            yield {
+                "type": "response.output_audio_transcript.done",
+                "event_id": new_id("event"),
+                **ids,
+                "transcript": text,
+            }
+            part = {"type": "audio", "transcript": text}
+        else:
+            yield {
+                "type": "response.content_part.added",
+                "event_id": new_id("event"),
+                **ids,
+                "part": {"type": "text", "text": ""},
+            }
+            content = {"type": "output_text", "text": ""}
+            item["content"].append(content)
+            for word in deltas:
+                content["text"] += word
+                yield {
+                    "type": "response.output_text.delta",
+                    "event_id": new_id("event"),
+                    **ids,
+                    "delta": word,
+                }
+            content["text"] = text
+            yield {
+                "type": "response.output_text.done",
+                "event_id": new_id("event"),
+                **ids,
+                "text": text,
+            }
+            part = {"type": "text", "text": text}
+        yield {
+            "type": "response.content_part.done",
+            "event_id": new_id("event"),
+            **ids,
+            "part": part,
+        }
+        yield from self._finish_output(item)
+
+    def _function_events(self, action: CallFunction) -> Iterator[dict[str, Any] | Sleep]:
+        call_id = action.call_id or new_id("call")
+        item: dict[str, Any] = {
+            "id": new_id("item"),
+            "type": "function_call",
+            "status": "in_progress",
+            "object": "realtime.item",
+            "name": action.name,
+            "call_id": call_id,
+            "arguments": "",
+        }
+        yield from self._add_output(item)
+        ids = {
+            "response_id": self.id,
+            "item_id": item["id"],
+            "output_index": len(self.records) - 1,
+            "call_id": call_id,
+        }
+        arguments = action.arguments
+        size = max(1, -(-len(arguments) // 3))  # up to three deltas
+        for start in range(0, len(arguments), size):
+            delta = arguments[start : start + size]
+            item["arguments"] += delta
+            yield {
+                "type": "response.function_call_arguments.delta",
+                "event_id": new_id("event"),
+                **ids,
+                "delta": delta,
+            }
+        yield {
+            "type": "response.function_call_arguments.done",
+            "event_id": new_id("event"),
+            **ids,
+            "name": action.name,
+            "arguments": arguments,
+        }
+        yield from self._finish_output(item)
+
+    def _usage(self) -> dict[str, Any]:
+        """Deterministic token counts (about 4 characters a token, 20 audio tokens/s)."""
+        text_tokens = audio_tokens = 0
+        for record in self.records:
+            item = record.item
+            chars = len(item.get("arguments") or "")
+            for part in item.get("content") or ():
+                chars += len(part.get("transcript") or part.get("text") or "")
+            text_tokens += -(-chars // 4)
+            audio_tokens += record.audio_ms // 50
+        earlier = [r for r in self.conversation if r not in self.records]
+        input_tokens = 8 * len(earlier) + sum(r.audio_ms for r in earlier) // 50
+        output_tokens = text_tokens + audio_tokens
+        return {
+            "total_tokens": input_tokens + output_tokens,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "input_token_details": {
+                "text_tokens": input_tokens,
+                "audio_tokens": 0,
+                "image_tokens": 0,
+                "cached_tokens": 0,
+                "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
+            },
+            "output_token_details": {"text_tokens": text_tokens, "audio_tokens": audio_tokens},
+        }

@@ -1,0 +1,123 @@
+"""`python -m proxy` and `python -m harness.mock_openai` as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from harness.client import ComponentClient
+
+
+@contextmanager
+def running(
+    args: list[str], env: dict[str, str], ready: str
+) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """Start a module, wait for the line matching `ready`, stop it with SIGTERM after."""
+    process = subprocess.Popen(
+        [sys.executable, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip())
+            if re.search(ready, line):
+                break
+        assert any(re.search(ready, line) for line in lines), lines
+        yield process, lines
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            rest, _ = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            rest, _ = process.communicate()
+        lines.extend(rest.splitlines())
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LOG_LEVEL"))}
+    env.update(extra)
+    return env
+
+
+async def test_proxy_without_a_key_runs_against_the_built_in_mock() -> None:
+    with running(["-m", "proxy", "--port", "0"], clean_env(), r"listening on ws://") as (
+        process,
+        lines,
+    ):
+        assert "mock" in lines[0].lower()  # says so on its first lines
+        url = re.search(r"ws://\S+", lines[-1])
+        assert url is not None and url.group(0).endswith("/openai")
+        async with await ComponentClient.connect(url.group(0)) as client:
+            await client.start(greeting="Hello from the mock")
+            await client.inject("ping")
+            reply = await client.wait_for(
+                "ConversationText", where=lambda m: m["content"] == "You said: ping"
+            )
+            assert reply["role"] == "assistant"
+            await client.wait_for("AgentAudioDone")
+            assert client.audio
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    assert "proxy stopped" in lines[-1]
+
+
+async def test_proxy_with_a_key_uses_the_upstream_url_and_never_prints_the_key() -> None:
+    key = "sk-harness-mock-key-0000"  # what a standalone mock started with --api-key accepts
+    with running(
+        ["-m", "harness.mock_openai", "--port", "0", "--api-key", key],
+        clean_env(),
+        r"listening on ws://",
+    ) as (_, mock_lines):
+        mock_url = re.search(r"ws://\S+", mock_lines[-1])
+        assert mock_url is not None
+        env = clean_env(
+            OPENAI_API_KEY=key, OPENAI_REALTIME_URL=mock_url.group(0), LOG_LEVEL="DEBUG"
+        )
+        with running(["-m", "proxy", "--port", "0"], env, r"listening on ws://") as (proxy, lines):
+            assert not any("mock upstream" in line for line in lines)
+            url = re.search(r"ws://\S+", lines[-1])
+            assert url is not None
+            async with await ComponentClient.connect(url.group(0)) as client:
+                await client.start()
+                await client.inject("hello")
+                await client.wait_for("AgentAudioDone")
+            proxy.send_signal(signal.SIGINT)
+            assert proxy.wait(timeout=10) == 0
+    output = "\n".join(lines)
+    assert "Authorization" in output  # debug logging really was on
+    assert key not in output
+
+
+def test_proxy_reports_a_taken_port() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "proxy", "--port", str(port)],
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert "error" in result.stderr.lower()

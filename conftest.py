@@ -18,3 +18,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         if layer in _LAYERS:
             item.add_marker(getattr(pytest.mark, layer))
+
+
+pytest_plugins = ["pytester"]

@@ -144,6 +144,9 @@ async def test_multi_turn_keeps_one_response_at_a_time(
     await component_client.wait_for("AgentStartedSpeaking")
     await component_client.inject("second question")
     await component_client.wait_for("AgentAudioDone", count=2, timeout=10)
+    await component_client.wait_for(
+        "ConversationText", where=lambda m: m["content"] == "You said: second question"
+    )
     assistant = [
         m["content"]
         for m in component_client.received("ConversationText")

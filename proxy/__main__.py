@@ -51,11 +51,10 @@ async def run(args: argparse.Namespace, api_key: str | None) -> None:
     if not api_key and not upstream_url:
         from harness.mock_openai import MockRealtime
 
+        print("No OPENAI_API_KEY set: using the built-in mock OpenAI Realtime upstream", flush=True)
         mock = MockRealtime(api_key=MOCK_KEY, journal=False)  # runs for as long as wanted
         await mock.start(host="127.0.0.1", port=0)
         api_key, upstream_url = MOCK_KEY, mock.url
-        print("No OPENAI_API_KEY set: using the built-in mock OpenAI Realtime upstream")
-        print(f"mock upstream: {mock.url}")
     config = ProxyConfig(
         host=args.host,
         port=args.port,

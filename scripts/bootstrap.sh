@@ -12,7 +12,10 @@ fi
 stamp=".venv/.installed${extras:+-$extras}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "installing the project${extras:+ with [$extras]} into .venv ..." >&2
-    .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
+    if ! .venv/bin/python -m pip install -e ".${extras:+[$extras]}" > .venv/install.log 2>&1; then
+        cat .venv/install.log >&2
+        exit 1
+    fi
     touch "$stamp"
 fi
 export PATH="$PWD/.venv/bin:$PATH"

@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from harness.schema import SchemaError, decode_event, validate_server_event
+from proxy.redaction import redacting_logger
 
 from .behaviour import DEFAULT_MODEL, RealtimeSession
 from .journal import EventPredicate, Journal, Watch
@@ -51,19 +52,9 @@ __all__ = ["MockConnection", "MockRealtime"]
 log = logging.getLogger(__name__)
 
 
-class _RedactAuthorization(logging.Filter):
-    """websockets logs every handshake header at DEBUG: never let the API key through."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) == 2 and str(args[0]).lower() == "authorization":
-            record.args = (args[0], "[redacted]")
-        return True
-
-
 #: The websockets server's own logger for the mock (handshake lines, connection state).
-wire_log = logging.getLogger(f"{__name__}.wire")
-wire_log.addFilter(_RedactAuthorization())
+#: websockets logs every handshake header at DEBUG: the filter keeps the key out.
+wire_log = redacting_logger(f"{__name__}.wire", None)
 
 REALTIME_PATH: Final = "/v1/realtime"
 _OUTBOX_CLOSE: Final = object()

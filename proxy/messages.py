@@ -100,7 +100,6 @@ class FunctionDefinition(_Lenient):
     parameters: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        _require(self.name, str, "function name")
         if self.parameters is not None:
             _require(self.parameters, dict, f"function {self.name} parameters")
 
@@ -128,8 +127,6 @@ class ContextMessage(_Lenient):
     def __post_init__(self) -> None:
         if self.role is not None and self.role not in ("user", "assistant"):
             raise InvalidMessage(f"context message role must be user or assistant, not {self.role}")
-        if self.content is not None:
-            _require(self.content, str, "context message content")
 
     @property
     def is_text_turn(self) -> bool:
@@ -147,10 +144,6 @@ class Agent(_Lenient):
     speak: Speak | None = None
     greeting: str | None = None
     context: Context | None = None
-
-    def __post_init__(self) -> None:
-        if self.greeting is not None:
-            _require(self.greeting, str, "agent.greeting")
 
 
 # ---------------------------------------------------------------- inbound messages
@@ -182,9 +175,6 @@ class InjectUserMessage(_Lenient):
     type: str = "InjectUserMessage"
     content: str
 
-    def __post_init__(self) -> None:
-        _require(self.content, str, "InjectUserMessage.content")
-
 
 @dataclass(kw_only=True)
 class InjectAgentMessage(_Lenient):
@@ -207,17 +197,11 @@ class FunctionCallResponse(_Lenient):
     name: str = ""
     content: str = ""
 
-    def __post_init__(self) -> None:
-        _require(self.id, str, "FunctionCallResponse.id")
-
 
 @dataclass(kw_only=True)
 class UpdatePrompt(_Lenient):
     type: str = "UpdatePrompt"
     prompt: str
-
-    def __post_init__(self) -> None:
-        _require(self.prompt, str, "UpdatePrompt.prompt")
 
 
 @dataclass(kw_only=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .messages import ConversationText, Error, FunctionCallRequest, FunctionRequest, Settings, Speak
+from .messages import Error, FunctionCallRequest, FunctionRequest, Settings, Speak
 from .redaction import redact
 
 __all__ = [
@@ -164,10 +164,6 @@ def assistant_text_of(item: dict[str, Any]) -> str | None:
     ]
     text = "".join(part for part in parts if isinstance(part, str))
     return text or None
-
-
-def assistant_text(content: str) -> ConversationText:
-    return ConversationText(role="assistant", content=content)
 
 
 def component_error(event: dict[str, Any], *, secret: str | None) -> Error:

@@ -32,19 +32,21 @@ FRAME_MS: Final = 10
 FRAME_BYTES: Final = FRAME_MS * BYTES_PER_MS
 
 
-def tone_pcm16(ms: int, *, frequency: float = 440.0, amplitude: float = 0.3) -> bytes:
-    """`ms` of a sine tone, PCM16 LE mono 24 kHz: loud enough to count as speech."""
-    return _tone(ms * SAMPLE_RATE // 1000, frequency, amplitude)
+def tone_pcm16(
+    ms: int, *, frequency: float = 440.0, amplitude: float = 0.3, rate: int = SAMPLE_RATE
+) -> bytes:
+    """`ms` of a sine tone, PCM16 LE mono (24 kHz unless `rate`): loud enough for speech."""
+    return _tone(ms * rate // 1000, frequency, amplitude, rate)
 
 
-def silence_pcm16(ms: int) -> bytes:
-    """`ms` of digital silence, PCM16 LE mono 24 kHz."""
-    return bytes(ms * BYTES_PER_MS)
+def silence_pcm16(ms: int, *, rate: int = SAMPLE_RATE) -> bytes:
+    """`ms` of digital silence, PCM16 LE mono (24 kHz unless `rate`)."""
+    return bytes(ms * rate // 1000 * 2)
 
 
 @lru_cache(maxsize=64)
-def _tone(samples: int, frequency: float, amplitude: float) -> bytes:
-    t = np.arange(samples, dtype=np.float64) / SAMPLE_RATE
+def _tone(samples: int, frequency: float, amplitude: float, rate: int) -> bytes:
+    t = np.arange(samples, dtype=np.float64) / rate
     wave = amplitude * 32767.0 * np.sin(2.0 * np.pi * frequency * t)
     return wave.astype("<i2").tobytes()
 

@@ -11,17 +11,17 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from harness.client import ComponentClient, default_settings
-from harness.mock_openai import MockRealtime
+from harness.mock_openai import MockRealtime, silence_pcm16, tone_pcm16
 from harness.pytest_plugin import ProxyEndpoint
 
 
-def tone(ms: int, rate: int = 16000, amplitude: int = 8000) -> bytes:
-    t = np.arange(rate * ms // 1000) / rate
-    return (np.sin(2 * np.pi * 300 * t) * amplitude).astype("<i2").tobytes()
+def tone(ms: int) -> bytes:
+    """Microphone audio: a 300 Hz tone at the component's 16 kHz."""
+    return tone_pcm16(ms, frequency=300, rate=16000)
 
 
-def silence(ms: int, rate: int = 16000) -> bytes:
-    return b"\0\0" * (rate * ms // 1000)
+def silence(ms: int) -> bytes:
+    return silence_pcm16(ms, rate=16000)
 
 
 # ------------------------------------------------------------------ connection and settings

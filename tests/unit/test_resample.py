@@ -7,12 +7,12 @@ import random
 import numpy as np
 import pytest
 
+from harness.mock_openai import tone_pcm16
 from proxy.resample import PcmResampler
 
 
 def sine(freq: float, seconds: float, rate: int) -> bytes:
-    t = np.arange(int(rate * seconds)) / rate
-    return (np.sin(2 * np.pi * freq * t) * 12000).astype("<i2").tobytes()
+    return tone_pcm16(int(seconds * 1000), frequency=freq, rate=rate)
 
 
 def stream(resampler: PcmResampler, pcm: bytes, sizes: list[int]) -> bytes:

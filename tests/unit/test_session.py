@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import base64
 
-import numpy as np
-
+from harness.mock_openai import tone_pcm16
 from proxy.errors import ErrorCode
 from tests.unit.session_driver import Driver, Outcome, audio_delta, decode
 
@@ -32,8 +31,7 @@ SETTINGS = {
 
 
 def tone(ms: int, rate: int = 16000) -> bytes:
-    t = np.arange(rate * ms // 1000) / rate
-    return (np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2").tobytes()
+    return tone_pcm16(ms, rate=rate)
 
 
 # ------------------------------------------------------------------ readiness

@@ -7,12 +7,14 @@ have closed every session its test opened.
 
 Fixtures: `mock_openai`, `proxy`, `proxy_factory`, `component_client`,
 `connect_component`, `upstream_mode`, plus the session-scoped `harness_loop`, `mock_openai_server`,
-`proxy_server`. Markers: `unit`, `integration`, `e2e`. Options: `--upstream`,
+`proxy_server`; with pytest-playwright installed, `voice_app` and its helpers
+(`harness.browser_fixtures`). Markers: `unit`, `integration`, `e2e`. Options: `--upstream`,
 `--proxy-url`, `--mock-port`.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -60,6 +62,23 @@ def pytest_configure(config: pytest.Config) -> None:
         ("e2e", "real browser through the proxy"),
     ):
         config.addinivalue_line("markers", f"{name}: {doc}")
+    if importlib.util.find_spec("pytest_playwright") is not None:
+        # Registered now, after every entry-point plugin, so that our
+        # `browser_type_launch_args` extends pytest-playwright's rather than racing it.
+        from . import browser_fixtures
+
+        config.pluginmanager.register(browser_fixtures, "voice_agent_harness_browser")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests that start sync Playwright after all others.
+
+    Sync Playwright leaves its event loop set as the main thread's running loop until
+    the session ends, so any pytest-asyncio test after it would fail with "Runner.run()
+    cannot be called from a running event loop" (microsoft/playwright-pytest#167).
+    """
+    items.sort(key=lambda item: "playwright" in getattr(item, "fixturenames", ()))
 
 
 @dataclass(frozen=True)

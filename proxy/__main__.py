@@ -7,12 +7,16 @@ Realtime upstream in the same process, so the whole path works without an accoun
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 import anyio
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
 
 from .redaction import KeyRedactingFilter
 from .server import DEFAULT_UPSTREAM_URL, ProxyConfig, ProxyServer
@@ -42,6 +46,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=env.get("OPENAI_PROXY_CLIENT_TOKEN"),
         help="when set, clients must connect with ?token=THIS",
     )
+    parser.add_argument(
+        "--no-test-app",
+        action="store_true",
+        help="do not serve the browser test-app at / (HTTP 404 instead)",
+    )
     return parser.parse_args(argv)
 
 
@@ -62,11 +71,14 @@ async def run(args: argparse.Namespace, api_key: str | None) -> None:
         upstream_url=upstream_url or DEFAULT_UPSTREAM_URL,
         api_key=api_key,
         client_token=args.client_token,
+        http_handler=None if args.no_test_app else _test_app_handler(args.path),
     )
     server = ProxyServer(config)
     await server.start()
     print(f"upstream: {config.upstream_url}")
     print(f"proxy listening on {server.url}", flush=True)
+    if not args.no_test_app:
+        print(f"test-app: http://{_browser_host(args.host)}:{server.port}/", flush=True)
     try:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for received in signals:
@@ -78,6 +90,17 @@ async def run(args: argparse.Namespace, api_key: str | None) -> None:
             if mock is not None:
                 await mock.stop()
     print("proxy stopped", flush=True)
+
+
+def _test_app_handler(proxy_path: str) -> Callable[[ServerConnection, Request], Response]:
+    from harness.test_app import http_response
+
+    return functools.partial(http_response, proxy_path=proxy_path)
+
+
+def _browser_host(host: str) -> str:
+    """A host a browser on this machine can open (not the 0.0.0.0 wildcard)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ wait instead of growing a buffer.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
@@ -56,6 +56,8 @@ class ProxyConfig:
     upstream_connect_timeout: float = 10.0
     max_frame_bytes: int = 1 << 20
     audio_batch_ms: int = 100
+    # Answers plain HTTP requests to other paths (the test-app); None means 404.
+    http_handler: Callable[[ServerConnection, Request], Response] | None = None
 
     def session_options(self) -> SessionOptions:
         return SessionOptions(
@@ -106,6 +108,8 @@ class ProxyServer:
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
         if url.path != self.config.path:
+            if self.config.http_handler is not None:
+                return self.config.http_handler(connection, request)
             return connection.respond(HTTPStatus.NOT_FOUND, f"no endpoint at {url.path}\n")
         if self.config.client_token is not None:
             token = parse_qs(url.query).get("token", [""])[0]

@@ -151,6 +151,7 @@ class ProxySession:
         # One response at a time.
         self._response_requested = False
         self._response_active = False
+        self._response_create_id = ""  # event_id of the response.create awaiting response.created
         self._response_wanted = False
 
         # Latency of the current turn (clock readings).
@@ -390,7 +391,8 @@ class ProxySession:
             self._response_wanted = True
             return
         self._response_requested = True
-        self._upstream(translate.response_create())
+        self._response_create_id = self._event_id("response")
+        self._upstream(translate.response_create(self._response_create_id))
 
     # ------------------------------------------------------------ input audio
 
@@ -563,6 +565,12 @@ class ProxySession:
             self._response_requested = False
             self._response_wanted = True
             return
+        if self._response_requested and error.get("event_id") == self._response_create_id:
+            # Our response.create was refused: no response.done will release the gate.
+            self._response_requested = False
+            if self._response_wanted:
+                self._response_wanted = False
+                self._request_response()
         failed = next((ack for ack in self._acks if ack[0] == error.get("event_id")), None)
         if failed is not None:
             # That session.update was refused: no session.updated will answer it.

@@ -126,8 +126,8 @@ def function_output_item(call_id: str, output: str) -> dict[str, Any]:
     }
 
 
-def response_create() -> dict[str, Any]:
-    return {"type": "response.create"}
+def response_create(event_id: str) -> dict[str, Any]:
+    return {"type": "response.create", "event_id": event_id}
 
 
 def truncate_item(item_id: str, audio_end_ms: int) -> dict[str, Any]:

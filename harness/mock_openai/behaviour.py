@@ -596,7 +596,7 @@ class RealtimeSession:
             )
             actions = self._actions_for(self._turn(records))
         if not any(isinstance(a, OUTPUT_ACTIONS) for a in actions):
-            yield from inline_steps(actions)  # e.g. only an error, or a close: no response
+            yield from inline_steps(actions, client_event_id)  # only an error or a close
             return
         output = self.session["audio"]["output"]
         modalities = list(params.get("output_modalities") or self.session["output_modalities"])

@@ -211,6 +211,12 @@ async def test_upstream_error_event_becomes_error_and_the_session_goes_on(
         "description": "The server had an error.",
         "code": "server_error",
     }
+    # The refused response.create must not block the next turn.
+    await component_client.inject("still there?")
+    reply = await component_client.wait_for(
+        "ConversationText", where=lambda m: m["role"] == "assistant"
+    )
+    assert reply["content"] == "You said: still there?"
 
 
 async def test_upstream_garbage_is_reported_and_survived(

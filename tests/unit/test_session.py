@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from unittest.mock import ANY
 
 from harness.mock_openai import tone_pcm16
 from proxy.errors import ErrorCode
@@ -201,7 +202,7 @@ def test_inject_user_message_echoes_and_creates_item_then_response(driver: Drive
                 "content": [{"type": "input_text", "text": "Hi there"}],
             },
         },
-        {"type": "response.create"},
+        {"type": "response.create", "event_id": ANY},
     ]
 
 
@@ -246,6 +247,49 @@ def test_active_response_race_is_swallowed_and_retried(driver: Driver) -> None:
     ]
 
 
+def test_refused_response_create_releases_the_gate_for_the_next_message(
+    driver: Driver,
+) -> None:
+    driver.ready()
+    create = driver.client({"type": "InjectUserMessage", "content": "a"}).upstream[-1]
+    refused = driver.upstream(
+        {
+            "type": "error",
+            "event_id": "e",
+            "error": {
+                "type": "server_error",
+                "code": "server_error",
+                "message": "The server had an error",
+                "event_id": create["event_id"],
+            },
+        }
+    )
+    assert refused.types() == ["Error"]
+    # No response.done will ever come for it: the next message must still be answered.
+    assert driver.client({"type": "InjectUserMessage", "content": "b"}).upstream_types()[-1] == (
+        "response.create"
+    )
+
+
+def test_refused_response_create_sends_the_one_queued_behind_it(driver: Driver) -> None:
+    driver.ready()
+    create = driver.client({"type": "InjectUserMessage", "content": "a"}).upstream[-1]
+    driver.client({"type": "InjectUserMessage", "content": "b"})  # waits behind a
+    refused = driver.upstream(
+        {
+            "type": "error",
+            "event_id": "e",
+            "error": {
+                "type": "invalid_request_error",
+                "code": "rate_limit_exceeded",
+                "message": "slow down",
+                "event_id": create["event_id"],
+            },
+        }
+    )
+    assert refused.types() == ["Error"] and refused.upstream_types() == ["response.create"]
+
+
 def test_function_call_response_becomes_output_item_then_response(driver: Driver) -> None:
     driver.ready()
     out = driver.client(
@@ -256,7 +300,7 @@ def test_function_call_response_becomes_output_item_then_response(driver: Driver
             "type": "conversation.item.create",
             "item": {"type": "function_call_output", "call_id": "call_1", "output": "12:00"},
         },
-        {"type": "response.create"},
+        {"type": "response.create", "event_id": ANY},
     ]
 
 

@@ -1,0 +1,274 @@
+"""Driving the test-app in Chromium: launch flags, the fake microphone and the page object.
+
+Chromium's fake capture device plays a WAV file as the microphone. It reads the file
+each time a page opens the microphone, so `FakeMicrophone.load` before each utterance
+chooses what the next `getUserMedia` hears. The file loops, so every utterance is
+followed by a long silence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import wave
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from playwright.sync_api import Locator, Page, WebSocket, expect
+
+__all__ = ["AudioStats", "FakeMicrophone", "Frame", "VoiceAgentApp", "chromium_launch_args"]
+
+SYSTEM_CHROMIUM = "/usr/bin/chromium"
+
+# Quiet, headless-safe Chromium: no calls home on a closed network, no GPU, root-safe.
+_CHROMIUM_FLAGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",  # grant the microphone without a prompt
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+)
+
+
+def chromium_launch_args(
+    base: dict[str, Any], microphone: FakeMicrophone, bundled_executable: str
+) -> dict[str, Any]:
+    """`base` launch options plus the flags the test-app needs.
+
+    Uses Debian's Chromium when Playwright's own browser is not installed and no
+    executable or channel was chosen.
+    """
+    launch = dict(base)
+    if (
+        "executable_path" not in launch
+        and "channel" not in launch
+        and not Path(bundled_executable).exists()
+    ):
+        system = shutil.which("chromium") or SYSTEM_CHROMIUM
+        if Path(system).exists():
+            launch["executable_path"] = system
+    launch["args"] = [
+        *launch.get("args", []),
+        *_CHROMIUM_FLAGS,
+        f"--use-file-for-fake-audio-capture={microphone.path}",
+    ]
+    return launch
+
+
+class FakeMicrophone:
+    """The WAV file Chromium plays as its microphone."""
+
+    RATE = 16000
+    TRAILING_SILENCE_S = 60.0  # the file loops; nobody should hear it twice in a test
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.load(b"")
+
+    def load(self, pcm16: bytes, rate: int = RATE) -> float:
+        """Make `pcm16` (mono) the next thing the microphone says; returns its seconds."""
+        if len(pcm16) % 2:
+            raise ValueError("PCM16 audio has an even number of bytes")
+        silence = bytes(2 * int(rate * self.TRAILING_SILENCE_S))
+        partial = self.path.with_suffix(".partial")
+        with wave.open(str(partial), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(rate)
+            out.writeframes(pcm16 + silence)
+        os.replace(partial, self.path)  # Chromium never reads half a file
+        return len(pcm16) / 2 / rate
+
+    def load_wav(self, wav: Path) -> float:
+        """Make a mono PCM16 WAV file the next thing the microphone says."""
+        with wave.open(str(wav), "rb") as source:
+            if source.getnchannels() != 1 or source.getsampwidth() != 2:
+                raise ValueError(f"{wav}: need mono 16-bit PCM")
+            return self.load(source.readframes(source.getnframes()), source.getframerate())
+
+
+@dataclass(frozen=True)
+class AudioStats:
+    """What the app's speaker did, as shown on the page."""
+
+    chunks: int
+    received_ms: int
+    played_ms: int
+    playing: bool
+    interrupted: int
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One WebSocket frame the page sent or received."""
+
+    direction: str  # "sent" | "received"
+    payload: str | bytes
+
+    @property
+    def type(self) -> str:
+        """The message's `type`, or "binary" for audio."""
+        if isinstance(self.payload, bytes):
+            return "binary"
+        return str(json.loads(self.payload).get("type"))
+
+
+class VoiceAgentApp:
+    """The test-app's actions and readings, in the words a user would use."""
+
+    def __init__(
+        self, page: Page, app_url: str, proxy_url: str, microphone: FakeMicrophone
+    ) -> None:
+        self.page = page
+        self.app_url = app_url
+        self.proxy_url = proxy_url
+        self.microphone = microphone
+        self.page_errors: list[str] = []
+        self.frames: list[Frame] = []  # every frame of every connection, in order
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        page.on("websocket", self._record_frames)
+
+    def _record_frames(self, socket: WebSocket) -> None:
+        socket.on("framesent", lambda payload: self.frames.append(Frame("sent", payload)))
+        socket.on("framereceived", lambda payload: self.frames.append(Frame("received", payload)))
+
+    # ------------------------------------------------------------ navigation
+
+    def open(
+        self,
+        *,
+        proxy_url: str | None = None,
+        greeting: str | None = None,
+        prompt: str | None = None,
+        functions: Iterable[str] = (),
+        keep_alive_ms: int | None = None,
+        token: str | None = None,
+    ) -> VoiceAgentApp:
+        """Load the app pointed at `proxy_url` (default: the proxy under test)."""
+        query: dict[str, str] = {"proxyEndpoint": proxy_url or self.proxy_url}
+        if greeting:
+            query["greeting"] = greeting
+        if prompt:
+            query["prompt"] = prompt
+        if names := ",".join(functions):
+            query["functions"] = names
+        if keep_alive_ms is not None:
+            query["keepAliveMs"] = str(keep_alive_ms)
+        if token:
+            query["proxyAuthToken"] = token
+        self.page.goto(f"{self.app_url}?{urlencode(query)}")
+        expect(self.testid("voice-agent")).to_be_visible()
+        return self
+
+    def testid(self, name: str) -> Locator:
+        return self.page.get_by_test_id(name)
+
+    # ------------------------------------------------------------ actions
+
+    def connect(self, timeout: float = 10.0) -> None:
+        """Click Connect and wait until the proxy applied the Settings."""
+        self.testid("connect-button").click()
+        self.wait_until_ready(timeout)
+
+    def wait_until_ready(self, timeout: float = 10.0) -> None:
+        expect(self.testid("connection-status")).to_have_text("connected", timeout=timeout * 1000)
+        expect(self.testid("has-sent-settings")).to_have_text("true", timeout=timeout * 1000)
+
+    def send_text(self, text: str) -> None:
+        """Type `text` and press Send, as a user would."""
+        self.testid("text-input").fill(text)
+        self.testid("send-button").click()
+
+    def ask(self, text: str, timeout: float = 10.0) -> str:
+        """Send `text` and return the agent's next reply from the history."""
+        before = self.assistant_messages().count()
+        self.send_text(text)
+        return self.wait_for_reply(before + 1, timeout)
+
+    def wait_for_reply(self, number: int = 1, timeout: float = 10.0) -> str:
+        """The `number`-th assistant turn in the history, once it is shown."""
+        reply = self.assistant_messages().nth(number - 1)
+        expect(reply).to_be_visible(timeout=timeout * 1000)
+        return reply.locator(".content").inner_text()
+
+    def speak(self, pcm16: bytes, rate: int = FakeMicrophone.RATE) -> None:
+        """Say `pcm16` into the microphone and return once it has been said.
+
+        The microphone stays on (hearing silence) until `stop_microphone()`.
+        """
+        seconds = self.microphone.load(pcm16, rate)
+        self.start_microphone()
+        self.page.wait_for_timeout(seconds * 1000)
+
+    def start_microphone(self) -> None:
+        self.testid("microphone-button").click()
+        expect(self.testid("mic-status")).to_have_text("Enabled", timeout=10_000)
+
+    def stop_microphone(self) -> None:
+        self.testid("microphone-button").click()
+        expect(self.testid("mic-status")).to_have_text("Disabled")
+
+    def disconnect(self) -> None:
+        """Press Stop: microphone off, playback off, connection closed."""
+        self.testid("stop-button").click()
+        expect(self.testid("connection-status")).to_have_text("closed")
+
+    def register_function(
+        self, definition: dict[str, Any], handler: Callable[[dict[str, Any]], Any]
+    ) -> None:
+        """Offer a function in the next Settings; the page calls `handler(arguments)`.
+
+        Call before connecting. The handler runs in this test's thread while the test
+        waits on the page; what it returns is sent as the FunctionCallResponse content.
+        """
+        bridge = f"__voiceAgentFunction_{definition['name']}"
+        self.page.expose_function(bridge, handler)
+        self.page.evaluate(
+            "([definition, bridge]) => window.voiceAgentApp.registerFunction("
+            "definition, (args) => window[bridge](args))",
+            [definition, bridge],
+        )
+
+    # ------------------------------------------------------------ readings
+
+    def assistant_messages(self) -> Locator:
+        return self.testid("conversation-history").locator('li[data-role="assistant"]')
+
+    def history(self) -> list[tuple[str, str]]:
+        """(role, text) of every turn shown in the conversation history."""
+        items = self.testid("conversation-history").locator("li[data-role]")
+        return [
+            (str(item.get_attribute("data-role")), item.locator(".content").inner_text())
+            for item in items.all()
+        ]
+
+    def audio_stats(self) -> AudioStats:
+        def number(testid: str) -> int:
+            return int(self.testid(testid).inner_text())
+
+        return AudioStats(
+            chunks=number("agent-audio-chunks-received"),
+            received_ms=number("audio-received-ms"),
+            played_ms=number("audio-played-ms"),
+            playing=self.testid("audio-playing-status").inner_text() == "true",
+            interrupted=number("playback-interrupted"),
+        )
+
+    def frame_types(self, direction: str) -> list[str]:
+        """Types of the frames the page sent (or received), in order."""
+        return [frame.type for frame in self.frames if frame.direction == direction]
+
+    def error_count(self) -> int:
+        return int(self.testid("agent-error-count").inner_text())
+
+    def event_log(self) -> list[str]:
+        """The app's event log, oldest first."""
+        text = self.testid("event-log").locator("pre").inner_text()
+        return list(reversed(text.splitlines()))

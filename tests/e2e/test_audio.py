@@ -1,0 +1,89 @@
+"""Speech through Chromium's fake microphone, agent audio through Web Audio, barge-in."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+from playwright.sync_api import expect
+
+from harness.browser import VoiceAgentApp
+from harness.mock_openai import MockRealtime, tone_pcm16
+
+MIC_RATE = 16000
+
+
+def test_spoken_question_is_transcribed_answered_and_played(
+    voice_app: VoiceAgentApp, mock_openai: MockRealtime
+) -> None:
+    mock_openai.on_user_speech().transcribe_as("what time is it").reply_with_audio(
+        "It is noon.", chunks=5, chunk_ms=100
+    )
+    voice_app.connect()
+
+    voice_app.speak(tone_pcm16(800, rate=MIC_RATE))
+
+    clock = re.compile(r"^\d\d:\d\d:\d\d$")
+    expect(voice_app.testid("user-started-speaking")).to_have_text(clock, timeout=5000)
+    expect(voice_app.testid("user-stopped-speaking")).to_have_text(clock, timeout=5000)
+    expect(voice_app.testid("utterance-end")).to_have_text(
+        re.compile(r"^Channel: \[0,1\], Last word end: [\d.]+s$")
+    )
+    expect(voice_app.testid("transcription")).to_have_text("what time is it")
+    assert voice_app.wait_for_reply() == "It is noon."
+    assert voice_app.history() == [("user", "what time is it"), ("assistant", "It is noon.")]
+    # All 500 ms of agent speech arrived and was played out, then the agent went idle.
+    expect(voice_app.testid("audio-played-ms")).to_have_text("500", timeout=5000)
+    expect(voice_app.testid("agent-state")).to_have_text("idle")
+    stats = voice_app.audio_stats()
+    assert (stats.chunks, stats.received_ms, stats.playing) == (5, 500, False)
+    # The microphone's audio reached upstream: at least the 800 ms that were spoken.
+    appended = mock_openai.received("input_audio_buffer.append")
+    upstream_ms = sum(len(base64.b64decode(e["audio"])) for e in appended) / 48  # 24 kHz PCM16
+    assert upstream_ms >= 800
+    voice_app.stop_microphone()
+
+
+def test_speaking_while_the_agent_talks_stops_playback_and_truncates_upstream(
+    voice_app: VoiceAgentApp, mock_openai: MockRealtime
+) -> None:
+    story = " ".join(f"word{i}" for i in range(60))
+    mock_openai.on_user_text("story").reply_with_audio(
+        story, chunks=40, chunk_ms=100, chunk_interval_ms=100
+    )  # four seconds of speech, delivered in real time
+    mock_openai.on_user_speech().transcribe_as("stop please").reply_with_text("Stopped.")
+    voice_app.connect()
+    voice_app.send_text("tell me a story")
+    expect(voice_app.testid("agent-state")).to_have_text("speaking", timeout=5000)
+    _wait_for_played_ms(voice_app, at_least=300)
+
+    voice_app.speak(tone_pcm16(700, rate=MIC_RATE))
+
+    expect(voice_app.testid("playback-interrupted")).to_have_text("1", timeout=5000)
+    expect(voice_app.testid("audio-playing-status")).to_have_text("false")
+    truncate = mock_openai.wait_for_sync("conversation.item.truncate")
+    stopped = voice_app.audio_stats()
+    assert 300 <= stopped.played_ms < 4000
+    assert 0 < truncate["audio_end_ms"] < 4000
+    # Upstream forgets what the user never heard: the cut is near where playback stopped.
+    assert truncate["audio_end_ms"] >= stopped.played_ms - 250
+    # No more of the interrupted answer arrives or plays.
+    voice_app.page.wait_for_timeout(500)
+    assert voice_app.audio_stats().received_ms == stopped.received_ms
+    # The cut-off answer never completed, so it has no turn in the history.
+    assert voice_app.wait_for_reply() == "Stopped."
+    assert voice_app.history() == [
+        ("user", "tell me a story"),
+        ("user", "stop please"),
+        ("assistant", "Stopped."),
+    ]
+    voice_app.stop_microphone()
+
+
+def _wait_for_played_ms(app: VoiceAgentApp, at_least: int) -> None:
+    app.page.wait_for_function(
+        "ms => Number(document.querySelector('[data-testid=\"audio-played-ms\"]')"
+        ".textContent) >= ms",
+        arg=at_least,
+        timeout=5000,
+    )

@@ -1,0 +1,89 @@
+"""Connecting: Settings first, SettingsApplied shown, greeting, KeepAlive, queued text."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from harness.browser import VoiceAgentApp
+from harness.mock_openai import MockRealtime
+
+
+def test_connect_sends_settings_first_and_shows_settings_applied(
+    voice_app: VoiceAgentApp, mock_openai: MockRealtime
+) -> None:
+    expect(voice_app.testid("connection-status")).to_have_text("closed")
+    expect(voice_app.testid("has-sent-settings")).to_have_text("false")
+
+    voice_app.connect()
+
+    assert voice_app.frame_types("sent")[0] == "Settings"
+    assert voice_app.frame_types("received")[:2] == ["Welcome", "SettingsApplied"]
+    session = mock_openai.sent("session.created")[0]["session"]
+    expect(voice_app.testid("session-id")).to_have_text(session["id"])
+    update = mock_openai.wait_for_sync("session.update")["session"]
+    assert update["instructions"] == "You are a helpful voice assistant. Keep answers short."
+    expect(voice_app.testid("agent-error-count")).to_have_text("0")
+
+
+def test_greeting_is_marked_shown_only_once_its_text_arrived(
+    voice_app: VoiceAgentApp, mock_openai: MockRealtime
+) -> None:
+    greeting = "Hello! I am the test agent. How can I help?"
+    voice_app.open(greeting=greeting)
+    expect(voice_app.testid("greeting-sent")).to_have_text("false")
+
+    voice_app.connect()
+
+    expect(voice_app.testid("greeting-sent")).to_have_text("true")
+    assert voice_app.history() == [("assistant", greeting)]
+    expect(voice_app.testid("agent-response")).to_have_text(greeting)
+    # The model was told it said the greeting.
+    item = mock_openai.wait_for_sync("conversation.item.create")["item"]
+    assert (item["role"], item["content"][0]["text"]) == ("assistant", greeting)
+
+
+def test_greeting_is_not_marked_when_the_upstream_rejects_the_settings(
+    voice_app: VoiceAgentApp, mock_openai: MockRealtime
+) -> None:
+    mock_openai.on_client_event("session.update").send_error(
+        "invalid_value", "Invalid value for voice", param="session.audio.output.voice"
+    )
+    voice_app.open(greeting="Hello there")
+    voice_app.testid("connect-button").click()
+
+    expect(voice_app.testid("agent-error-count")).to_have_text("1")
+    expect(voice_app.testid("greeting-sent")).to_have_text("false")
+    expect(voice_app.testid("has-sent-settings")).to_have_text("false")
+    assert any("Invalid value for voice" in line for line in voice_app.event_log())
+
+
+def test_keepalive_is_sent_periodically_after_settings_and_never_errors(
+    voice_app: VoiceAgentApp, mock_openai: MockRealtime
+) -> None:
+    voice_app.open(keep_alive_ms=200)
+    voice_app.connect()
+    voice_app.page.wait_for_timeout(900)
+
+    sent = voice_app.frame_types("sent")
+    assert sent[0] == "Settings"
+    assert sent.count("KeepAlive") >= 3, sent
+    expect(voice_app.testid("agent-error-count")).to_have_text("0")
+    expect(voice_app.testid("connection-status")).to_have_text("connected")
+    assert mock_openai.received("input_audio_buffer.append") == []  # KeepAlive goes nowhere
+
+
+def test_text_typed_before_settings_applied_is_queued_then_answered(
+    voice_app: VoiceAgentApp, mock_openai: MockRealtime
+) -> None:
+    mock_openai.on_client_event("session.update").stall(800).once()  # a slow upstream
+
+    voice_app.send_text("Are you there?")  # before the connection is even open
+
+    assert voice_app.wait_for_reply() == "You said: Are you there?"
+    sent = voice_app.frame_types("sent")
+    received = voice_app.frame_types("received")
+    assert sent.index("InjectUserMessage") > sent.index("Settings")
+    # The app waited: its InjectUserMessage left only after SettingsApplied arrived.
+    order = [(f.direction, f.type) for f in voice_app.frames]
+    assert order.index(("sent", "InjectUserMessage")) > order.index(("received", "SettingsApplied"))
+    assert "SettingsApplied" in received

@@ -1,0 +1,54 @@
+"""Start a module of this project as a user would, and stop it after."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def running(
+    args: list[str], env: dict[str, str], ready: str
+) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """Start a module, wait for the line matching `ready`, stop it with SIGTERM after."""
+    process = subprocess.Popen(
+        [sys.executable, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip())
+            if re.search(ready, line):
+                break
+        assert any(re.search(ready, line) for line in lines), lines
+        yield process, lines
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            rest, _ = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            rest, _ = process.communicate()
+        lines.extend(rest.splitlines())
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LOG_LEVEL"))}
+    env.update(extra)
+    return env

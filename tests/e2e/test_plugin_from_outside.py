@@ -1,0 +1,47 @@
+"""The browser fixtures as another repo gets them: sync browser tests and async tests in
+one file, in one process, and a screenshot of the app when a browser test fails."""
+
+from __future__ import annotations
+
+import pytest
+
+OUTSIDE_TESTS = """
+import asyncio
+
+
+def test_browser_first_in_the_file(voice_app, mock_openai):
+    voice_app.connect()
+    assert voice_app.ask("hi") == "You said: hi"
+
+
+async def test_async_after_it_in_the_file(component_client):
+    await component_client.start()
+    await asyncio.sleep(0)
+
+
+def test_a_failing_browser_test(voice_app):
+    voice_app.connect()
+    assert voice_app.history() == [("user", "something that was never said")]
+"""
+
+
+def test_browser_and_async_tests_share_one_run_and_failures_leave_a_screenshot(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nasyncio_mode = auto\n")
+    pytester.makepyfile(test_outside=OUTSIDE_TESTS)
+
+    result = pytester.runpytest_subprocess(
+        "-v", "--screenshot=only-on-failure", "--output=artifacts", timeout=120
+    )
+
+    result.assert_outcomes(passed=2, failed=1)
+    # The async test ran before the browser started (see pytest_collection_modifyitems).
+    result.stdout.re_match_lines(
+        [r".*test_async_after_it_in_the_file PASSED", r".*test_browser_first_in_the_file.* PASSED"]
+    )
+    screenshots = list((pytester.path / "artifacts").rglob("*.png"))
+    assert [shot.parent.name for shot in screenshots] == [
+        "test-outside-py-test-a-failing-browser-test-chromium"
+    ]
+    assert screenshots[0].stat().st_size > 10_000  # a real picture of the page

@@ -199,11 +199,17 @@ class VoiceAgentApp:
         return reply.locator(".content").inner_text()
 
     def speak(self, pcm16: bytes, rate: int = FakeMicrophone.RATE) -> None:
-        """Say `pcm16` into the microphone and return once it has been said.
+        """Say `pcm16` (mono) into the microphone and return once it has been said.
 
         The microphone stays on (hearing silence) until `stop_microphone()`.
         """
-        seconds = self.microphone.load(pcm16, rate)
+        self._say(self.microphone.load(pcm16, rate))
+
+    def speak_wav(self, wav: Path) -> None:
+        """Say a mono PCM16 WAV file into the microphone, as `speak` does."""
+        self._say(self.microphone.load_wav(wav))
+
+    def _say(self, seconds: float) -> None:
         self.start_microphone()
         self.page.wait_for_timeout(seconds * 1000)
 

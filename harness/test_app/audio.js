@@ -6,6 +6,9 @@ export const OUTPUT_RATE = 24000;
 
 /** Open the microphone; `onFrame(ArrayBuffer)` gets 20 ms PCM16 frames until `stop()`. */
 export async function openMicrophone(onFrame) {
+  if (!navigator.mediaDevices) {
+    throw new Error("the browser allows the microphone only on https:// or http://127.0.0.1 / localhost pages");
+  }
   const stream = await navigator.mediaDevices.getUserMedia({
     audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
   });

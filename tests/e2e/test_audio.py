@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import re
+import wave
+from pathlib import Path
 
 from playwright.sync_api import expect
 
@@ -14,14 +16,21 @@ MIC_RATE = 16000
 
 
 def test_spoken_question_is_transcribed_answered_and_played(
-    voice_app: VoiceAgentApp, mock_openai: MockRealtime
+    voice_app: VoiceAgentApp, mock_openai: MockRealtime, tmp_path: Path
 ) -> None:
     mock_openai.on_user_speech().transcribe_as("what time is it").reply_with_audio(
         "It is noon.", chunks=5, chunk_ms=100
     )
     voice_app.connect()
 
-    voice_app.speak(tone_pcm16(800, rate=MIC_RATE))
+    question = tmp_path / "question.wav"
+    with wave.open(str(question), "wb") as wav:  # 800 ms of "speech" for the energy VAD
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(MIC_RATE)
+        wav.writeframes(tone_pcm16(800, rate=MIC_RATE))
+
+    voice_app.speak_wav(question)
 
     clock = re.compile(r"^\d\d:\d\d:\d\d$")
     expect(voice_app.testid("user-started-speaking")).to_have_text(clock, timeout=5000)

@@ -213,6 +213,15 @@ class VoiceAgentApp:
         self.start_microphone()
         self.page.wait_for_timeout(seconds * 1000)
 
+    def wait_for_played_ms(self, at_least: int, timeout: float = 10.0) -> None:
+        """Wait until the speaker has played at least this much agent audio."""
+        self.page.wait_for_function(
+            "ms => Number(document.querySelector('[data-testid=\"audio-played-ms\"]')"
+            ".textContent) >= ms",
+            arg=at_least,
+            timeout=timeout * 1000,
+        )
+
     def start_microphone(self) -> None:
         self.testid("microphone-button").click()
         expect(self.testid("mic-status")).to_have_text("Enabled", timeout=10_000)

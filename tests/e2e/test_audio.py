@@ -65,7 +65,7 @@ def test_speaking_while_the_agent_talks_stops_playback_and_truncates_upstream(
     voice_app.connect()
     voice_app.send_text("tell me a story")
     expect(voice_app.testid("agent-state")).to_have_text("speaking", timeout=5000)
-    _wait_for_played_ms(voice_app, at_least=300)
+    voice_app.wait_for_played_ms(300)
 
     voice_app.speak(tone_pcm16(700, rate=MIC_RATE))
 
@@ -89,12 +89,3 @@ def test_speaking_while_the_agent_talks_stops_playback_and_truncates_upstream(
         ("assistant", "Stopped."),
     ]
     voice_app.stop_microphone()
-
-
-def _wait_for_played_ms(app: VoiceAgentApp, at_least: int) -> None:
-    app.page.wait_for_function(
-        "ms => Number(document.querySelector('[data-testid=\"audio-played-ms\"]')"
-        ".textContent) >= ms",
-        arg=at_least,
-        timeout=5000,
-    )

@@ -63,11 +63,13 @@ def voice_app(
     browser_name: str,
     voice_app_server: str,
     proxy: Any,
+    proxy_factory: Any,
     fake_microphone: FakeMicrophone,
 ) -> Iterator[VoiceAgentApp]:
     """The test-app in a fresh browser context, opened on the `proxy` fixture, not connected.
 
-    The test fails if the page throws an uncaught error.
+    The test fails if the page throws an uncaught error. (`proxy_factory` is requested
+    so that proxies a test starts outlive the page, whose connections to them close first.)
     """
     if browser_name != "chromium":
         pytest.fail(f"the test-app's fake microphone needs Chromium, not {browser_name}")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from playwright.sync_api import expect
 
 from harness.browser import VoiceAgentApp
 from harness.mock_openai import MockRealtime
+from harness.pytest_plugin import ProxyEndpoint
 
 
 def test_connect_sends_settings_first_and_shows_settings_applied(
@@ -87,3 +90,19 @@ def test_text_typed_before_settings_applied_is_queued_then_answered(
     order = [(f.direction, f.type) for f in voice_app.frames]
     assert order.index(("sent", "InjectUserMessage")) > order.index(("received", "SettingsApplied"))
     assert "SettingsApplied" in received
+
+
+def test_proxy_auth_token_from_the_page_query_is_required_and_accepted(
+    voice_app: VoiceAgentApp,
+    mock_openai: MockRealtime,
+    proxy_factory: Callable[..., ProxyEndpoint],
+) -> None:
+    guarded = proxy_factory(client_token="page-token-123")
+    voice_app.open(proxy_url=guarded.url)
+    voice_app.testid("connect-button").click()
+    expect(voice_app.testid("connection-status")).to_have_text("error", timeout=3000)
+
+    voice_app.open(proxy_url=guarded.url, token="page-token-123")
+    voice_app.connect()
+
+    assert voice_app.ask("let me in") == "You said: let me in"

@@ -137,6 +137,13 @@ class ComponentClient:
             )
         return matches[count - 1]
 
+    async def wait_for_reply(self, count: int = 1, *, timeout: float = 10.0) -> str:
+        """The text of the `count`-th assistant `ConversationText`."""
+        reply = await self.wait_for(
+            "ConversationText", count=count, timeout=timeout, where=_from_assistant
+        )
+        return str(reply["content"])
+
     async def wait_for_audio(self, min_bytes: int, *, timeout: float = 10.0) -> bytes:
         try:
             async with asyncio.timeout(timeout):
@@ -202,3 +209,7 @@ def _decode(frame: str) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {"type": "<not json>", "raw": frame}
     return message if isinstance(message, dict) else {"type": "<not an object>", "raw": frame}
+
+
+def _from_assistant(message: dict[str, Any]) -> bool:
+    return bool(message.get("role") == "assistant")

@@ -1,10 +1,11 @@
-"""Start a module of this project as a user would, and stop it after."""
+"""Processes and ports for tests: start a module of this project as a user would."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -52,3 +53,10 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LOG_LEVEL"))}
     env.update(extra)
     return env
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (free now; closed to connections)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -47,7 +47,9 @@ const options = {
   prompt: query.get("prompt") || undefined,
   greeting: query.get("greeting") || undefined,
   keepAliveMs: query.has("keepAliveMs") ? Number(query.get("keepAliveMs")) : undefined,
-  functions: [],
+  get functions() {
+    return [...functions.values()].map((f) => f.definition); // read when Settings is built
+  },
 };
 const agent = new VoiceAgent(endpoint, options);
 const speaker = new Speaker();
@@ -209,14 +211,12 @@ function connect() {
     return Promise.reject(new Error("no proxyEndpoint"));
   }
   speaker.resume(); // inside the user's gesture, so playback is allowed
-  options.functions = [...functions.values()].map((f) => f.definition);
   return agent.connect();
 }
 
 function sendText(text) {
   if (!text.trim()) return;
   speaker.resume();
-  options.functions = [...functions.values()].map((f) => f.definition);
   agent.sendText(text);
   setAgentState("thinking");
 }

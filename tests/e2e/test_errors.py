@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import re
-import socket
 
 from playwright.sync_api import expect
 
 from harness.browser import VoiceAgentApp
 from harness.mock_openai import MockRealtime
 from harness.pytest_plugin import ProxyEndpoint
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.processes import free_port
 
 
 def test_wrong_proxy_url_fails_within_seconds(voice_app: VoiceAgentApp) -> None:
-    voice_app.open(proxy_url=f"ws://127.0.0.1:{_closed_port()}/openai")
+    voice_app.open(proxy_url=f"ws://127.0.0.1:{free_port()}/openai")
 
     voice_app.testid("connect-button").click()
 
@@ -41,7 +35,7 @@ def test_wrong_path_on_the_proxy_fails_within_seconds(
 def test_unreachable_upstream_shows_an_error_then_closes(
     voice_app: VoiceAgentApp, proxy_factory: object
 ) -> None:
-    dead_upstream = f"ws://127.0.0.1:{_closed_port()}/v1/realtime"
+    dead_upstream = f"ws://127.0.0.1:{free_port()}/v1/realtime"
     broken = proxy_factory(upstream_url=dead_upstream, upstream_connect_timeout=2.0)  # type: ignore[operator]
     voice_app.open(proxy_url=broken.url)
 

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from harness.pytest_plugin import MOCK_API_KEY
+from tests.processes import free_port
 
 OUTSIDE_TESTS = """
 import pytest
@@ -23,10 +24,7 @@ async def test_scripted_reply(mock_openai, component_client):
     mock_openai.on_user_text("weather").reply_with_audio("Sunny.")
     await component_client.start()
     await component_client.inject("weather please")
-    reply = await component_client.wait_for(
-        "ConversationText", where=lambda m: m["role"] == "assistant"
-    )
-    assert reply["content"] == "Sunny."
+    assert await component_client.wait_for_reply() == "Sunny."
     assert component_client.audio
     mock_openai.assert_received_in_order(["session.update", "conversation.item.create"])
 
@@ -71,12 +69,6 @@ def test_markers_and_options_are_registered(outside_project: pytest.Pytester) ->
     result.stdout.fnmatch_lines(["*unit:*", "*integration:*", "*e2e:*"])
     result = outside_project.runpytest_subprocess("--help")
     result.stdout.fnmatch_lines(["*--upstream=*", "*--proxy-url=*", "*--mock-port=*"])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_the_suite_runs_against_an_already_running_proxy(outside_project: pytest.Pytester) -> None:

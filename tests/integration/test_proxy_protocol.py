@@ -90,7 +90,7 @@ async def test_context_in_settings_is_replayed_in_order_without_greeting(
         ("user", "I like tea."),
     ]
     await component_client.inject("What is my name?")
-    await component_client.wait_for("ConversationText", where=lambda m: m["role"] == "assistant")
+    await component_client.wait_for_reply()
     assert "Hello!" not in [m["content"] for m in component_client.received("ConversationText")]
 
 
@@ -103,10 +103,7 @@ async def test_inject_round_trip_with_user_echo_and_agent_audio(
     mock_openai.on_user_text("weather").reply_with_audio("It is sunny today.", chunks=3)
     await component_client.start()
     await component_client.inject("How is the weather?")
-    reply = await component_client.wait_for(
-        "ConversationText", where=lambda m: m["role"] == "assistant"
-    )
-    assert reply["content"] == "It is sunny today."
+    assert await component_client.wait_for_reply() == "It is sunny today."
     await component_client.wait_for("AgentAudioDone")
     types = component_client.types()
     echo = component_client.received("ConversationText")[0]
@@ -128,10 +125,7 @@ async def test_text_only_sessions_get_text_replies(
     await component_client.start()
     mock_openai.on_user_text("hi").reply_with_text("Hello in text.")
     await component_client.inject("hi")
-    reply = await component_client.wait_for(
-        "ConversationText", where=lambda m: m["role"] == "assistant"
-    )
-    assert reply["content"] == "Hello in text."
+    assert await component_client.wait_for_reply() == "Hello in text."
 
 
 async def test_multi_turn_keeps_one_response_at_a_time(
@@ -219,10 +213,7 @@ async def test_function_call_round_trip_then_text_in_order(
         "call_id": call["id"],
         "output": '{"time": "12:00"}',
     }
-    reply = await component_client.wait_for(
-        "ConversationText", where=lambda m: m["role"] == "assistant"
-    )
-    assert reply["content"] == "It is noon in UTC."
+    assert await component_client.wait_for_reply() == "It is noon in UTC."
     order = [
         m["type"]
         for m in component_client.messages
@@ -246,10 +237,7 @@ async def test_transcript_only_response_gives_text_and_no_function_request(
     )
     await component_client.start()
     await component_client.inject("What time is it?")
-    reply = await component_client.wait_for(
-        "ConversationText", where=lambda m: m["role"] == "assistant"
-    )
-    assert reply["content"] == "Function call: get_current_time()"
+    assert await component_client.wait_for_reply() == "Function call: get_current_time()"
     assert not component_client.received("FunctionCallRequest")
 
 
@@ -297,10 +285,7 @@ async def test_spoken_turn_gives_vad_events_transcript_and_reply(
     assert final["transcript"] == "what time is it"
     user = await component_client.wait_for("ConversationText", where=lambda m: m["role"] == "user")
     assert user["content"] == "what time is it"
-    reply = await component_client.wait_for(
-        "ConversationText", where=lambda m: m["role"] == "assistant"
-    )
-    assert reply["content"] == "Noon."
+    assert await component_client.wait_for_reply() == "Noon."
     types = component_client.types()
     assert types.index("UserStoppedSpeaking") < types.index("UtteranceEnd")
 

@@ -74,6 +74,7 @@ class ProxyServer:
         self.config = config
         self.active_sessions = 0
         self._server: Server | None = None
+        self._idle: anyio.Event | None = None  # created on the serving loop
 
     @property
     def port(self) -> int:
@@ -86,6 +87,8 @@ class ProxyServer:
         return f"ws://{self.config.host}:{self.port}{self.config.path}"
 
     async def start(self) -> None:
+        self._idle = anyio.Event()
+        self._idle.set()
         self._server = await serve(
             self._handle,
             self.config.host,
@@ -105,6 +108,12 @@ class ProxyServer:
             await self._server.wait_closed()
             self._server = None
 
+    async def wait_idle(self, timeout: float = 5.0) -> None:
+        """Wait until no session is open (on the serving loop); TimeoutError after `timeout`."""
+        assert self._idle is not None, "the proxy is not started"
+        with anyio.fail_after(timeout):
+            await self._idle.wait()
+
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
         if url.path != self.config.path:
@@ -119,11 +128,15 @@ class ProxyServer:
 
     async def _handle(self, client: ServerConnection) -> None:
         self.active_sessions += 1
+        if self._idle is None or self._idle.is_set():
+            self._idle = anyio.Event()
         log.info("client connected from %s", _peer(client))
         try:
             await _Bridge(client, self.config).run()
         finally:
             self.active_sessions -= 1
+            if not self.active_sessions and self._idle is not None:
+                self._idle.set()
             log.info("client %s gone", _peer(client))
 
 

@@ -109,6 +109,7 @@ class MockConnection:
         self._session: RealtimeSession | None = None
         self._outbox: asyncio.Queue[Any] | None = None
         self._closing: asyncio.Event | None = None
+        self._deaf: asyncio.Event | None = None  # set: the socket is no longer read
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:  # no headers: they hold the API key
@@ -375,6 +376,14 @@ class MockRealtime:
         for target in self._targets(connection):
             self._call_in_loop(self._enqueue, target, data, isinstance(data, str), None)
 
+    def stop_reading(self, connection: int | None = None) -> None:
+        """Fault: stop reading what the client sends (a deaf upstream that still talks).
+
+        The client's frames pile up in websockets' queue and then in the TCP buffers, so
+        its writes eventually block, as with a wedged server."""
+        for target in self._targets(connection):
+            self._call_in_loop(_set_deaf, target)
+
     def close_connections(self, code: int = 1011, reason: str = "") -> None:
         """Close every open connection with `code`, after what is already queued."""
         for target in self._targets(None):
@@ -509,12 +518,16 @@ class MockRealtime:
         connection._session = session
         connection._outbox = asyncio.Queue()
         connection._closing = asyncio.Event()
+        connection._deaf = asyncio.Event()
         writer = asyncio.create_task(self._write(connection, ws))
         crashed = False
         try:
             await self._execute(connection, session.open(actions))
             async for message in ws:
                 if connection._closing.is_set():
+                    break
+                if connection._deaf.is_set():
+                    await _until_closed(connection._closing, ws)
                     break
                 if isinstance(message, bytes):
                     steps: Iterable[Step] = session.reject_frame(
@@ -672,6 +685,21 @@ class MockRealtime:
             await asyncio.gather(*tasks, return_exceptions=True)
         else:
             await asyncio.sleep(0)  # let each close() send its frame
+
+
+def _set_deaf(connection: MockConnection) -> None:
+    if connection._deaf is not None:
+        connection._deaf.set()
+
+
+async def _until_closed(closing: asyncio.Event, ws: ServerConnection) -> None:
+    """Wait, reading nothing, until the mock closes the connection or it is lost."""
+    waits = [asyncio.ensure_future(closing.wait()), asyncio.ensure_future(ws.wait_closed())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 def _describe(text: str | re.Pattern[str]) -> str:

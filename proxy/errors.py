@@ -1,4 +1,4 @@
-"""Error codes the proxy puts in `Error {code}` messages (PROTOCOL.md section 8).
+"""Codes the proxy puts in `Error {code}` and `Warning {code}` (PROTOCOL.md §8, §13).
 
 Codes shared with the TS peer keep its spelling; upstream codes pass through unchanged.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["ErrorCode"]
+__all__ = ["ErrorCode", "WarningCode"]
 
 
 class ErrorCode(StrEnum):
@@ -15,11 +15,26 @@ class ErrorCode(StrEnum):
     DISALLOWED_CLIENT_MESSAGE_TYPE = "disallowed_client_message_type"
     UPSTREAM_CLOSED_BEFORE_SESSION_READY = "upstream_closed_before_session_ready"
     UNMAPPED_UPSTREAM_EVENT = "unmapped_upstream_event"
-    # Ours.
+    # Ours: the client's input.
     INVALID_JSON = "invalid_json"
     INVALID_MESSAGE = "invalid_message"
     FRAME_TOO_LARGE = "frame_too_large"
     CLIENT_QUEUE_FULL = "client_queue_full"
+    UNSUPPORTED_AUDIO_FORMAT = "unsupported_audio_format"
+    RATE_LIMITED = "rate_limited"
+    CLIENT_TOO_SLOW = "client_too_slow"
+    CLIENT_IDLE = "client_idle"
+    # Ours: upstream.
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     UPSTREAM_AUTH_FAILED = "upstream_auth_failed"
     UPSTREAM_CLOSED = "upstream_closed"
+    UPSTREAM_TIMEOUT = "upstream_timeout"
+    UPSTREAM_STALLED = "upstream_stalled"
+    UPSTREAM_PROTOCOL_ERROR = "upstream_protocol_error"
+    FUNCTION_ENDPOINT_FAILED = "function_endpoint_failed"
+
+
+class WarningCode(StrEnum):
+    UNSUPPORTED_BY_BACKEND = "unsupported_by_backend"
+    SETTING_IGNORED = "setting_ignored"
+    FUNCTION_ENDPOINT_FORBIDDEN = "function_endpoint_forbidden"

@@ -1,45 +1,110 @@
-"""Keep the OpenAI API key out of every log line and every client-bound text."""
+"""Secrets out of every log line and every client-bound frame.
+
+The OpenAI key must never reach a client or a log, nor may the masked echoes of it that
+upstream error messages contain (``Incorrect API key provided: sk-abc***wxyz``). Client
+tokens never reach a log. User content (websockets' frame dumps at DEBUG) reaches a log
+only when the operator asks for it (`--log-content`).
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 
-__all__ = ["KeyRedactingFilter", "redact", "redacting_logger"]
+__all__ = ["KeyRedactingFilter", "Redactor", "redact", "redact_secrets", "redacting_logger"]
 
-# OpenAI keys, the masked forms its error messages echo ("sk-abc***wxyz"), and any
-# bearer credential (websockets logs request headers at debug level).
-_KEY_LIKE = re.compile(r"\b(?:sk|rk|ek)-[A-Za-z0-9_\-*]{4,}")
-_BEARER = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
+_HIDDEN = "[redacted]"
+# OpenAI-style keys and any credential after an auth scheme or a token= parameter.
+_KEY_LIKE = re.compile(r"\b(?:sk|rk|ek)-[A-Za-z0-9_\-*.•…]{4,}")
+_SCHEME = re.compile(r"\b(Bearer|Token|Basic)(\s+)[^\s\"',]+", re.IGNORECASE)
+_TOKEN_PARAM = re.compile(r"([?&](?:token|key|api_key|access_token)=)[^&\s\"']+", re.IGNORECASE)
+_TOKEN_PROTOCOL = re.compile(r"(\b(?:token|bearer)\s*,\s*)[^\s,\"']+", re.IGNORECASE)
+# A masked credential: word characters around a run of mask characters.
+_MASKED = re.compile(r"[A-Za-z0-9_\-]*(?:\*{3,}|•{3,}|…|\.{3,}|x{4,})[A-Za-z0-9_\-]*")
+_FRAME_DUMP = re.compile(r"^([<>] (?:TEXT|BINARY|CONT) ).*?(\[\d+ bytes\])?$", re.DOTALL)
 
 
-def redact(text: str, secret: str | None = None) -> str:
-    """Remove `secret`, bearer credentials and anything shaped like an OpenAI key."""
-    if secret:
-        text = text.replace(secret, "[redacted]")
-    text = _BEARER.sub(r"\1[redacted]", text)
-    return _KEY_LIKE.sub("[redacted]", text)
+def redact(text: str, *secrets: str | None) -> str:
+    """For logs: `redact_secrets`, and any credential after an auth scheme, in a
+    `token=` parameter or in a token subprotocol."""
+    text = redact_secrets(text, *secrets)
+    text = _SCHEME.sub(rf"\1\2{_HIDDEN}", text)
+    text = _TOKEN_PARAM.sub(rf"\1{_HIDDEN}", text)
+    return _TOKEN_PROTOCOL.sub(rf"\1{_HIDDEN}", text)
+
+
+def redact_secrets(text: str, *secrets: str | None) -> str:
+    """For anything a client sees: `text` without the secrets, masked echoes of them,
+    or words shaped like an OpenAI key."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, _HIDDEN)
+    text = _KEY_LIKE.sub(_HIDDEN, text)
+    known = [secret for secret in secrets if secret and len(secret) >= 8]
+    if known:
+        text = _MASKED.sub(lambda match: _unmask(match.group(0), known), text)
+    return text
+
+
+def _unmask(word: str, secrets: list[str]) -> str:
+    """Hide `word` when it is a masked form of a secret: the secret's start or end
+    around the mask."""
+    head = re.split(r"[*•….]|x{4,}", word, maxsplit=1)[0]
+    tail = re.split(r"[*•….]|x{4,}", word)[-1]
+    for secret in secrets:
+        if (len(head) >= 3 and secret.startswith(head)) or (
+            len(tail) >= 3 and secret.endswith(tail)
+        ):
+            return _HIDDEN
+    return word
+
+
+class Redactor:
+    """Scrubs client-bound JSON frames; cheap when there is nothing to scrub."""
+
+    def __init__(self, *secrets: str | None) -> None:
+        self.secrets = tuple(s for s in secrets if s)
+        alternatives = [re.escape(s.encode()) for s in self.secrets]
+        alternatives.append(rb"\b(?:sk|rk|ek)-")
+        alternatives += [rb"\*\*\*", "•".encode(), "…".encode(), rb"\.\.\.", rb"xxxx"]
+        self._suspect = re.compile(b"|".join(alternatives))
+
+    def scrub(self, payload: bytes) -> bytes:
+        if self._suspect.search(payload) is None:
+            return payload
+        text = payload.decode("utf-8", "replace")
+        cleaned = redact_secrets(text, *self.secrets)
+        return payload if cleaned == text else cleaned.encode()
 
 
 class KeyRedactingFilter(logging.Filter):
-    """A logging filter that rewrites records so known secrets never reach a handler."""
+    """Rewrites log records so secrets never reach a handler, and hides frame contents
+    unless `log_content`."""
 
-    def __init__(self, *secrets: str | None) -> None:
+    def __init__(self, *secrets: str | None, log_content: bool = False) -> None:
         super().__init__()
         self.secrets = {s for s in secrets if s}
+        self.log_content = log_content
+
+    def add(self, secrets: Iterable[str | None]) -> None:
+        self.secrets.update(s for s in secrets if s)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = message
-        for secret in self.secrets:
-            cleaned = cleaned.replace(secret, "[redacted]")
-        cleaned = redact(cleaned)
+        cleaned = redact(message, *self.secrets)
+        if not self.log_content:
+            cleaned = _FRAME_DUMP.sub(_hide_content, cleaned)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
 
 
-def redacting_logger(name: str, secret: str | None) -> logging.Logger:
+def _hide_content(match: re.Match[str]) -> str:
+    return f"{match.group(1)}[content hidden] {match.group(2) or ''}".rstrip()
+
+
+def redacting_logger(name: str, *secrets: str | None) -> logging.Logger:
     """A logger whose records are scrubbed before any handler (pytest's too) sees them.
 
     Filters attached to a logger only apply to records logged on that very logger, so
@@ -49,7 +114,7 @@ def redacting_logger(name: str, secret: str | None) -> logging.Logger:
     logger = logging.getLogger(name)
     existing = next((f for f in logger.filters if isinstance(f, KeyRedactingFilter)), None)
     if existing is None:
-        logger.addFilter(KeyRedactingFilter(secret))
-    elif secret:
-        existing.secrets.add(secret)
+        logger.addFilter(KeyRedactingFilter(*secrets))
+    else:
+        existing.add(secrets)
     return logger

@@ -1,70 +1,42 @@
-"""The proxy's sockets: a websockets server whose every connection is bridged upstream.
+"""The listening proxy: who gets in (before the upgrade), and one `Bridge` per session.
 
-Each connection runs in one anyio task group: a pump per socket feeds the
-`ProxySession`, and a writer per socket sends what the session decided. The writers
-read bounded memory streams, so frames leave in exactly the order the session chose
-them (two pumps never race on one socket), and a slow peer makes the pump feeding it
-wait instead of growing a buffer.
+Before a WebSocket upgrade is accepted the request is checked in this order: the
+endpoint, the client token (401), the browser origin (403), draining (503), the
+per-address limit (429) and the session limit (503). Plain HTTP requests get the health
+endpoints or the optional static handler (the test-app).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+import weakref
+from collections.abc import Sequence
 from http import HTTPStatus
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import anyio
-from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
-from .errors import ErrorCode
-from .redaction import redact, redacting_logger
-from .session import (
-    Action,
-    CloseClient,
-    CloseUpstream,
-    FlushAudioAfter,
-    ProxySession,
-    SendToClient,
-    SendUpstream,
-    SessionOptions,
-)
+from .access import TOKEN_SUBPROTOCOLS, OriginPolicy, client_address, offered_token, token_matches
+from .bridge import Bridge
+from .config import DEFAULT_UPSTREAM_URL, ProxyConfig
+from .limits import Admission, Refusal, SessionTicket
+from .outbox import CLOSE_GRACE, WRITE_LIMIT
+from .redaction import redacting_logger
 
 __all__ = ["DEFAULT_UPSTREAM_URL", "ProxyConfig", "ProxyServer"]
 
 log = logging.getLogger("proxy.server")
 
-DEFAULT_UPSTREAM_URL = "wss://api.openai.com/v1/realtime?model=gpt-realtime"
-_OUTBOX_SIZE = 256  # frames per direction before the producing pump waits
-_CLOSE_GRACE = 2.0  # seconds a closing handshake may take before we drop the socket
-
-
-@dataclass(frozen=True)
-class ProxyConfig:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    path: str = "/openai"
-    upstream_url: str = DEFAULT_UPSTREAM_URL
-    api_key: str | None = field(default=None, repr=False)
-    client_token: str | None = field(default=None, repr=False)  # require ?token= when set
-    upstream_connect_timeout: float = 10.0
-    max_frame_bytes: int = 1 << 20
-    audio_batch_ms: int = 100
-    # Answers plain HTTP requests to other paths (the test-app); None means 404.
-    http_handler: Callable[[ServerConnection, Request], Response] | None = None
-
-    def session_options(self) -> SessionOptions:
-        return SessionOptions(
-            api_key=self.api_key,
-            max_frame_bytes=self.max_frame_bytes,
-            audio_batch_ms=self.audio_batch_ms,
-        )
+_REFUSAL_TEXT = {
+    Refusal.TOO_MANY_SESSIONS: "the proxy is at its session limit; try again later\n",
+    Refusal.TOO_MANY_FROM_ADDRESS: "too many sessions from this address\n",
+}
 
 
 class ProxyServer:
@@ -73,8 +45,19 @@ class ProxyServer:
     def __init__(self, config: ProxyConfig) -> None:
         self.config = config
         self.active_sessions = 0
+        self.draining = False
         self._server: Server | None = None
         self._idle: anyio.Event | None = None  # created on the serving loop
+        self._admission = Admission(config.max_sessions, config.max_sessions_per_ip)
+        self._tickets: weakref.WeakKeyDictionary[ServerConnection, SessionTicket] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._origins = OriginPolicy.for_listener(config.host, config.allowed_origins)
+        self._trusted = tuple(
+            ipaddress.ip_network(entry, strict=False) for entry in config.trusted_proxies
+        )
+        self._session_ids = itertools.count(1)
+        self._tokens = (config.client_token,) if config.client_token else ()
 
     @property
     def port(self) -> int:
@@ -84,7 +67,7 @@ class ProxyServer:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.config.host}:{self.port}{self.config.path}"
+        return f"ws://{_url_host(self.config.host)}:{self.port}{self.config.path}"
 
     async def start(self) -> None:
         self._idle = anyio.Event()
@@ -94,11 +77,18 @@ class ProxyServer:
             self.config.host,
             self.config.port,
             process_request=self._check_request,
-            # Larger than our own limit so an oversized frame gets an Error, not a close.
-            max_size=max(16 << 20, 4 * self.config.max_frame_bytes),
+            select_subprotocol=_token_subprotocol,
+            server_header=None,  # no version banner
+            max_size=self.config.hard_frame_bytes,
+            max_queue=4,
+            write_limit=WRITE_LIMIT,
             compression=None,  # audio does not compress; deflate would cost CPU per frame
-            close_timeout=_CLOSE_GRACE,
-            logger=redacting_logger("proxy.client_ws", self.config.api_key),
+            ping_interval=self.config.ping_interval,
+            ping_timeout=self.config.ping_timeout,
+            close_timeout=CLOSE_GRACE,
+            logger=redacting_logger(
+                "proxy.client_ws", self.config.api_key, self.config.client_token
+            ),
         )
 
     async def stop(self) -> None:
@@ -114,202 +104,86 @@ class ProxyServer:
         with anyio.fail_after(timeout):
             await self._idle.wait()
 
+    # ------------------------------------------------------------ before the upgrade
+
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        url = urlsplit(request.path)
-        if url.path != self.config.path:
+        path = urlsplit(request.path).path
+        if path == "/healthz":
+            return _plain(HTTPStatus.OK, "ok\n")
+        if path == "/readyz":
+            if self.draining or self._admission.full:
+                return _plain(HTTPStatus.SERVICE_UNAVAILABLE, "not accepting sessions\n")
+            return _plain(HTTPStatus.OK, "ready\n")
+        if path not in self.config.paths:
             if self.config.http_handler is not None:
                 return self.config.http_handler(connection, request)
-            return connection.respond(HTTPStatus.NOT_FOUND, f"no endpoint at {url.path}\n")
-        if self.config.client_token is not None:
-            token = parse_qs(url.query).get("token", [""])[0]
-            if token != self.config.client_token:
-                return connection.respond(HTTPStatus.UNAUTHORIZED, "missing or wrong ?token=\n")
+            return _plain(HTTPStatus.NOT_FOUND, f"no endpoint at {path}\n")
+        headers = request.headers
+        if self._tokens and not token_matches(offered_token(request.path, headers), self._tokens):
+            return _plain(HTTPStatus.UNAUTHORIZED, "missing or wrong client token\n")
+        same_origin = headers.get("Host") if self.config.same_origin_pages else None
+        if not self._origins.allows(headers.get("Origin"), same_origin_host=same_origin):
+            log.info("refused a connection from origin %r", headers.get("Origin", "")[:200])
+            return _plain(HTTPStatus.FORBIDDEN, "origin not allowed\n")
+        if self.draining:
+            return _plain(HTTPStatus.SERVICE_UNAVAILABLE, "the proxy is shutting down\n")
+        peer = connection.remote_address[0] if connection.remote_address else "?"
+        address = client_address(str(peer), headers.get("X-Forwarded-For"), self._trusted)
+        ticket = self._admission.admit(address)
+        if isinstance(ticket, Refusal):
+            log.warning("refused a session from %s: %s", address, ticket.name.lower())
+            return _plain(HTTPStatus(ticket.value), _REFUSAL_TEXT[ticket])
+        # Released by the session, or when the connection is dropped if the upgrade
+        # fails after this point (so a torn handshake cannot leak a place).
+        self._tickets[connection] = ticket
+        weakref.finalize(connection, ticket.release)
         return None
 
+    # ------------------------------------------------------------ sessions
+
     async def _handle(self, client: ServerConnection) -> None:
+        ticket = self._tickets.pop(client, None)
         self.active_sessions += 1
         if self._idle is None or self._idle.is_set():
             self._idle = anyio.Event()
-        log.info("client connected from %s", _peer(client))
+        session_id = f"s{next(self._session_ids):x}"
+        bridge = Bridge(client, self.config, session_id)
+        bridge.log.info("client connected from %s", _peer(client))
         try:
-            await _Bridge(client, self.config).run()
+            await bridge.run()
         finally:
+            if ticket is not None:
+                ticket.release()
             self.active_sessions -= 1
             if not self.active_sessions and self._idle is not None:
                 self._idle.set()
-            log.info("client %s gone", _peer(client))
+            bridge.log.info("client gone")
 
 
-class _Bridge:
-    """One client connection and its upstream connection, joined by a ProxySession."""
-
-    def __init__(self, client: ServerConnection, config: ProxyConfig) -> None:
-        self.client = client
-        self.config = config
-        self.session = ProxySession(config.session_options())
-        self.upstream: ClientConnection | None = None
-        self._to_client: tuple[MemoryObjectSendStream[Action], MemoryObjectReceiveStream[Action]]
-        self._to_client = anyio.create_memory_object_stream[Action](_OUTBOX_SIZE)
-        self._to_upstream: tuple[MemoryObjectSendStream[Action], MemoryObjectReceiveStream[Action]]
-        self._to_upstream = anyio.create_memory_object_stream[Action](_OUTBOX_SIZE)
-        self._upstream_connected = anyio.Event()
-        self._tg: TaskGroup | None = None
-
-    async def run(self) -> None:
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            client_writer_done, upstream_writer_done = anyio.Event(), anyio.Event()
-            tg.start_soon(self._client_writer, client_writer_done)
-            tg.start_soon(self._upstream_writer, upstream_writer_done)
-            tg.start_soon(self._upstream_pump)
-            await self._client_pump()
-            # The client is gone: close upstream, let the writers drain, then stop.
-            await self._dispatch(self.session.client_closed())
-            self._to_client[0].close()
-            self._to_upstream[0].close()
-            with anyio.move_on_after(_CLOSE_GRACE):
-                await client_writer_done.wait()
-                await upstream_writer_done.wait()
-            tg.cancel_scope.cancel()
-
-    # ------------------------------------------------------------ pumps
-
-    async def _client_pump(self) -> None:
-        session = self.session
-        try:
-            async for message in self.client:
-                if isinstance(message, str):
-                    await self._dispatch(session.client_text(message))
-                else:
-                    await self._dispatch(session.client_binary(message))
-        except ConnectionClosed:
-            pass
-
-    async def _upstream_pump(self) -> None:
-        upstream = await self._connect_upstream()
-        if upstream is None:
-            return
-        session = self.session
-        try:
-            while True:
-                message = await upstream.recv(decode=False)
-                await self._dispatch(session.upstream_message(message))
-        except ConnectionClosed as closed:
-            code = closed.rcvd.code if closed.rcvd else None
-            reason = closed.rcvd.reason if closed.rcvd else ""
-            log.info("upstream closed (code %s)", code)
-            await self._dispatch(session.upstream_closed(code, redact(reason, self.config.api_key)))
-        finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_GRACE):
-                await upstream.close()
-
-    async def _connect_upstream(self) -> ClientConnection | None:
-        headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
-        failure: tuple[ErrorCode, str]
-        try:
-            with anyio.fail_after(self.config.upstream_connect_timeout):
-                self.upstream = await connect(
-                    self.config.upstream_url,
-                    additional_headers=headers,
-                    max_size=None,
-                    compression=None,
-                    open_timeout=None,
-                    close_timeout=_CLOSE_GRACE,
-                    logger=redacting_logger("proxy.upstream_ws", self.config.api_key),
-                )
-            self._upstream_connected.set()
-            return self.upstream
-        except InvalidStatus as refused:
-            status = refused.response.status_code
-            code = (
-                ErrorCode.UPSTREAM_AUTH_FAILED
-                if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN)
-                else ErrorCode.UPSTREAM_UNAVAILABLE
-            )
-            failure = (code, f"upstream refused the connection (HTTP {status})")
-        except TimeoutError:
-            failure = (
-                ErrorCode.UPSTREAM_UNAVAILABLE,
-                f"upstream did not answer within {self.config.upstream_connect_timeout:g} s",
-            )
-        except (OSError, InvalidHandshake, InvalidURI) as exc:
-            failure = (ErrorCode.UPSTREAM_UNAVAILABLE, f"cannot reach upstream: {exc}")
-        code, description = failure
-        description = redact(description, self.config.api_key)
-        log.warning("upstream connection failed: %s", description)
-        self._upstream_connected.set()
-        await self._dispatch(self.session.upstream_failed(code, description))
-        return None
-
-    # ------------------------------------------------------------ routing and writers
-
-    async def _dispatch(self, actions: list[Action]) -> None:
-        for action in actions:
-            if isinstance(action, FlushAudioAfter):
-                assert self._tg is not None
-                self._tg.start_soon(self._flush_audio_after, action.seconds)
-                continue
-            outbox = (
-                self._to_client[0]
-                if isinstance(action, SendToClient | CloseClient)
-                else self._to_upstream[0]
-            )
-            try:
-                outbox.send_nowait(action)
-            except anyio.WouldBlock:
-                await outbox.send(action)  # backpressure: the peer is slower than its feed
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                return  # shutting down
-
-    async def _flush_audio_after(self, seconds: float) -> None:
-        await anyio.sleep(seconds)
-        await self._dispatch(self.session.flush_audio())
-
-    async def _client_writer(self, done: anyio.Event) -> None:
-        try:
-            async for action in _drain(self._to_client[1]):
-                try:
-                    if isinstance(action, SendToClient):
-                        await self.client.send(action.payload, text=action.text)
-                    elif isinstance(action, CloseClient):
-                        await self.client.close(action.code, action.reason)
-                except ConnectionClosed:
-                    pass  # the client pump sees the close and ends the bridge
-        finally:
-            done.set()
-
-    async def _upstream_writer(self, done: anyio.Event) -> None:
-        try:
-            async for action in _drain(self._to_upstream[1]):
-                if not self._upstream_connected.is_set():
-                    await self._upstream_connected.wait()
-                upstream = self.upstream
-                if upstream is None:
-                    continue  # never connected: nothing to send or close
-                try:
-                    if isinstance(action, SendUpstream):
-                        await upstream.send(action.payload, text=True)
-                    elif isinstance(action, CloseUpstream):
-                        await upstream.close(action.code, action.reason)
-                except ConnectionClosed:
-                    pass  # the upstream pump reports it
-        finally:
-            done.set()
+def _token_subprotocol(
+    connection: ServerConnection, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    """Answer Deepgram's `token, <key>` (or `bearer`) convention; never refuse others."""
+    return next((name for name in offered if name.lower() in TOKEN_SUBPROTOCOLS), None)
 
 
-async def _drain(stream: MemoryObjectReceiveStream[Action]) -> AsyncIterator[Action]:
-    """Yield queued actions without a scheduler round trip while some are waiting."""
-    async with stream:
-        while True:
-            try:
-                yield stream.receive_nowait()
-            except anyio.WouldBlock:
-                try:
-                    yield await stream.receive()
-                except anyio.EndOfStream:
-                    return
-            except anyio.EndOfStream:
-                return
+def _plain(status: HTTPStatus, text: str) -> Response:
+    body = text.encode()
+    headers = Headers(
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Cache-Control", "no-store"),
+        ]
+    )
+    return Response(status.value, status.phrase, headers, body)
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 def _peer(connection: ServerConnection) -> str:

@@ -1,16 +1,21 @@
 """One proxied conversation as a plain object: no sockets, no event loop.
 
 The server feeds it what happened ("the client sent this text", "upstream sent this
-event", "the audio flush timer fired", "upstream closed") and sends the actions it
-returns, in order. Every ordering rule of the proxy lives here:
+event", "time passed", "upstream closed") and sends the actions it returns, in order.
+Every ordering rule of the proxy lives here:
 
-- readiness: nothing goes upstream before `session.created`; after that the first
-  `Settings` goes at once and everything else waits, in order, until it is applied
-  (then context items, then the greeting);
-- one active response: `response.create` is held while a response is requested or
-  running and sent once on `response.done`;
+- readiness: nothing goes upstream before `session.created`; then the first `Settings`
+  goes at once and everything else waits, in order, until it is applied (then context
+  items, then the greeting);
+- one response at a time (`ResponseGate`): `response.create` is held while a response
+  is requested or running;
 - barge-in: user speech while agent audio is still playing truncates the item upstream
-  to what the user can have heard.
+  to what the user can have heard;
+- limits and deadlines: bytes held, turn rate, silent upstream, idle client.
+
+Everything the client sends and everything upstream sends is checked against its
+declared shape before use (`client_messages`, `upstream_events`); a wrong shape is
+answered with an `Error` and changes nothing else.
 """
 
 from __future__ import annotations
@@ -19,62 +24,108 @@ import base64
 import binascii
 import itertools
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
 from . import translate
-from .errors import ErrorCode
-from .messages import (
-    INBOUND_TYPES,
-    AgentAudioDone,
-    AgentStartedSpeaking,
-    AgentThinking,
+from .audio_formats import ClientAudio, UnsupportedAudioFormat, negotiate
+from .audio_path import AgentAudio, MicrophoneInput, RecentIds
+from .client_messages import (
+    CLIENT_MESSAGE_TYPES,
     ClientMessage,
-    ConversationText,
-    Error,
+    ForceEndTurn,
     FunctionCallResponse,
+    FunctionDefinition,
     InjectAgentMessage,
     InjectUserMessage,
     InvalidMessage,
     KeepAlive,
-    PromptUpdated,
-    ServerMessage,
     Settings,
-    SettingsApplied,
-    SpeakUpdated,
-    Transcript,
+    UpdateListen,
     UpdatePrompt,
     UpdateSpeak,
+    UpdateThink,
+    UpdateThinkLive,
+    first,
+    parse_client_message,
+)
+from .errors import ErrorCode, WarningCode
+from .limits import TokenBucket
+from .logs import SessionLog
+from .redaction import Redactor
+from .response_gate import TURN, GateState, Request, ResponseGate, Speech
+from .server_messages import (
+    AgentAudioDone,
+    AgentStartedSpeaking,
+    AgentThinking,
+    ConversationText,
+    Error,
+    FunctionCallCancelled,
+    FunctionCallHistory,
+    FunctionCallResult,
+    FunctionRef,
+    History,
+    InjectionRefused,
+    LatencyReport,
+    ListenUpdated,
+    PromptUpdated,
+    ServerMessage,
+    SettingsApplied,
+    SpeakUpdated,
+    ThinkUpdated,
+    Transcript,
     UserStartedSpeaking,
     UserStoppedSpeaking,
     UtteranceEnd,
+    Warning,
     Welcome,
     encode,
-    parse_client_message,
 )
-from .resample import PcmResampler
+from .server_messages import FunctionCallResponse as FunctionCallResult_ToClient
+from .upstream_events import (
+    UPSTREAM_EVENTS,
+    AudioDelta,
+    AudioDone,
+    ErrorEvent,
+    FunctionArgumentsDone,
+    ItemDone,
+    ResponseCreated,
+    ResponseDone,
+    SessionCreated,
+    SessionUpdated,
+    SpeechStarted,
+    SpeechStopped,
+    TextDone,
+    TranscriptDone,
+    TranscriptionCompleted,
+    TranscriptionDelta,
+)
+from .validation import decode
 
 __all__ = [
     "Action",
+    "CallFunction",
     "CloseClient",
     "CloseUpstream",
-    "FlushAudioAfter",
+    "Phase",
     "ProxySession",
     "SendToClient",
     "SendUpstream",
     "SessionOptions",
 ]
 
-log = logging.getLogger("proxy.session")
-
-_BYTES_PER_MS_UPSTREAM = translate.UPSTREAM_SAMPLE_RATE * 2 // 1000
 _ACTIVE_RESPONSE = "conversation_already_has_active_response"
-_ALLOWED_TYPES = ", ".join(sorted(INBOUND_TYPES))
+_ALLOWED_TYPES = ", ".join(sorted(CLIENT_MESSAGE_TYPES))
+_TURN_MESSAGES = (InjectUserMessage, InjectAgentMessage, FunctionCallResponse)
+_MAX_TRANSCRIPT_CHARS = 64 * 1024
 
 
 # ---------------------------------------------------------------- actions
@@ -104,24 +155,86 @@ class CloseUpstream:
 
 
 @dataclass(frozen=True, slots=True)
-class FlushAudioAfter:
-    """Call `ProxySession.flush_audio()` after this many seconds."""
+class CallFunction:
+    """Call a server-side function's endpoint; answer with `function_result`."""
 
-    seconds: float
+    call_id: str
+    name: str
+    arguments: str
+    url: str
+    method: str
+    headers: dict[str, str]
 
 
-Action = SendToClient | SendUpstream | CloseClient | CloseUpstream | FlushAudioAfter
+Action = SendToClient | SendUpstream | CloseClient | CloseUpstream | CallFunction
 
 
 @dataclass(frozen=True, slots=True)
 class SessionOptions:
     api_key: str | None = None  # only to scrub it from texts
     max_frame_bytes: int = 1 << 20
-    max_queued_bytes: int = 16 << 20
-    # Input audio is sent upstream in batches: at this many ms buffered, or after
-    # `audio_flush_delay` seconds, whichever comes first.
+    # What waits before the session is ready, in bytes (PROTOCOL.md section 11).
+    max_buffered_bytes: int = 8 << 20
+    # Input audio goes upstream in batches: at this many ms buffered, or after
+    # `audio_flush_delay` seconds; `audio_pause` seconds without audio flush the filter.
     audio_batch_ms: int = 100
     audio_flush_delay: float = 0.05
+    audio_pause: float = 0.3
+    ready_timeout: float = 15.0  # session.created / session.updated
+    response_timeout: float = 30.0  # an active response that says nothing
+    client_idle_timeout: float = 60.0
+    turn_rate: float = 5.0
+    turn_burst: int = 20
+    log_content: bool = False
+    # Hosts whose function endpoints the proxy may call (server-side functions).
+    function_hosts: frozenset[str] = frozenset()
+
+
+class Phase(Enum):
+    """Where the session is in its opening."""
+
+    CONNECTING = "waiting for session.created"
+    NEEDS_SETTINGS = "waiting for the client's Settings"
+    APPLYING = "waiting for session.updated"
+    READY = "ready"
+    CLOSED = "closed"
+
+
+class UpdateKind(Enum):
+    """What a `session.update` we sent was for: decides the reply to the client."""
+
+    FIRST_SETTINGS = "first Settings"
+    SETTINGS = "Settings"
+    PROMPT = "UpdatePrompt"
+    SPEAK = "UpdateSpeak"
+    THINK = "UpdateThink"
+    LISTEN = "UpdateListen"
+
+
+_UPDATE_REPLIES: dict[UpdateKind, Callable[[], ServerMessage]] = {
+    UpdateKind.SETTINGS: SettingsApplied,
+    UpdateKind.PROMPT: PromptUpdated,
+    UpdateKind.SPEAK: SpeakUpdated,
+    UpdateKind.THINK: ThinkUpdated,
+    UpdateKind.LISTEN: ListenUpdated,
+}
+
+
+@dataclass(slots=True)
+class _PendingUpdate:
+    event_id: str
+    kind: UpdateKind
+    deadline: float
+    settings: Settings | None = None  # a Settings (or its replacement agent) to adopt
+
+
+@dataclass(slots=True)
+class _Latency:
+    """Clock readings of the current agent turn."""
+
+    turn_ended: float | None = None
+    response_created: float | None = None
+    first_output: float | None = None
 
 
 # ---------------------------------------------------------------- the session
@@ -131,71 +244,89 @@ class ProxySession:
     """The translation state machine of one client connection."""
 
     def __init__(
-        self, options: SessionOptions | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        options: SessionOptions | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        log: SessionLog | None = None,
     ) -> None:
         self.options = options or SessionOptions()
         self._clock = clock
         self._out: list[Action] = []
         self._ids = itertools.count(1)
         self._tag = format(id(self) & 0xFFFFFF, "06x")
-        self.closed = False
+        self.log = log or SessionLog(logging.getLogger("proxy.session"), self._tag)
+        self._redactor = Redactor(self.options.api_key)
+        now = clock()
 
         # Readiness.
-        self.upstream_ready = False
-        self.settings: Settings | None = None  # the first Settings, once sent upstream
-        self.settings_applied = False
+        self.phase = Phase.CONNECTING
+        self.settings: Settings | None = None  # the applied Settings (agent as updated)
+        self.audio = ClientAudio()
         self._pending: deque[tuple[ClientMessage | bytes, int]] = deque()  # (message, size)
-        self._pending_bytes = 0
-        self._acks: deque[tuple[str, str]] = deque()  # (session.update event_id, kind)
+        self.pending_bytes = 0
+        self._updates: deque[_PendingUpdate] = deque()
+        self._created_deadline: float | None = None
 
-        # One response at a time.
-        self._response_requested = False
-        self._response_active = False
-        self._response_create_id = ""  # event_id of the response.create awaiting response.created
-        self._response_wanted = False
+        # Responses, turns and what the client has been told.
+        self.gate = ResponseGate()
+        self._response_deadline: float | None = None
+        self._speech_responses: dict[str, Speech] = {}  # response id -> exact text said
+        self._latency = _Latency()
+        self._user_speaking = False
+        self._reported_items = RecentIds()
+        self._reported_calls = RecentIds()
+        self._pending_calls: dict[str, str] = {}  # call id -> function name
+        self._cancelled_calls = RecentIds()
+        self._server_calls: dict[str, str] = {}  # server-side call id -> arguments
+        self._user_transcript: tuple[str, str] = ("", "")  # (item id, text so far)
+        self.turns = 0
 
-        # Latency of the current turn (clock readings).
-        self._turn_ended_at: float | None = None
-        self._response_created_at = 0.0
-        self._first_audio_sent = False
+        # Audio both ways.
+        options = self.options
+        self.microphone = MicrophoneInput(
+            self.audio,
+            batch_ms=options.audio_batch_ms,
+            flush_delay=options.audio_flush_delay,
+            pause_delay=options.audio_pause,
+        )
+        self.agent_audio = AgentAudio(self.audio)
 
-        # Agent audio being played by the client, for barge-in.
-        self._speaking_item: str | None = None
-        self._speaking_since = 0.0
-        self._speaking_ms_sent = 0.0
-        self._truncated_items: set[str] = set()
-        self._output_resampler: PcmResampler | None = None
-
-        # Exactly-once reporting of assistant items and function calls.
-        self._reported_items: set[str] = set()
-        self._reported_calls: set[str] = set()
-        self._user_transcripts: dict[str, str] = {}
-
-        # Input audio batching.
-        self._input_resampler = PcmResampler(16_000, translate.UPSTREAM_SAMPLE_RATE)
-        self._audio_batch: list[bytes] = []
-        self._audio_batch_bytes = 0
-        self._flush_scheduled = False
+        # Limits.
+        self._turn_bucket = TokenBucket(options.turn_rate, options.turn_burst, now)
+        self._idle_deadline = now + options.client_idle_timeout
 
     # ------------------------------------------------------------ inputs
+
+    @property
+    def closed(self) -> bool:
+        return self.phase is Phase.CLOSED
+
+    def upstream_connected(self) -> list[Action]:
+        """The upstream socket is open: session.created must follow in time."""
+        self._created_deadline = self._clock() + self.options.ready_timeout
+        return []
 
     def client_text(self, text: str) -> list[Action]:
         """A text frame from the component."""
         if self.closed:
             return []
-        if len(text) > self.options.max_frame_bytes:
-            self._error(ErrorCode.FRAME_TOO_LARGE, f"text frame of {len(text)} bytes is too large")
+        now = self._clock()
+        self._idle_deadline = now + self.options.client_idle_timeout
+        limit = self.options.max_frame_bytes
+        if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
+            self._error(ErrorCode.FRAME_TOO_LARGE, f"text frame of {len(text)} characters")
             return self._take()
         try:
             data = orjson.loads(text)
         except orjson.JSONDecodeError:
             self._error(ErrorCode.INVALID_JSON, "message is not valid JSON")
             return self._take()
-        kind = data.get("type") if isinstance(data, dict) else None
-        if kind not in INBOUND_TYPES:
+        kind = data.get("type") if type(data) is dict else None
+        if type(kind) is not str or kind not in CLIENT_MESSAGE_TYPES:
+            shown = repr(kind)[:60] if type(kind) is str else "missing or not a string"
             self._error(
                 ErrorCode.DISALLOWED_CLIENT_MESSAGE_TYPE,
-                f"unknown message type {kind!r}; allowed: {_ALLOWED_TYPES}",
+                f"unknown message type {shown}; allowed: {_ALLOWED_TYPES}",
             )
             return self._take()
         if kind == "KeepAlive":
@@ -205,15 +336,24 @@ class ProxySession:
         except InvalidMessage as exc:
             self._error(ErrorCode.INVALID_MESSAGE, str(exc))
             return self._take()
+        if isinstance(message, _TURN_MESSAGES) and not self._turn_bucket.take(now):
+            self._error(
+                ErrorCode.RATE_LIMITED,
+                f"{kind} dropped: more than {self.options.turn_rate:g} turns a second",
+            )
+            return self._take()
         self._admit(message, len(text))
         return self._take()
 
     def client_binary(self, data: bytes) -> list[Action]:
-        """A binary frame from the component: microphone PCM16."""
-        if self.closed or not data:
+        """A binary frame from the component: microphone audio."""
+        if self.closed:
+            return []
+        self._idle_deadline = self._clock() + self.options.client_idle_timeout
+        if not data:
             return []
         if len(data) > self.options.max_frame_bytes:
-            self._error(ErrorCode.FRAME_TOO_LARGE, f"audio frame of {len(data)} bytes is too large")
+            self._error(ErrorCode.FRAME_TOO_LARGE, f"audio frame of {len(data)} bytes")
             return self._take()
         self._admit(data, len(data))
         return self._take()
@@ -222,60 +362,150 @@ class ProxySession:
         """A frame from the OpenAI Realtime API."""
         if self.closed:
             return []
+        if self.gate.busy:
+            self._response_deadline = self._clock() + self.options.response_timeout
         try:
             event = orjson.loads(data)
-            kind = event["type"]
-        except (orjson.JSONDecodeError, TypeError, KeyError):
-            log.warning("[%s] upstream sent a frame that is not a JSON event", self._tag)
+        except orjson.JSONDecodeError:
+            event = None
+        kind = event.get("type") if type(event) is dict else None
+        if type(kind) is not str:
+            self.log.warning("upstream sent a frame that is not a JSON event; dropped")
             self._error(ErrorCode.UNMAPPED_UPSTREAM_EVENT, "upstream sent a non-event frame")
             return self._take()
-        handler = _UPSTREAM_HANDLERS.get(kind)
-        if handler is None:
-            log.debug("[%s] upstream %s not mapped", self._tag, kind)
-        else:
-            handler(self, event)
+        model = UPSTREAM_EVENTS.get(kind)
+        if model is None:
+            self.log.debug("upstream %s not mapped", kind[:80])
+            return self._take()
+        try:
+            typed = decode(model, event, kind)
+        except InvalidMessage as exc:
+            self.log.warning("upstream sent a malformed event; dropped: %s", exc)
+            self._error(ErrorCode.UNMAPPED_UPSTREAM_EVENT, f"malformed upstream event: {exc}")
+            return self._take()
+        _UPSTREAM_HANDLERS[model](self, typed)
         return self._take()
 
-    def flush_audio(self) -> list[Action]:
-        """The batching timer fired."""
-        self._flush_scheduled = False
-        if not self.closed:
-            self._flush_audio()
+    @property
+    def next_deadline(self) -> float | None:
+        """When `tick()` should next be called (None: nothing is timed)."""
+        if self.closed:
+            return None
+        deadlines = [self._idle_deadline]
+        for candidate in (
+            self._created_deadline,
+            self._response_deadline,
+            self.microphone.flush_at,
+            self.microphone.pause_at,
+        ):
+            if candidate is not None:
+                deadlines.append(candidate)
+        if self._updates:
+            deadlines.append(self._updates[0].deadline)
+        return min(deadlines)
+
+    def tick(self) -> list[Action]:
+        """Time passed: act on every deadline that is due."""
+        if self.closed:
+            return []
+        now = self._clock()
+        microphone = self.microphone
+        if microphone.pause_at is not None and now >= microphone.pause_at:
+            self._upstream_audio(microphone.pause())
+        elif microphone.flush_at is not None and now >= microphone.flush_at:
+            self._upstream_audio(microphone.flush())
+        if self._created_deadline is not None and now >= self._created_deadline:
+            self._fail_upstream(
+                ErrorCode.UPSTREAM_TIMEOUT,
+                f"upstream sent no session.created within {self.options.ready_timeout:g} s",
+            )
+        elif self._updates and now >= self._updates[0].deadline:
+            self._fail_upstream(
+                ErrorCode.UPSTREAM_TIMEOUT,
+                f"upstream did not confirm {self._updates[0].kind.value} within "
+                f"{self.options.ready_timeout:g} s",
+            )
+        elif self._response_deadline is not None and now >= self._response_deadline:
+            self._response_silent()
+        if not self.closed and now >= self._idle_deadline:
+            self._error(
+                ErrorCode.CLIENT_IDLE,
+                f"nothing received for {self.options.client_idle_timeout:g} s",
+            )
+            self._close(1000, "client idle")
         return self._take()
 
     def upstream_failed(self, code: ErrorCode, description: str) -> list[Action]:
         """The upstream connection could not be opened."""
         if not self.closed:
-            self._error(code, description)
-            self._close(1011, "upstream unavailable")
+            self._fail_upstream(code, description)
         return self._take()
 
     def upstream_closed(self, code: int | None, reason: str) -> list[Action]:
         """Upstream closed its side (or the connection dropped)."""
         if self.closed:
             return []
-        if not self.upstream_ready:
-            self._error(
+        if self.phase is Phase.CONNECTING:
+            self._fail_upstream(
                 ErrorCode.UPSTREAM_CLOSED_BEFORE_SESSION_READY,
                 f"upstream closed before the session was ready (code {code})",
             )
-            self._close(1011, "upstream closed")
         elif code == 1000:
             self._close(1000, "upstream closed")
         else:
             detail = f": {reason}" if reason else ""
-            self._error(ErrorCode.UPSTREAM_CLOSED, f"upstream closed (code {code}){detail}")
-            self._close(1011, "upstream closed")
+            self._fail_upstream(ErrorCode.UPSTREAM_CLOSED, f"upstream closed (code {code}){detail}")
+        return self._take()
+
+    def upstream_protocol_error(self, description: str) -> list[Action]:
+        """Upstream broke the WebSocket rules (a frame over the size limit, ...)."""
+        if not self.closed:
+            self._fail_upstream(ErrorCode.UPSTREAM_PROTOCOL_ERROR, description)
+        return self._take()
+
+    def client_stalled(self, seconds: float) -> list[Action]:
+        """The client read nothing for `seconds` while frames waited for it."""
+        if not self.closed:
+            self._error(ErrorCode.CLIENT_TOO_SLOW, f"nothing read for {seconds:g} s")
+            self._close(1008, "client too slow")
+        return self._take()
+
+    def upstream_stalled(self, seconds: float) -> list[Action]:
+        """Upstream read nothing for `seconds` while frames waited for it."""
+        if not self.closed:
+            self._fail_upstream(
+                ErrorCode.UPSTREAM_STALLED, f"upstream read nothing for {seconds:g} s"
+            )
         return self._take()
 
     def client_closed(self) -> list[Action]:
         """The component went away: close upstream, forget everything pending."""
         if self.closed:
             return []
-        self.closed = True
-        self._pending.clear()
-        self._audio_batch.clear()
+        self.phase = Phase.CLOSED
+        self._forget()
         return [CloseUpstream(1000, "client closed")]
+
+    def function_result(
+        self, call_id: str, output: str | None, failure: str | None
+    ) -> list[Action]:
+        """A server-side function endpoint answered (`output`) or failed (`failure`)."""
+        if self.closed:
+            return []
+        if call_id in self._cancelled_calls:
+            return []
+        name = self._pending_calls.pop(call_id, "")
+        arguments = self._server_calls.pop(call_id, "")
+        if failure is not None:
+            self._error(ErrorCode.FUNCTION_ENDPOINT_FAILED, f"function {name}: {failure}")
+            output = orjson.dumps({"error": failure}).decode()
+        assert output is not None
+        self._to_client(FunctionCallResult_ToClient(id=call_id, name=name, content=output))
+        self._function_history(call_id, name, arguments, output, client_side=False)
+        self._upstream(translate.function_output_item(call_id, output))
+        self._turn_ended()
+        self._ask(TURN)
+        return self._take()
 
     # ------------------------------------------------------------ client side
 
@@ -284,319 +514,508 @@ class ProxySession:
         if self._ready_for(message):
             self._handle(message)
             return
-        if self._pending_bytes + size > self.options.max_queued_bytes:
+        if self.pending_bytes + size > self.options.max_buffered_bytes:
             self._error(
                 ErrorCode.CLIENT_QUEUE_FULL,
                 "too much sent before the session was ready; message refused",
             )
             return
         self._pending.append((message, size))
-        self._pending_bytes += size
+        self.pending_bytes += size
         self._drain()
 
     def _ready_for(self, message: ClientMessage | bytes) -> bool:
-        if not self.upstream_ready or self._pending:
+        if self._pending:
             return False
-        if self.settings_applied:
+        if self.phase is Phase.READY:
             return True
-        return isinstance(message, Settings) and self.settings is None
+        return self.phase is Phase.NEEDS_SETTINGS and isinstance(message, Settings)
 
     def _drain(self) -> None:
         """Replay queued messages now that the session moved on."""
-        if not self.upstream_ready:
-            return
-        if self.settings is None:
+        if self.phase is Phase.NEEDS_SETTINGS:
             # The first Settings unblocks everything queued before it.
-            first = next((p for p in self._pending if isinstance(p[0], Settings)), None)
-            if first is None:
+            found = next((p for p in self._pending if isinstance(p[0], Settings)), None)
+            if found is None:
                 return
-            self._pending.remove(first)
-            self._pending_bytes -= first[1]
-            self._handle(first[0])
-        while self.settings_applied and self._pending:
+            self._pending.remove(found)
+            self.pending_bytes -= found[1]
+            self._handle(found[0])
+        while self.phase is Phase.READY and self._pending:
             message, size = self._pending.popleft()
-            self._pending_bytes -= size
+            self.pending_bytes -= size
             self._handle(message)
 
     def _handle(self, message: ClientMessage | bytes) -> None:
         if isinstance(message, bytes):
-            self._accept_audio(message)
+            self._upstream_audio(self.microphone.add(message, self._clock()))
+        elif isinstance(message, InjectUserMessage):
+            self._conversation_text("user", message.content)
+            self._upstream(translate.text_item("user", message.content))
+            self._turn_ended()
+            self._ask(TURN)
+        elif isinstance(message, FunctionCallResponse):
+            self._on_function_response(message)
         elif isinstance(message, Settings):
             self._apply_settings(message)
-        elif isinstance(message, InjectUserMessage):
-            self._to_client(ConversationText(role="user", content=message.content))
-            self._upstream(translate.text_item("user", message.content))
-            self._turn_ended_at = self._clock()
-            self._request_response()
-        elif isinstance(message, FunctionCallResponse):
-            self._upstream(translate.function_output_item(message.id, message.content))
-            self._turn_ended_at = self._clock()
-            self._request_response()
         elif isinstance(message, InjectAgentMessage):
-            text = message.text or ""
-            self._to_client(ConversationText(role="assistant", content=text))
-            self._upstream(translate.text_item("assistant", text, item_id=self._own_item_id()))
+            self._inject_agent_message(message)
         elif isinstance(message, UpdatePrompt):
-            event_id = self._event_id("prompt")
-            self._acks.append((event_id, "prompt"))
-            self._upstream(translate.prompt_update(message.prompt, event_id=event_id))
+            self._update(UpdateKind.PROMPT, translate.prompt_update, message.prompt)
         elif isinstance(message, UpdateSpeak):
-            voice = translate.openai_voice(message.speak)
-            if voice is None:
-                log.info("[%s] UpdateSpeak names no OpenAI voice; voice unchanged", self._tag)
-                self._to_client(SpeakUpdated())
-            else:
-                event_id = self._event_id("speak")
-                self._acks.append((event_id, "speak"))
-                self._upstream(translate.voice_update(voice, event_id=event_id))
+            self._update_speak(message)
+        elif isinstance(message, UpdateThink):
+            self._update_think(message)
+        elif isinstance(message, UpdateListen):
+            language = self.settings.agent_config.language if self.settings else None
+            event_id = self._track_update(UpdateKind.LISTEN)
+            self._upstream(translate.listen_update(message.listen, language, event_id=event_id))
+        elif isinstance(message, UpdateThinkLive):
+            self._warn(
+                WarningCode.UNSUPPORTED_BY_BACKEND,
+                "UpdateThink_Live is a Deepgram feature the OpenAI Realtime API has no "
+                "equivalent for; nothing was changed",
+            )
+        elif isinstance(message, ForceEndTurn):
+            self._force_end_turn()
         elif isinstance(message, KeepAlive):
             pass
 
     def _apply_settings(self, settings: Settings) -> None:
-        first = self.settings is None
-        if first:
-            self.settings = settings
-        self._flush_audio()
-        if settings.input_sample_rate != self._input_resampler.input_rate:
-            self._input_resampler = PcmResampler(
-                settings.input_sample_rate, translate.UPSTREAM_SAMPLE_RATE
-            )
-        self._output_resampler = (
-            None
-            if settings.output_sample_rate == translate.UPSTREAM_SAMPLE_RATE
-            else PcmResampler(translate.UPSTREAM_SAMPLE_RATE, settings.output_sample_rate)
-        )
-        event_id = self._event_id("settings")
-        self._acks.append((event_id, "first-settings" if first else "settings"))
-        self._upstream(translate.translate_settings(settings, event_id=event_id))
+        first_settings = self.phase is Phase.NEEDS_SETTINGS
+        try:
+            audio = negotiate(settings.audio, None if first_settings else self.audio)
+        except UnsupportedAudioFormat as exc:
+            self._error(ErrorCode.UNSUPPORTED_AUDIO_FORMAT, f"{exc}; Settings not applied")
+            return
+        ignored = translate.ignored_settings(settings)
+        if ignored:
+            self._warn(WarningCode.SETTING_IGNORED, "accepted, not applied: " + "; ".join(ignored))
+        self._upstream_audio(self.microphone.pause())
+        self.audio = audio
+        self.microphone.set_format(audio)
+        self.agent_audio.set_format(audio)
+        kind = UpdateKind.FIRST_SETTINGS if first_settings else UpdateKind.SETTINGS
+        event_id = self._track_update(kind, settings)
+        if first_settings:
+            self.phase = Phase.APPLYING
+        self._upstream(translate.settings_update(settings, audio, event_id=event_id))
 
-    def _settings_applied(self) -> None:
+    def _settings_applied(self, settings: Settings) -> None:
         """session.updated for the first Settings: SettingsApplied, context, greeting."""
-        assert self.settings is not None
+        self.settings = settings
         self._to_client(SettingsApplied())
-        context = [m for m in self.settings.context_messages if m.is_text_turn]
+        context = settings.context_messages
         for message in context:
-            assert message.role is not None and message.content is not None
-            item_id = self._own_item_id() if message.role == "assistant" else None
-            self._upstream(translate.text_item(message.role, message.content, item_id=item_id))
-        greeting = self.settings.agent.greeting
+            for event in translate.context_items(message, self._own_item_id()):
+                self._upstream(event)
+        greeting = settings.agent_config.greeting
+        self.phase = Phase.READY
         if greeting and not context:
-            self._to_client(ConversationText(role="assistant", content=greeting))
-            self._upstream(translate.text_item("assistant", greeting, item_id=self._own_item_id()))
-        self.settings_applied = True
+            self._say(Speech(greeting, greeting=True))
         self._drain()
 
-    def _request_response(self) -> None:
-        if self._response_requested or self._response_active:
-            self._response_wanted = True
-            return
-        self._response_requested = True
-        self._response_create_id = self._event_id("response")
-        self._upstream(translate.response_create(self._response_create_id))
+    def _update(self, kind: UpdateKind, build: Callable[..., dict[str, Any]], value: Any) -> None:
+        event_id = self._track_update(kind)
+        self._upstream(build(value, event_id=event_id))
 
-    # ------------------------------------------------------------ input audio
-
-    def _accept_audio(self, pcm: bytes) -> None:
-        self._audio_batch.append(pcm)
-        self._audio_batch_bytes += len(pcm)
-        batch_bytes = self.options.audio_batch_ms * self._input_resampler.input_rate * 2 // 1000
-        if self._audio_batch_bytes >= batch_bytes:
-            self._flush_audio()
-        elif not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._out.append(FlushAudioAfter(self.options.audio_flush_delay))
-
-    def _flush_audio(self) -> None:
-        if not self._audio_batch:
-            return
-        raw = self._audio_batch[0] if len(self._audio_batch) == 1 else b"".join(self._audio_batch)
-        self._audio_batch.clear()
-        self._audio_batch_bytes = 0
-        pcm = self._input_resampler.process(raw)
-        if pcm:
-            audio = base64.b64encode(pcm).decode("ascii")
-            self._out.append(
-                SendUpstream(orjson.dumps({"type": "input_audio_buffer.append", "audio": audio}))
+    def _update_speak(self, message: UpdateSpeak) -> None:
+        speak = first(message.speak)
+        voice = translate.openai_voice(speak)
+        if voice is None:
+            self._warn(
+                WarningCode.SETTING_IGNORED,
+                "UpdateSpeak names no OpenAI Realtime voice; the voice is unchanged",
             )
+            self._to_client(SpeakUpdated())
+            return
+        self._update(UpdateKind.SPEAK, translate.voice_update, voice)
+
+    def _update_think(self, message: UpdateThink) -> None:
+        if self.settings is not None:
+            change = translate.think_model_change(message.think, self.settings.agent_config)
+            if change:
+                self._warn(WarningCode.UNSUPPORTED_BY_BACKEND, f"not applied: {change}")
+            self.settings.agent_config.think = message.think
+        event_id = self._track_update(UpdateKind.THINK)
+        self._upstream(translate.think_update(message.think, event_id=event_id))
+
+    def _track_update(self, kind: UpdateKind, settings: Settings | None = None) -> str:
+        event_id = self._event_id(kind.name.lower())
+        deadline = self._clock() + self.options.ready_timeout
+        self._updates.append(_PendingUpdate(event_id, kind, deadline, settings))
+        return event_id
+
+    def _inject_agent_message(self, message: InjectAgentMessage) -> None:
+        if message.is_dynamic:
+            self._warn(
+                WarningCode.UNSUPPORTED_BY_BACKEND,
+                "dynamic agent messages are a Deepgram feature; the message was not spoken",
+            )
+            return
+        behavior = message.behavior or "default"
+        busy = self.gate.busy or self._user_speaking
+        if behavior == "default" and busy:
+            self._to_client(InjectionRefused(message=message.text))
+            return
+        if behavior == "interrupt" and self.gate.busy:
+            self._interrupt_agent()
+            self._say(Speech(message.text), urgent=True)
+            return
+        self._say(Speech(message.text))
+
+    def _force_end_turn(self) -> None:
+        self._upstream_audio(self.microphone.pause())
+        self._upstream(translate.input_commit(self._event_id("commit")))
+        self._turn_ended()
+        self._ask(TURN)
+
+    def _on_function_response(self, message: FunctionCallResponse) -> None:
+        call_id = message.id
+        if call_id is None:  # v1 allows it: the pending call of that name is meant
+            call_id = next((c for c, n in self._pending_calls.items() if n == message.name), None)
+            if call_id is None:
+                self._error(
+                    ErrorCode.INVALID_MESSAGE,
+                    f"FunctionCallResponse without id matches no pending call of {message.name!r}",
+                )
+                return
+        name = self._pending_calls.pop(call_id, message.name)
+        self._function_history(call_id, name, "", message.content, client_side=True)
+        self._upstream(translate.function_output_item(call_id, message.content))
+        if call_id in self._cancelled_calls:
+            return  # kept in the conversation, but the user has moved on: no answer to it
+        self._turn_ended()
+        self._ask(TURN)
+
+    # ------------------------------------------------------------ responses
+
+    def _ask(self, request: Request, *, urgent: bool = False) -> None:
+        self._send_request(self.gate.ask(request, urgent=urgent))
+
+    def _say(self, speech: Speech, *, urgent: bool = False) -> None:
+        """Have the agent say exactly `speech.text` (when the gate lets it)."""
+        self._ask(speech, urgent=urgent)
+
+    def _send_request(self, request: Request | None) -> None:
+        if request is None:
+            return
+        self._response_deadline = self._clock() + self.options.response_timeout
+        if isinstance(request, Speech):
+            event_id = self._event_id("speak")
+            # The conversation holds the exact words, whatever the voice renders.
+            self._upstream(
+                translate.text_item("assistant", request.text, item_id=self._own_item_id())
+            )
+            self._conversation_text("assistant", request.text)
+            self._upstream(translate.speak_response(request.text, event_id=event_id))
+        else:
+            event_id = self._event_id("response")
+            self._upstream(translate.response_create(event_id))
+        self.gate.sent(event_id)
+
+    def _response_silent(self) -> None:
+        self._error(
+            ErrorCode.UPSTREAM_TIMEOUT,
+            f"the response said nothing for {self.options.response_timeout:g} s; abandoned",
+        )
+        self._upstream(translate.response_cancel(self._event_id("cancel"), self.gate.response_id))
+        self._response_deadline = None
+        self._send_request(self.gate.abandon())
+
+    def _interrupt_agent(self) -> None:
+        """Stop the agent now: cancel its response and cut its item to what was heard."""
+        heard = self.agent_audio.interrupt(self._clock(), still_generating=self.gate.busy)
+        response_id = self.gate.response_id
+        speech = self._speech_responses.get(response_id or "")
+        if self.gate.state is GateState.ACTIVE:
+            self._upstream(translate.response_cancel(self._event_id("cancel"), response_id))
+        if heard is not None and speech is None:
+            self._upstream(translate.truncate_item(*heard))
+        self._cancel_pending_calls()
+
+    def _cancel_pending_calls(self) -> None:
+        if not self._pending_calls:
+            return
+        refs = [FunctionRef(id=c, name=n) for c, n in self._pending_calls.items()]
+        for call_id in self._pending_calls:
+            self._cancelled_calls.add(call_id)
+        self._pending_calls.clear()
+        self._server_calls.clear()
+        self._to_client(FunctionCallCancelled(functions=refs))
 
     # ------------------------------------------------------------ upstream events
 
-    def _on_session_created(self, event: dict[str, Any]) -> None:
-        session = event.get("session") or {}
-        self._to_client(Welcome(request_id=str(session.get("id", ""))))
-        self.upstream_ready = True
+    def _on_session_created(self, event: SessionCreated) -> None:
+        session_id = event.session.id or ""
+        self.log.upstream_session = _loggable(session_id)
+        self._created_deadline = None
+        if self.phase is not Phase.CONNECTING:
+            return  # a second session.created is not ours to act on
+        self._to_client(Welcome(request_id=session_id))
+        self.phase = Phase.NEEDS_SETTINGS
         self._drain()
 
-    def _on_session_updated(self, event: dict[str, Any]) -> None:
-        if not self._acks:
+    def _on_session_updated(self, event: SessionUpdated) -> None:
+        if not self._updates:
             return  # an update we did not ask for
-        _, kind = self._acks.popleft()
-        if kind == "first-settings":
-            self._settings_applied()
-        elif kind == "settings":
-            self._to_client(SettingsApplied())
-        elif kind == "prompt":
-            self._to_client(PromptUpdated())
-        else:
-            self._to_client(SpeakUpdated())
+        update = self._updates.popleft()
+        if update.kind is UpdateKind.FIRST_SETTINGS:
+            assert update.settings is not None
+            self._settings_applied(update.settings)
+            return
+        if update.kind is UpdateKind.SETTINGS:
+            self.settings = update.settings
+        self._to_client(_UPDATE_REPLIES[update.kind]())
 
-    def _on_response_created(self, event: dict[str, Any]) -> None:
-        self._response_requested = False
-        self._response_active = True
-        self._response_created_at = self._clock()
-        self._first_audio_sent = False
+    def _on_response_created(self, event: ResponseCreated) -> None:
+        response = event.response
+        speech = self.gate.speaking
+        metadata = response.metadata or {}
+        if speech is not None and translate.SPEAK_METADATA_KEY in metadata:
+            self._speech_responses[response.id] = speech
+        self.gate.created(response.id)
+        self._response_deadline = self._clock() + self.options.response_timeout
+        self._latency.response_created = self._clock()
+        self._latency.first_output = None
         self._to_client(AgentThinking(content=""))
 
-    def _on_response_done(self, event: dict[str, Any]) -> None:
-        self._response_active = False
-        self._response_requested = False
-        if self._response_wanted:
-            self._response_wanted = False
-            self._request_response()
+    def _on_response_done(self, event: ResponseDone) -> None:
+        response = event.response
+        speech = self._speech_responses.pop(response.id, None)
+        if self.gate.state is not GateState.IDLE and (self.gate.response_id in (None, response.id)):
+            self._report_latency()
+            self.turns += 1
+        self._response_deadline = None
+        if speech is not None and response.status != "completed":
+            self.log.info("spoken message ended %s", response.status)
+        self._send_request(self.gate.done(response.id))
+        if self.gate.busy:
+            self._response_deadline = self._clock() + self.options.response_timeout
 
-    def _on_audio_delta(self, event: dict[str, Any]) -> None:
-        item_id = event.get("item_id", "")
-        if item_id in self._truncated_items:
-            return  # the user barged in: never play the rest
+    def _on_audio_delta(self, event: AudioDelta) -> None:
         try:
-            pcm = base64.b64decode(event.get("delta", ""), validate=True)
-        except (binascii.Error, ValueError, TypeError):
+            audio = base64.b64decode(event.delta, validate=True)
+        except (binascii.Error, ValueError):
             self._error(ErrorCode.UNMAPPED_UPSTREAM_EVENT, "upstream audio delta is not base64")
             return
-        if not pcm:
-            return
         now = self._clock()
-        if item_id != self._speaking_item:
-            self._speaking_item = item_id
-            self._speaking_since = now
-            self._speaking_ms_sent = 0.0
-        if not self._first_audio_sent:
-            self._first_audio_sent = True
-            turn_end = self._turn_ended_at if self._turn_ended_at is not None else now
-            self._turn_ended_at = None
-            created = self._response_created_at or now
-            self._to_client(
-                AgentStartedSpeaking(
-                    total_latency=round(max(now - turn_end, 0.0), 4),
-                    tts_latency=round(max(now - created, 0.0), 4),
-                    ttt_latency=round(max(created - turn_end, 0.0), 4),
-                )
-            )
-        self._speaking_ms_sent += len(pcm) / _BYTES_PER_MS_UPSTREAM
-        if self._output_resampler is not None:
-            pcm = self._output_resampler.process(pcm)
-        self._out.append(SendToClient(pcm, text=False))
+        frames = self.agent_audio.deliver(event.item_id, audio, now)
+        if not frames:
+            return
+        if self._latency.first_output is None:
+            self._first_output(now, spoken=True)
+        for frame in frames:
+            self._out.append(SendToClient(frame, text=False))
 
-    def _on_audio_done(self, event: dict[str, Any]) -> None:
-        resampler = self._output_resampler
-        if resampler is not None:
-            # Drain the filter so the item's last milliseconds are played too.
-            tail = resampler.flush()
-            self._output_resampler = PcmResampler(resampler.input_rate, resampler.output_rate)
-            if tail and event.get("item_id") not in self._truncated_items:
-                self._out.append(SendToClient(tail, text=False))
+    def _on_audio_done(self, event: AudioDone) -> None:
+        for frame in self.agent_audio.item_done(event.item_id):
+            self._out.append(SendToClient(frame, text=False))
         self._to_client(AgentAudioDone())
 
-    def _on_assistant_text(self, event: dict[str, Any]) -> None:
-        text = event.get("transcript") if "transcript" in event else event.get("text")
-        self._report_assistant(str(event.get("item_id", "")), text)
+    def _on_transcript_done(self, event: TranscriptDone) -> None:
+        self._report_assistant(event.response_id, event.item_id, event.transcript)
 
-    def _on_item_done(self, event: dict[str, Any]) -> None:
-        item = event.get("item")
-        if isinstance(item, dict):
-            self._report_assistant(str(item.get("id", "")), translate.assistant_text_of(item))
+    def _on_text_done(self, event: TextDone) -> None:
+        if self._latency.first_output is None:
+            self._first_output(self._clock(), spoken=False)
+        self._report_assistant(event.response_id, event.item_id, event.text)
 
-    def _report_assistant(self, item_id: str, text: object) -> None:
-        if not isinstance(text, str) or not text or item_id in self._reported_items:
+    def _on_item_done(self, event: ItemDone) -> None:
+        item = event.item
+        text = translate.assistant_text_of(item)
+        if text is not None and item.id:
+            self._report_assistant("", item.id, text)
+
+    def _report_assistant(self, response_id: str, item_id: str, text: str) -> None:
+        if response_id in self._speech_responses:
+            return  # the exact text was reported when the speech started
+        if not text or item_id in self._reported_items:
             return
-        if item_id:
-            self._reported_items.add(item_id)
-        self._to_client(ConversationText(role="assistant", content=text))
+        self._reported_items.add(item_id)
+        self._conversation_text("assistant", text)
 
-    def _on_function_call(self, event: dict[str, Any]) -> None:
-        call_id = str(event.get("call_id", ""))
+    def _on_function_call(self, event: FunctionArgumentsDone) -> None:
+        call_id = event.call_id
         if call_id in self._reported_calls:
             return
         self._reported_calls.add(call_id)
-        self._to_client(translate.function_call_request(event))
+        self._pending_calls[call_id] = event.name
+        definition = self._function(event.name)
+        endpoint = definition.endpoint if definition else None
+        if endpoint is not None:
+            host = _host_of(endpoint.url)
+            if host in self.options.function_hosts:
+                self._server_calls[call_id] = event.arguments
+                self._to_client(
+                    translate.function_call_request(
+                        call_id, event.name, event.arguments, client_side=False
+                    )
+                )
+                self._out.append(
+                    CallFunction(
+                        call_id,
+                        event.name,
+                        event.arguments,
+                        endpoint.url,
+                        (endpoint.method or "POST").upper(),
+                        dict(endpoint.headers or {}),
+                    )
+                )
+                return
+            self._warn(
+                WarningCode.FUNCTION_ENDPOINT_FORBIDDEN,
+                f"function {event.name}: endpoint host {host!r} is not allowed by the "
+                "operator; the call goes to the client",
+            )
+        self._to_client(
+            translate.function_call_request(call_id, event.name, event.arguments, client_side=True)
+        )
 
-    def _on_speech_started(self, event: dict[str, Any]) -> None:
+    def _on_speech_started(self, event: SpeechStarted) -> None:
+        self._user_speaking = True
         self._to_client(UserStartedSpeaking())
-        self._barge_in()
+        heard = self.agent_audio.interrupt(self._clock(), still_generating=self.gate.busy)
+        response_id = self.gate.response_id
+        if response_id in self._speech_responses:
+            # Spoken text runs outside the conversation: stop it, nothing to truncate.
+            self._upstream(translate.response_cancel(self._event_id("cancel"), response_id))
+        elif heard is not None:
+            self._upstream(translate.truncate_item(*heard))
+        self._cancel_pending_calls()
 
-    def _barge_in(self) -> None:
-        """Truncate the agent's item to what the user heard, if it is still playing."""
-        item_id = self._speaking_item
-        if not item_id:
-            return
-        self._speaking_item = None
-        played_ms = (self._clock() - self._speaking_since) * 1000
-        if played_ms >= self._speaking_ms_sent and not self._response_active:
-            return  # it had finished playing: nothing to cut
-        self._truncated_items.add(item_id)
-        heard_ms = int(min(played_ms, self._speaking_ms_sent))
-        self._upstream(translate.truncate_item(item_id, heard_ms))
-
-    def _on_speech_stopped(self, event: dict[str, Any]) -> None:
+    def _on_speech_stopped(self, event: SpeechStopped) -> None:
+        self._user_speaking = False
         self._to_client(UserStoppedSpeaking())
-        end_ms = event.get("audio_end_ms", 0)
-        self._to_client(UtteranceEnd(last_word_end=round(float(end_ms) / 1000, 3)))
-        self._turn_ended_at = self._clock()
+        self._to_client(UtteranceEnd(last_word_end=round(event.audio_end_ms / 1000, 3)))
+        self._turn_ended()
 
-    def _on_transcription_delta(self, event: dict[str, Any]) -> None:
-        item_id = str(event.get("item_id", ""))
-        text = self._user_transcripts.get(item_id, "") + str(event.get("delta", ""))
-        self._user_transcripts[item_id] = text
+    def _on_transcription_delta(self, event: TranscriptionDelta) -> None:
+        item_id, text = self._user_transcript
+        if item_id != event.item_id:
+            text = ""
+        text = (text + (event.delta or ""))[:_MAX_TRANSCRIPT_CHARS]
+        self._user_transcript = (event.item_id, text)
         self._to_client(Transcript(transcript=text, is_final=False, speech_final=False))
 
-    def _on_transcription_completed(self, event: dict[str, Any]) -> None:
-        self._user_transcripts.pop(str(event.get("item_id", "")), None)
-        text = str(event.get("transcript", ""))
+    def _on_transcription_completed(self, event: TranscriptionCompleted) -> None:
+        self._user_transcript = ("", "")
+        text = event.transcript
         self._to_client(Transcript(transcript=text, is_final=True, speech_final=True))
         if text.strip():
-            self._to_client(ConversationText(role="user", content=text))
+            self._conversation_text("user", text)
 
-    def _on_error(self, event: dict[str, Any]) -> None:
-        error = event.get("error") if isinstance(event.get("error"), dict) else {}
-        assert isinstance(error, dict)
-        if error.get("code") == _ACTIVE_RESPONSE:
+    def _on_error(self, event: ErrorEvent) -> None:
+        error = event.error
+        if error.code == _ACTIVE_RESPONSE:
             # Server VAD started a response as ours was on its way: send ours after it.
-            log.info("[%s] response.create raced an active response; queued", self._tag)
-            self._response_requested = False
-            self._response_wanted = True
+            self.log.info("response.create raced an active response; queued")
+            self.gate.raced()
             return
-        if self._response_requested and error.get("event_id") == self._response_create_id:
-            # Our response.create was refused: no response.done will release the gate.
-            self._response_requested = False
-            if self._response_wanted:
-                self._response_wanted = False
-                self._request_response()
-        failed = next((ack for ack in self._acks if ack[0] == error.get("event_id")), None)
-        if failed is not None:
-            # That session.update was refused: no session.updated will answer it.
-            self._acks.remove(failed)
-            if failed[1] == "first-settings":
-                self.settings = None  # the component may send corrected Settings
-        self._to_client(translate.component_error(event, secret=self.options.api_key))
+        if error.event_id is not None:
+            self._send_request(self.gate.refused(error.event_id))
+            failed = next((u for u in self._updates if u.event_id == error.event_id), None)
+            if failed is not None:
+                # That session.update was refused: no session.updated will answer it.
+                self._updates.remove(failed)
+                if failed.kind is UpdateKind.FIRST_SETTINGS:
+                    self.phase = Phase.NEEDS_SETTINGS  # the client may send corrected Settings
+            if error.event_id.startswith(f"proxy_{self._tag}_cancel") and (
+                error.code == "response_cancel_not_active"
+            ):
+                return  # our cancel came after the response ended: nothing to report
+        self._to_client(translate.component_error(error))
+
+    # ------------------------------------------------------------ reporting
+
+    def _conversation_text(self, role: str, text: str) -> None:
+        self._to_client(ConversationText(role=role, content=text))
+        if self.settings is not None and self.settings.history_enabled:
+            self._to_client(History(role=role, content=text))
+        if self.options.log_content:
+            self.log.info("%s: %s", role, text)
+
+    def _function_history(
+        self, call_id: str, name: str, arguments: str, output: str, *, client_side: bool
+    ) -> None:
+        if self.settings is None or not self.settings.history_enabled:
+            return
+        result = FunctionCallResult(
+            id=call_id, name=name, client_side=client_side, arguments=arguments, response=output
+        )
+        self._to_client(FunctionCallHistory(function_calls=[result]))
+
+    def _turn_ended(self) -> None:
+        self._latency = _Latency(turn_ended=self._clock())
+
+    def _first_output(self, now: float, *, spoken: bool) -> None:
+        latency = self._latency
+        latency.first_output = now
+        turn_end = latency.turn_ended if latency.turn_ended is not None else now
+        created = latency.response_created if latency.response_created is not None else now
+        if spoken:
+            self._to_client(
+                AgentStartedSpeaking(
+                    total_latency=_seconds(now - turn_end),
+                    tts_latency=_seconds(now - created),
+                    ttt_latency=_seconds(created - turn_end),
+                )
+            )
+
+    def _report_latency(self) -> None:
+        latency = self._latency
+        if latency.first_output is None or latency.turn_ended is None:
+            return
+        created = latency.response_created or latency.first_output
+        self._to_client(
+            LatencyReport(
+                total_latency=_seconds(latency.first_output - latency.turn_ended),
+                ttt_token_latency=_seconds(created - latency.turn_ended),
+                tts_latency=_seconds(latency.first_output - created),
+            )
+        )
+        latency.turn_ended = None
 
     # ------------------------------------------------------------ output helpers
 
     def _to_client(self, message: ServerMessage) -> None:
-        self._out.append(SendToClient(encode(message), text=True))
+        self._out.append(SendToClient(self._redactor.scrub(encode(message)), text=True))
 
     def _upstream(self, event: dict[str, Any]) -> None:
-        if self._audio_batch:
-            self._flush_audio()  # keep audio in order with what follows it
+        if self.microphone.holding:
+            self._upstream_audio(self.microphone.flush())  # keep audio in order
         self._out.append(SendUpstream(orjson.dumps(event)))
 
+    def _upstream_audio(self, events: list[bytes]) -> None:
+        for payload in events:
+            self._out.append(SendUpstream(payload))
+
     def _error(self, code: ErrorCode, description: str) -> None:
-        log.info("[%s] error to client: %s: %s", self._tag, code, description)
+        self.log.info("error to client: %s: %s", code, description)
         self._to_client(Error(description=description, code=code.value))
 
+    def _warn(self, code: WarningCode, description: str) -> None:
+        self.log.info("warning to client: %s: %s", code, description)
+        self._to_client(Warning(description=description, code=code.value))
+
+    def _fail_upstream(self, code: ErrorCode, description: str) -> None:
+        """Something is wrong with upstream: tell the client, close both sides."""
+        self._error(code, description)
+        self._close(1011, code.value)
+
     def _close(self, code: int, reason: str) -> None:
-        self.closed = True
+        self.phase = Phase.CLOSED
+        self._forget()
         self._out.append(CloseClient(code, reason))
         self._out.append(CloseUpstream(1000 if code == 1000 else 1011, reason))
+
+    def _forget(self) -> None:
+        """Release what the session holds; nothing will be sent any more."""
+        self._pending.clear()
+        self.pending_bytes = 0
+        self.microphone.clear()
+        self._updates.clear()
+        self._pending_calls.clear()
 
     def _take(self) -> list[Action]:
         out, self._out = self._out, []
@@ -611,23 +1030,39 @@ class ProxySession:
         self._reported_items.add(item_id)
         return item_id
 
+    def _function(self, name: str) -> FunctionDefinition | None:
+        think = self.settings.think if self.settings else None
+        return next((f for f in (think.functions or []) if f.name == name), None) if think else None
 
-_UPSTREAM_HANDLERS: dict[str, Callable[[ProxySession, dict[str, Any]], None]] = {
-    "session.created": ProxySession._on_session_created,
-    "session.updated": ProxySession._on_session_updated,
-    "response.created": ProxySession._on_response_created,
-    "response.done": ProxySession._on_response_done,
-    "response.output_audio.delta": ProxySession._on_audio_delta,
-    "response.output_audio.done": ProxySession._on_audio_done,
-    "response.output_audio_transcript.done": ProxySession._on_assistant_text,
-    "response.output_text.done": ProxySession._on_assistant_text,
-    "conversation.item.done": ProxySession._on_item_done,
-    "response.function_call_arguments.done": ProxySession._on_function_call,
-    "input_audio_buffer.speech_started": ProxySession._on_speech_started,
-    "input_audio_buffer.speech_stopped": ProxySession._on_speech_stopped,
-    "conversation.item.input_audio_transcription.delta": ProxySession._on_transcription_delta,
-    "conversation.item.input_audio_transcription.completed": (
-        ProxySession._on_transcription_completed
-    ),
-    "error": ProxySession._on_error,
+
+def _loggable(upstream_id: str) -> str | None:
+    """An upstream id fit for a log line: upstream is untrusted (no control characters)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.:-]", "?", upstream_id[:64])
+    return cleaned or None
+
+
+def _seconds(value: float) -> float:
+    return round(max(value, 0.0), 4)
+
+
+def _host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+_UPSTREAM_HANDLERS: dict[type[Any], Callable[[ProxySession, Any], None]] = {
+    SessionCreated: ProxySession._on_session_created,
+    SessionUpdated: ProxySession._on_session_updated,
+    ResponseCreated: ProxySession._on_response_created,
+    ResponseDone: ProxySession._on_response_done,
+    AudioDelta: ProxySession._on_audio_delta,
+    AudioDone: ProxySession._on_audio_done,
+    TranscriptDone: ProxySession._on_transcript_done,
+    TextDone: ProxySession._on_text_done,
+    ItemDone: ProxySession._on_item_done,
+    FunctionArgumentsDone: ProxySession._on_function_call,
+    SpeechStarted: ProxySession._on_speech_started,
+    SpeechStopped: ProxySession._on_speech_stopped,
+    TranscriptionDelta: ProxySession._on_transcription_delta,
+    TranscriptionCompleted: ProxySession._on_transcription_completed,
+    ErrorEvent: ProxySession._on_error,
 }

@@ -5,35 +5,57 @@ One place builds each upstream event; nothing here keeps state or touches a sock
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
-from .messages import Error, FunctionCallRequest, FunctionRequest, Settings, Speak
-from .redaction import redact
+from .audio_formats import ClientAudio
+from .client_messages import (
+    Agent,
+    ContextMessage,
+    FunctionDefinition,
+    Listen,
+    Settings,
+    Speak,
+    Think,
+    first,
+)
+from .server_messages import Error, FunctionCallRequest, FunctionRequest
+from .upstream_events import ErrorDetail, Item
 
 __all__ = [
     "OPENAI_VOICES",
-    "UPSTREAM_SAMPLE_RATE",
     "assistant_text_of",
+    "audio_append",
     "component_error",
+    "context_items",
     "function_call_request",
     "function_output_item",
+    "ignored_settings",
+    "input_commit",
     "is_realtime_model",
+    "listen_update",
     "openai_voice",
     "prompt_update",
+    "response_cancel",
     "response_create",
+    "settings_update",
+    "speak_response",
     "text_item",
-    "translate_settings",
+    "think_update",
     "truncate_item",
     "voice_update",
 ]
 
-# The only PCM rate the Realtime API accepts, both directions.
-UPSTREAM_SAMPLE_RATE = 24_000
 OPENAI_VOICES = frozenset(
     {"alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"}
 )
 TRANSCRIPTION_MODEL = "gpt-4o-mini-transcribe"
-_PCM_24K = {"type": "audio/pcm", "rate": UPSTREAM_SAMPLE_RATE}
+#: `metadata` key that marks the out-of-band responses the proxy uses to speak exact text.
+SPEAK_METADATA_KEY = "proxy_speak"
+_SPEAK_INSTRUCTIONS = (
+    "You are reading a script aloud. Say the text of the user's message exactly as written, "
+    "word for word, in your usual voice. Do not add, drop, translate or answer anything."
+)
 
 
 def is_realtime_model(model: str | None) -> bool:
@@ -42,68 +64,161 @@ def is_realtime_model(model: str | None) -> bool:
 
 
 def openai_voice(speak: Speak | None) -> str | None:
-    """The speak provider's voice when it names an OpenAI voice, else None."""
+    """The speak provider's voice when it names an OpenAI Realtime voice, else None."""
     provider = speak.provider if speak else None
     for candidate in (provider.voice, provider.model) if provider else ():
-        if candidate in OPENAI_VOICES:
+        if isinstance(candidate, str) and candidate in OPENAI_VOICES:
             return candidate
     return None
 
 
-def translate_settings(settings: Settings, *, event_id: str) -> dict[str, Any]:
+# ---------------------------------------------------------------- session.update
+
+
+def settings_update(settings: Settings, audio: ClientAudio, *, event_id: str) -> dict[str, Any]:
     """`Settings` -> `session.update` in the GA shape (PROTOCOL.md section 4)."""
-    agent = settings.agent
-    think = agent.think
-    output: dict[str, Any] = {"format": _PCM_24K}
-    voice = openai_voice(agent.speak)
+    agent = settings.agent_config
+    think = settings.think
+    output: dict[str, Any] = {"format": audio.upstream_format("output")}
+    voice = openai_voice(settings.speak)
     if voice:
         output["voice"] = voice
     session: dict[str, Any] = {
         "type": "realtime",
         "audio": {
             "input": {
-                "format": _PCM_24K,
+                "format": audio.upstream_format("input"),
                 "turn_detection": {
                     "type": "server_vad",
                     "create_response": True,
                     "interrupt_response": True,
                 },
-                "transcription": {"model": TRANSCRIPTION_MODEL},
+                "transcription": _transcription(agent.listen, agent.language),
             },
             "output": output,
         },
-        "tools": [
-            {
-                "type": "function",
-                "name": function.name,
-                "description": function.description or "",
-                "parameters": function.parameters or {"type": "object", "properties": {}},
-            }
-            for function in (think.functions if think else [])
-        ],
+        "tools": _tools(think),
     }
     if think and think.prompt is not None:
         session["instructions"] = think.prompt
     model = think.provider.model if think and think.provider else None
     if model and is_realtime_model(model):
         session["model"] = model
-    return {"type": "session.update", "event_id": event_id, "session": session}
+    return _session_update(session, event_id)
 
 
 def prompt_update(prompt: str, *, event_id: str) -> dict[str, Any]:
-    return {
-        "type": "session.update",
-        "event_id": event_id,
-        "session": {"type": "realtime", "instructions": prompt},
-    }
+    return _session_update({"type": "realtime", "instructions": prompt}, event_id)
 
 
 def voice_update(voice: str, *, event_id: str) -> dict[str, Any]:
+    return _session_update({"type": "realtime", "audio": {"output": {"voice": voice}}}, event_id)
+
+
+def think_update(think: Think | list[Think], *, event_id: str) -> dict[str, Any]:
+    """`UpdateThink`: the prompt and the functions (a model change cannot be made live)."""
+    primary: Think | None = first(think)
+    session: dict[str, Any] = {"type": "realtime", "tools": _tools(primary)}
+    if primary is not None and primary.prompt is not None:
+        session["instructions"] = primary.prompt
+    return _session_update(session, event_id)
+
+
+def listen_update(listen: Listen, language: str | None, *, event_id: str) -> dict[str, Any]:
+    """`UpdateListen`: language and keyterms reach the transcription settings."""
+    transcription = _transcription(listen, language)
+    return _session_update(
+        {"type": "realtime", "audio": {"input": {"transcription": transcription}}}, event_id
+    )
+
+
+def _session_update(session: dict[str, Any], event_id: str) -> dict[str, Any]:
+    return {"type": "session.update", "event_id": event_id, "session": session}
+
+
+def _tools(think: Think | None) -> list[dict[str, Any]]:
+    if think is None or not think.functions:
+        return []
+    return [_tool(function) for function in think.functions]
+
+
+def _tool(function: FunctionDefinition) -> dict[str, Any]:
     return {
-        "type": "session.update",
-        "event_id": event_id,
-        "session": {"type": "realtime", "audio": {"output": {"voice": voice}}},
+        "type": "function",
+        "name": function.name,
+        "description": function.description or "",
+        "parameters": function.parameters or {"type": "object", "properties": {}},
     }
+
+
+def _transcription(listen: Listen | None, agent_language: str | None) -> dict[str, Any]:
+    provider = listen.provider if listen else None
+    transcription: dict[str, Any] = {"model": TRANSCRIPTION_MODEL}
+    language = (provider.language if provider else None) or agent_language
+    if language and language.lower() not in ("multi", "auto"):
+        transcription["language"] = language.split("-")[0].lower()  # ISO-639-1: en-US -> en
+    keyterms = provider.keyterms if provider else None
+    if keyterms:
+        transcription["prompt"] = "Expect these terms: " + ", ".join(keyterms)
+    return transcription
+
+
+def ignored_settings(settings: Settings) -> list[str]:
+    """What a Settings asks for that the Realtime API has no place for (one Warning)."""
+    ignored: list[str] = []
+    agent = settings.agent
+    if isinstance(agent, str):
+        return [f"agent {agent!r} (a stored Deepgram agent; send the agent object instead)"]
+    if agent is None:
+        return ignored
+    ignored += _think_ignored(agent.think)
+    speak = first(agent.speak)
+    if speak is not None and speak.provider is not None and openai_voice(speak) is None:
+        voice = speak.provider.voice or speak.provider.model or speak.provider.model_id
+        ignored.append(f"speak voice {voice!r} (not an OpenAI Realtime voice)")
+    if isinstance(agent.speak, list) and len(agent.speak) > 1:
+        ignored.append("fallback speak providers")
+    if speak is not None and speak.endpoint is not None:
+        ignored.append("speak.endpoint")
+    if agent.think_live is not None:
+        ignored.append("think_live")
+    audio_out = settings.audio.output if settings.audio else None
+    if audio_out is not None and audio_out.bitrate is not None:
+        ignored.append("audio.output.bitrate")
+    return ignored
+
+
+def _think_ignored(think: Think | list[Think] | None) -> list[str]:
+    ignored: list[str] = []
+    primary: Think | None = first(think)
+    if primary is None:
+        return ignored
+    provider = primary.provider
+    if provider is not None and provider.model and not is_realtime_model(provider.model):
+        ignored.append(f"think model {provider.model!r} (not a Realtime model)")
+    if provider is not None and provider.temperature is not None:
+        ignored.append("think temperature")
+    if primary.endpoint is not None:
+        ignored.append("think.endpoint")
+    if primary.context_length is not None:
+        ignored.append("think.context_length")
+    if isinstance(think, list) and len(think) > 1:
+        ignored.append("fallback think providers")
+    return ignored
+
+
+def think_model_change(think: Think | list[Think], agent: Agent) -> str | None:
+    """An `UpdateThink` provider/model change a live session cannot make, described."""
+    new: Think | None = first(think)
+    old: Think | None = first(agent.think)
+    new_model = new.provider.model if new and new.provider else None
+    old_model = old.provider.model if old and old.provider else None
+    if new_model and new_model != old_model:
+        return f"think model {new_model!r} (a live Realtime session keeps its model)"
+    return None
+
+
+# ---------------------------------------------------------------- conversation
 
 
 def text_item(role: str, text: str, *, item_id: str | None = None) -> dict[str, Any]:
@@ -119,6 +234,30 @@ def text_item(role: str, text: str, *, item_id: str | None = None) -> dict[str, 
     return {"type": "conversation.item.create", "item": item}
 
 
+def context_items(message: ContextMessage, own_id: str) -> list[dict[str, Any]]:
+    """The items that restore one context entry: a text turn, or function calls and
+    their outputs. `own_id` prefixes ids of assistant items the proxy creates."""
+    if message.function_calls is not None:
+        events: list[dict[str, Any]] = []
+        for call in message.function_calls:
+            events.append(
+                {
+                    "type": "conversation.item.create",
+                    "item": {
+                        "type": "function_call",
+                        "call_id": call.id,
+                        "name": call.name,
+                        "arguments": call.arguments,
+                    },
+                }
+            )
+            events.append(function_output_item(call.id, call.response))
+        return events
+    assert message.role is not None and message.content is not None
+    item_id = own_id if message.role == "assistant" else None
+    return [text_item(message.role, message.content, item_id=item_id)]
+
+
 def function_output_item(call_id: str, output: str) -> dict[str, Any]:
     return {
         "type": "conversation.item.create",
@@ -130,6 +269,35 @@ def response_create(event_id: str) -> dict[str, Any]:
     return {"type": "response.create", "event_id": event_id}
 
 
+def speak_response(text: str, *, event_id: str) -> dict[str, Any]:
+    """An out-of-band response that says `text`: outside the conversation, so the model's
+    own rendering never enters it (the proxy adds the exact text as an item itself)."""
+    return {
+        "type": "response.create",
+        "event_id": event_id,
+        "response": {
+            "conversation": "none",
+            "instructions": _SPEAK_INSTRUCTIONS,
+            "input": [
+                {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": text}],
+                }
+            ],
+            "tool_choice": "none",
+            "metadata": {SPEAK_METADATA_KEY: event_id},
+        },
+    }
+
+
+def response_cancel(event_id: str, response_id: str | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {"type": "response.cancel", "event_id": event_id}
+    if response_id:
+        event["response_id"] = response_id
+    return event
+
+
 def truncate_item(item_id: str, audio_end_ms: int) -> dict[str, Any]:
     return {
         "type": "conversation.item.truncate",
@@ -139,37 +307,38 @@ def truncate_item(item_id: str, audio_end_ms: int) -> dict[str, Any]:
     }
 
 
-def function_call_request(event: dict[str, Any]) -> FunctionCallRequest:
-    """`response.function_call_arguments.done` -> `FunctionCallRequest`."""
+def audio_append(audio: bytes) -> bytes:
+    """`input_audio_buffer.append` as JSON bytes (the hot path: no dict, no encoder)."""
+    return b'{"type":"input_audio_buffer.append","audio":"' + base64.b64encode(audio) + b'"}'
+
+
+def input_commit(event_id: str) -> dict[str, Any]:
+    return {"type": "input_audio_buffer.commit", "event_id": event_id}
+
+
+# ---------------------------------------------------------------- to the component
+
+
+def function_call_request(
+    call_id: str, name: str, arguments: str, *, client_side: bool
+) -> FunctionCallRequest:
     return FunctionCallRequest(
         functions=[
-            FunctionRequest(
-                id=str(event.get("call_id", "")),
-                name=str(event.get("name", "")),
-                arguments=str(event.get("arguments", "")),
-                client_side=True,
-            )
+            FunctionRequest(id=call_id, name=name, arguments=arguments, client_side=client_side)
         ]
     )
 
 
-def assistant_text_of(item: dict[str, Any]) -> str | None:
+def assistant_text_of(item: Item) -> str | None:
     """The text of an assistant message item (text parts or audio transcripts)."""
-    if item.get("type") != "message" or item.get("role") != "assistant":
+    if item.type != "message" or item.role != "assistant":
         return None
-    parts = [
-        part.get("text") or part.get("transcript")
-        for part in item.get("content") or ()
-        if isinstance(part, dict)
-    ]
-    text = "".join(part for part in parts if isinstance(part, str))
-    return text or None
+    parts = [part.text or part.transcript or "" for part in item.content or ()]
+    return "".join(parts) or None
 
 
-def component_error(event: dict[str, Any], *, secret: str | None) -> Error:
-    """Upstream `error` -> `Error`, with anything key-like removed from the text."""
-    error = event.get("error") if isinstance(event.get("error"), dict) else {}
-    assert isinstance(error, dict)
-    message = str(error.get("message") or "upstream error")
-    code = str(error.get("code") or error.get("type") or "upstream_error")
-    return Error(description=redact(message, secret), code=code)
+def component_error(detail: ErrorDetail) -> Error:
+    """Upstream `error` -> `Error` (the session scrubs secrets from every frame)."""
+    message = detail.message or "upstream error"
+    code = detail.code or detail.type or "upstream_error"
+    return Error(description=message, code=code)

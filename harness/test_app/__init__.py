@@ -2,7 +2,9 @@
 
 `http_response` serves them from any websockets server's `process_request`: the proxy
 uses it for `python -m proxy` at `/`, and the plugin's `voice_app_server` fixture runs a
-server that serves nothing else.
+server that serves nothing else. It serves only the app's own regular files (GET and
+HEAD), with headers that keep other sites from framing or sniffing them, and never
+echoes the request's Host into a response.
 """
 
 from __future__ import annotations
@@ -10,46 +12,85 @@ from __future__ import annotations
 import mimetypes
 from http import HTTPStatus
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-__all__ = ["APP_DIR", "http_response"]
+__all__ = ["APP_DIR", "SECURITY_HEADERS", "http_response"]
 
-APP_DIR = Path(__file__).parent
+APP_DIR = Path(__file__).parent.resolve()
 _SERVED_SUFFIXES = {".html", ".js", ".css"}
+SECURITY_HEADERS = (
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob:; "
+        "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store"),  # edits to the app show on reload
+)
 
 
 def http_response(
     connection: ServerConnection, request: Request, proxy_path: str | None = None
 ) -> Response:
-    """The app file `request` asks for, or 404.
+    """The app file `request` asks for, or 404 (405 for methods other than GET/HEAD).
 
-    With `proxy_path`, a bare `/` redirects to `/?proxyEndpoint=ws://<this host><proxy_path>`
-    so the page talks to the server that served it.
+    With `proxy_path`, a bare `/` redirects to `/?proxyEndpoint=<proxy_path>` (a path:
+    the page resolves it against its own address), keeping the request's other query
+    parameters, so the page talks to the server that served it.
     """
+    if request.method not in ("GET", "HEAD"):
+        return _response(
+            request,
+            HTTPStatus.METHOD_NOT_ALLOWED,
+            b"GET or HEAD only\n",
+            "text/plain",
+            Allow="GET, HEAD",
+        )
     url = urlsplit(request.path)
-    host = request.headers.get("Host")
-    if proxy_path and url.path == "/" and "proxyEndpoint" not in parse_qs(url.query) and host:
-        query = urlencode({"proxyEndpoint": f"ws://{host}{proxy_path}"})
-        return _response(HTTPStatus.FOUND, b"", "text/plain", Location=f"/?{query}")
-    name = url.path.lstrip("/") or "index.html"
+    query = parse_qsl(url.query, keep_blank_values=True)
+    if proxy_path and url.path == "/" and not any(key == "proxyEndpoint" for key, _ in query):
+        location = "/?" + urlencode([*query, ("proxyEndpoint", proxy_path)])
+        return _response(request, HTTPStatus.FOUND, b"", "text/plain", Location=location)
+    file = _app_file(url.path)
+    if file is None:
+        return _response(request, HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+    content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+    return _response(request, HTTPStatus.OK, file.read_bytes(), content_type)
+
+
+def _app_file(path: str) -> Path | None:
+    """A regular file of the app itself: no subfolders, no symlinks, no other suffixes."""
+    name = path.lstrip("/") or "index.html"
+    if (
+        "/" in name
+        or "\\" in name
+        or name.startswith(".")
+        or Path(name).suffix not in _SERVED_SUFFIXES
+    ):
+        return None
     file = APP_DIR / name
-    if "/" in name or file.suffix not in _SERVED_SUFFIXES or not file.is_file():
-        return connection.respond(HTTPStatus.NOT_FOUND, f"no file at {url.path}\n")
-    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return _response(HTTPStatus.OK, file.read_bytes(), f"{content_type}; charset=utf-8")
+    if file.is_symlink() or not file.is_file() or file.resolve().parent != APP_DIR:
+        return None
+    return file
 
 
-def _response(status: HTTPStatus, body: bytes, content_type: str, **extra: str) -> Response:
+def _response(
+    request: Request, status: HTTPStatus, body: bytes, content_type: str, **extra: str
+) -> Response:
     headers = Headers(
         [
-            ("Content-Type", content_type),
+            ("Content-Type", f"{content_type}; charset=utf-8"),
             ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-store"),  # edits to the app show on reload
+            *SECURITY_HEADERS,
             *extra.items(),
         ]
     )
-    return Response(status.value, status.phrase, headers, body)
+    # HEAD: the same headers, no body.
+    return Response(status.value, status.phrase, headers, b"" if request.method == "HEAD" else body)

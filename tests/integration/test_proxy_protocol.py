@@ -54,7 +54,7 @@ async def test_settings_get_welcome_then_settings_applied(
     assert update["session"]["instructions"].startswith("You are a helpful")
 
 
-async def test_greeting_is_shown_and_recorded_upstream(
+async def test_greeting_is_spoken_shown_and_held_upstream(
     mock_openai: MockRealtime, component_client: ComponentClient
 ) -> None:
     await component_client.start(greeting="Hi, I am your agent.")
@@ -67,7 +67,14 @@ async def test_greeting_is_shown_and_recorded_upstream(
     item = await mock_openai.wait_for("conversation.item.create")
     assert item["item"]["role"] == "assistant"
     assert item["item"]["content"][0] == {"type": "output_text", "text": "Hi, I am your agent."}
-    assert not mock_openai.received("response.create")  # a greeting is not a turn
+    # Spoken by an out-of-band response: audio reaches the client, the text once.
+    speak = await mock_openai.wait_for("response.create")
+    assert speak["response"]["conversation"] == "none"
+    await component_client.wait_for("AgentAudioDone")
+    assert component_client.audio
+    assert [m["content"] for m in component_client.received("ConversationText")] == [
+        "Hi, I am your agent."
+    ]
 
 
 async def test_context_in_settings_is_replayed_in_order_without_greeting(

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from harness.component_schema import validate_component_message
 from harness.schema import validate_client_event
 from proxy.session import (
     Action,
+    CallFunction,
     CloseClient,
     CloseUpstream,
-    FlushAudioAfter,
     ProxySession,
     SendToClient,
     SendUpstream,
     SessionOptions,
 )
+from tests.unit import realtime_events as events
 
 
 class FakeClock:
@@ -41,7 +42,7 @@ class Outcome:
     upstream: list[dict[str, Any]] = field(default_factory=list)
     client_close: CloseClient | None = None
     upstream_close: CloseUpstream | None = None
-    flush_after: list[float] = field(default_factory=list)
+    calls: list[CallFunction] = field(default_factory=list)
 
     def types(self) -> list[str]:
         return [message["type"] for message in self.to_client]
@@ -60,7 +61,9 @@ def decode(actions: list[Action]) -> Outcome:
     for action in actions:
         if isinstance(action, SendToClient):
             if action.text:
-                outcome.to_client.append(orjson.loads(action.payload))
+                message = orjson.loads(action.payload)
+                validate_component_message(message)  # deepgram-sdk's models are the oracle
+                outcome.to_client.append(message)
             else:
                 outcome.audio.append(action.payload)
         elif isinstance(action, SendUpstream):
@@ -71,8 +74,8 @@ def decode(actions: list[Action]) -> Outcome:
             outcome.client_close = action
         elif isinstance(action, CloseUpstream):
             outcome.upstream_close = action
-        elif isinstance(action, FlushAudioAfter):
-            outcome.flush_after.append(action.seconds)
+        elif isinstance(action, CallFunction):
+            outcome.calls.append(action)
     return outcome
 
 
@@ -92,27 +95,29 @@ class Driver:
         raw = event if isinstance(event, bytes) else orjson.dumps(event)
         return decode(self.session.upstream_message(raw))
 
+    def decode_actions(self, actions: list[Action]) -> Outcome:
+        return decode(actions)
+
+    def tick(self, seconds: float = 0.0) -> Outcome:
+        """Let `seconds` pass, then wake the session as the server's timer would."""
+        self.clock.advance(seconds)
+        return decode(self.session.tick())
+
     def flush(self) -> Outcome:
-        return decode(self.session.flush_audio())
+        """Let the audio batch's flush deadline pass."""
+        deadline = self.session.microphone.flush_at
+        return self.tick(max(0.0, deadline - self.clock.now) if deadline is not None else 0.0)
 
     # Common openings -------------------------------------------------------
 
     def ready(self, settings: dict[str, Any] | None = None) -> Outcome:
         """session.created, Settings, session.updated: returns the last step's outcome."""
-        self.upstream({"type": "session.created", "session": {"id": "sess_1"}})
+        self.upstream(events.session_created())
         self.client(settings or {"type": "Settings"})
-        return self.upstream({"type": "session.updated", "session": {}})
+        return self.upstream(events.session_updated())
 
-    def respond(self) -> None:
-        self.upstream({"type": "response.created", "response": {"id": "resp_1"}})
+    def respond(self, response_id: str = "resp_1") -> Outcome:
+        return self.upstream(events.response_created(response_id))
 
-
-def audio_delta(item_id: str, pcm: bytes, response_id: str = "resp_1") -> dict[str, Any]:
-    return {
-        "type": "response.output_audio.delta",
-        "response_id": response_id,
-        "item_id": item_id,
-        "output_index": 0,
-        "content_index": 0,
-        "delta": base64.b64encode(pcm).decode(),
-    }
+    def finish(self, response_id: str = "resp_1") -> Outcome:
+        return self.upstream(events.response_done(response_id))

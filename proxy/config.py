@@ -1,0 +1,76 @@
+"""Everything an operator can set, with the defaults of PROTOCOL.md sections 11 and 12."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
+
+from .session import SessionOptions
+
+__all__ = ["DEEPGRAM_PATH", "DEFAULT_UPSTREAM_URL", "ProxyConfig"]
+
+DEFAULT_UPSTREAM_URL = "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+DEEPGRAM_PATH = "/v1/agent/converse"  # Deepgram's own endpoint, for its SDKs
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    path: str = "/openai"
+    extra_paths: tuple[str, ...] = (DEEPGRAM_PATH,)
+    upstream_url: str = DEFAULT_UPSTREAM_URL
+    api_key: str | None = field(default=None, repr=False)
+
+    # Access (section 11).
+    client_token: str | None = field(default=None, repr=False)
+    allowed_origins: tuple[str, ...] = ()
+    same_origin_pages: bool = False  # pages this proxy serves may connect back to it
+    max_sessions: int = 1000
+    max_sessions_per_ip: int = 20
+    trusted_proxies: tuple[str, ...] = ()  # IPs or CIDRs whose X-Forwarded-For is believed
+
+    # Limits and timeouts.
+    turn_rate: float = 5.0
+    turn_burst: int = 20
+    max_frame_bytes: int = 1 << 20  # larger: Error frame_too_large
+    hard_frame_bytes: int = 16 << 20  # larger: close 1009 (client), 1011 (upstream)
+    max_buffered_bytes: int = 8 << 20  # per session and direction
+    stall_timeout: float = 10.0  # a peer that reads nothing while frames wait
+    upstream_connect_timeout: float = 10.0
+    ready_timeout: float = 15.0
+    response_timeout: float = 30.0
+    client_idle_timeout: float = 60.0
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    audio_batch_ms: int = 100
+
+    # Server-side functions (hosts the proxy may call) and logging.
+    function_hosts: frozenset[str] = frozenset()
+    function_timeout: float = 10.0
+    log_content: bool = False
+
+    # Answers plain HTTP requests to other paths (the test-app); None means 404.
+    http_handler: Callable[[ServerConnection, Request], Response] | None = None
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return (self.path, *(p for p in self.extra_paths if p != self.path))
+
+    def session_options(self) -> SessionOptions:
+        return SessionOptions(
+            api_key=self.api_key,
+            max_frame_bytes=self.max_frame_bytes,
+            max_buffered_bytes=self.max_buffered_bytes,
+            audio_batch_ms=self.audio_batch_ms,
+            ready_timeout=self.ready_timeout,
+            response_timeout=self.response_timeout,
+            client_idle_timeout=self.client_idle_timeout,
+            turn_rate=self.turn_rate,
+            turn_burst=self.turn_burst,
+            log_content=self.log_content,
+            function_hosts=frozenset(host.lower() for host in self.function_hosts),
+        )

@@ -1,0 +1,216 @@
+"""The OpenAI Realtime (GA) server events the proxy acts on, typed.
+
+Only the fields the session reads are declared; `proxy.validation` checks them before
+the session sees the event, so a mistyped event from a misbehaving upstream is dropped
+at the edge instead of failing deep inside a handler. Events not listed in
+`UPSTREAM_EVENTS` are ignored without being checked (the API grows; new events are fine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "UPSTREAM_EVENTS",
+    "AudioDelta",
+    "AudioDone",
+    "ErrorDetail",
+    "ErrorEvent",
+    "FunctionArgumentsDone",
+    "Item",
+    "ItemDone",
+    "ItemPart",
+    "OutputItemAdded",
+    "ResponseCreated",
+    "ResponseDone",
+    "ResponseInfo",
+    "SessionCreated",
+    "SessionInfo",
+    "SessionUpdated",
+    "SpeechStarted",
+    "SpeechStopped",
+    "TextDone",
+    "TranscriptDone",
+    "TranscriptionCompleted",
+    "TranscriptionDelta",
+    "UpstreamEvent",
+]
+
+
+@dataclass(slots=True)
+class SessionInfo:
+    id: str | None = None
+
+
+@dataclass(slots=True)
+class SessionCreated:
+    session: SessionInfo
+
+
+@dataclass(slots=True)
+class SessionUpdated:
+    session: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ResponseInfo:
+    id: str
+    status: str | None = None
+    conversation_id: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class ResponseCreated:
+    response: ResponseInfo
+
+
+@dataclass(slots=True)
+class ResponseDone:
+    response: ResponseInfo
+
+
+@dataclass(slots=True)
+class AudioDelta:
+    response_id: str
+    item_id: str
+    delta: str
+
+
+@dataclass(slots=True)
+class AudioDone:
+    response_id: str
+    item_id: str
+
+
+@dataclass(slots=True)
+class TranscriptDone:
+    """`response.output_audio_transcript.done`: what the agent said."""
+
+    response_id: str
+    item_id: str
+    transcript: str
+
+
+@dataclass(slots=True)
+class TextDone:
+    """`response.output_text.done`: what the agent wrote (a text-only session)."""
+
+    response_id: str
+    item_id: str
+    text: str
+
+
+@dataclass(slots=True)
+class ItemPart:
+    type: str
+    text: str | None = None
+    transcript: str | None = None
+
+
+@dataclass(slots=True)
+class Item:
+    type: str
+    id: str | None = None
+    role: str | None = None
+    content: list[ItemPart] | None = None
+    name: str | None = None
+    call_id: str | None = None
+
+
+@dataclass(slots=True)
+class ItemDone:
+    item: Item
+
+
+@dataclass(slots=True)
+class OutputItemAdded:
+    response_id: str
+    item: Item
+
+
+@dataclass(slots=True)
+class FunctionArgumentsDone:
+    response_id: str
+    item_id: str
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(slots=True)
+class SpeechStarted:
+    item_id: str
+    audio_start_ms: int
+
+
+@dataclass(slots=True)
+class SpeechStopped:
+    item_id: str
+    audio_end_ms: int
+
+
+@dataclass(slots=True)
+class TranscriptionDelta:
+    item_id: str
+    delta: str | None = None
+
+
+@dataclass(slots=True)
+class TranscriptionCompleted:
+    item_id: str
+    transcript: str
+
+
+@dataclass(slots=True)
+class ErrorDetail:
+    type: str | None = None
+    code: str | None = None
+    message: str | None = None
+    param: str | None = None
+    event_id: str | None = None
+
+
+@dataclass(slots=True)
+class ErrorEvent:
+    error: ErrorDetail
+
+
+UpstreamEvent = (
+    SessionCreated
+    | SessionUpdated
+    | ResponseCreated
+    | ResponseDone
+    | AudioDelta
+    | AudioDone
+    | TranscriptDone
+    | TextDone
+    | ItemDone
+    | OutputItemAdded
+    | FunctionArgumentsDone
+    | SpeechStarted
+    | SpeechStopped
+    | TranscriptionDelta
+    | TranscriptionCompleted
+    | ErrorEvent
+)
+
+#: The event types the proxy acts on, and the class each one is checked against.
+UPSTREAM_EVENTS: dict[str, type[Any]] = {
+    "session.created": SessionCreated,
+    "session.updated": SessionUpdated,
+    "response.created": ResponseCreated,
+    "response.done": ResponseDone,
+    "response.output_audio.delta": AudioDelta,
+    "response.output_audio.done": AudioDone,
+    "response.output_audio_transcript.done": TranscriptDone,
+    "response.output_text.done": TextDone,
+    "conversation.item.done": ItemDone,
+    "response.function_call_arguments.done": FunctionArgumentsDone,
+    "input_audio_buffer.speech_started": SpeechStarted,
+    "input_audio_buffer.speech_stopped": SpeechStopped,
+    "conversation.item.input_audio_transcription.delta": TranscriptionDelta,
+    "conversation.item.input_audio_transcription.completed": TranscriptionCompleted,
+    "error": ErrorEvent,
+}

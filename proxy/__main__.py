@@ -31,11 +31,23 @@ _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _parser()
+    try:
+        _add_options(parser)
+    except _BadEnvironment as exc:
+        parser.error(str(exc))
+    return parser.parse_args(argv)
+
+
+def _parser() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(
         prog="python -m proxy",
         description="Deepgram Voice Agent protocol proxy for the OpenAI Realtime API. "
         "Each option can also be set with the environment variable named in brackets.",
     )
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
     option = functools.partial(_option, parser)
     option("--host", "OPENAI_PROXY_HOST", str, "127.0.0.1", "address to listen on")
     option("--port", "OPENAI_PROXY_PORT", int, 8080, "port to listen on (0: any free)")
@@ -146,10 +158,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="never serve the test-app (HTTP 404 instead). Default: served with the built-in "
         "mock or on loopback",
     )
-    try:
-        return parser.parse_args(argv)
-    except _BadEnvironment as exc:
-        parser.error(str(exc))
 
 
 class _BadEnvironment(ValueError):
@@ -213,7 +221,12 @@ def _flag(value: str) -> bool:
 
 def _env_choice(env: str) -> bool | None:
     raw = os.environ.get(env)
-    return None if raw in (None, "") else _flag(raw)
+    if raw in (None, ""):
+        return None
+    try:
+        return _flag(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise _BadEnvironment(f"{env}={raw!r}: {exc}") from None
 
 
 def _repeated(args: argparse.Namespace, name: str) -> list[str]:

@@ -59,6 +59,21 @@ class Bridge:
         self.to_client: Outbox | None = None
         self.to_upstream: Outbox | None = None
 
+    @property
+    def buffered_bytes(self) -> int:
+        """What this session holds for its peers now: queues, socket buffers, readiness."""
+        held = self.session.pending_bytes
+        for outbox in (self.to_client, self.to_upstream):
+            if outbox is not None:
+                held += outbox.buffered_bytes
+        return held
+
+    @property
+    def buffered_high_water(self) -> int:
+        """The most this session ever held in one direction (queue + socket buffer)."""
+        outboxes = (self.to_client, self.to_upstream)
+        return max(o.high_water for o in outboxes if o is not None) if self.to_client else 0
+
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
             self._tg = tg
@@ -189,9 +204,7 @@ class Bridge:
 
     async def _dispatch(self, actions: list[Action]) -> None:
         """Carry out the session's actions in order; wait while an outbox is full."""
-        if not actions:
-            return
-        self._react(actions)
+        self._react(actions)  # also when there are none: a deadline may have moved
         for outbox in (self.to_client, self.to_upstream):
             if outbox is not None and outbox.full:
                 await outbox.wait_room()

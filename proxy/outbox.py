@@ -64,6 +64,13 @@ class Outbox:
             self._start_writer()
 
     @property
+    def buffered_bytes(self) -> int:
+        """Queued here plus what the socket's own write buffer holds."""
+        ws = self.ws
+        in_socket = ws.transport.get_write_buffer_size() if ws is not None else 0
+        return self.queued_bytes + int(in_socket)
+
+    @property
     def full(self) -> bool:
         return self.queued_bytes > self._limit
 
@@ -80,7 +87,7 @@ class Outbox:
             return
         self._queue.append((payload, text))
         self.queued_bytes += len(payload)
-        self.high_water = max(self.high_water, self.queued_bytes)
+        self.high_water = max(self.high_water, self.buffered_bytes)
         if self.queued_bytes > self._limit:
             self._room = anyio.Event()
         self._start_writer()

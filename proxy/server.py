@@ -57,6 +57,8 @@ class ProxyServer:
             ipaddress.ip_network(entry, strict=False) for entry in config.trusted_proxies
         )
         self._session_ids = itertools.count(1)
+        self._bridges: set[Bridge] = set()
+        self._finished_high_water = 0
         self._tokens = (config.client_token,) if config.client_token else ()
 
     @property
@@ -104,6 +106,15 @@ class ProxyServer:
         with anyio.fail_after(timeout):
             await self._idle.wait()
 
+    def buffered_high_water(self) -> int:
+        """The most any session held for one of its peers, in bytes (queue + socket)."""
+        live = (bridge.buffered_high_water for bridge in list(self._bridges))
+        return max(self._finished_high_water, *live, 0)
+
+    def buffered_bytes(self) -> int:
+        """What all open sessions hold for their peers now, in bytes."""
+        return sum(bridge.buffered_bytes for bridge in list(self._bridges))
+
     # ------------------------------------------------------------ before the upgrade
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -149,9 +160,12 @@ class ProxyServer:
         session_id = f"s{next(self._session_ids):x}"
         bridge = Bridge(client, self.config, session_id)
         bridge.log.info("client connected from %s", _peer(client))
+        self._bridges.add(bridge)
         try:
             await bridge.run()
         finally:
+            self._bridges.discard(bridge)
+            self._finished_high_water = max(self._finished_high_water, bridge.buffered_high_water)
             if ticket is not None:
                 ticket.release()
             self.active_sessions -= 1

@@ -60,6 +60,7 @@ def test_v1_fallback_lists_take_the_first_entry() -> None:
         ({"type": "Settings", "agent": {"think": {"functions": [{"description": "x"}]}}}, "name"),
         ({"type": "Settings", "audio": {"input": {"sample_rate": True}}}, "sample_rate"),
         ({"type": "Settings", "audio": {"input": {"sample_rate": "16000"}}}, "sample_rate"),
+        ({"type": "Settings", "audio": {"input": {"sample_rate": 16000.0}}}, "an integer"),
         ({"type": "Settings", "agent": {"context": {"messages": [{"role": "system"}]}}}, "role"),
         ({"type": "Settings", "agent": {"context": {"messages": [{"role": "user"}]}}}, "content"),
         ({"type": "Settings", "agent": {"think": {"functions": {"a": 1}}}}, "functions"),

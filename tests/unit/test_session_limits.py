@@ -297,6 +297,20 @@ def test_the_key_and_its_masked_echoes_never_reach_the_client(error: dict[str, A
     assert b"AbCdEf" not in raw and b"1234" not in raw and b"***" not in raw
 
 
+@pytest.mark.parametrize(
+    "echo", ["0123***cdef", "0123456789ab****************cdef", "0123…cdef", "key ••••cdef"]
+)
+def test_masked_echoes_of_a_key_of_any_shape_are_scrubbed(echo: str) -> None:
+    hex_key = "0123456789abcdef0123456789abcdef"  # an Azure-style key: nothing like sk-
+    driver = Driver(api_key=hex_key)
+    driver.ready()
+    out = driver.upstream(events.error("invalid_api_key", f"Access denied for key {echo}."))
+    description = out.to_client[0]["description"]
+    assert "cdef" not in description and "[redacted]" in description
+    unrelated = driver.upstream(events.error("x", "Wait for it... then say 'abc***xyz'."))
+    assert unrelated.to_client[0]["description"] == "Wait for it... then say 'abc***xyz'."
+
+
 def test_the_key_is_scrubbed_from_any_field_of_any_message() -> None:
     driver = Driver(api_key=KEY)
     driver.ready()

@@ -1,0 +1,153 @@
+"""Who may open a session (PROTOCOL.md §11): the client token and the browser origin.
+
+Refusals happen before the upgrade, as HTTP statuses, so a refused client costs the
+operator nothing upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from harness.client import ComponentClient
+from harness.mock_openai import MockRealtime
+from harness.pytest_plugin import ProxyEndpoint
+
+ProxyFactory = Callable[..., ProxyEndpoint]
+TOKEN = "client-token-7f3a9c"
+
+
+async def refused_status(url: str, **kwargs: object) -> int:
+    """The HTTP status of a refused upgrade (fails the test if it was accepted)."""
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url, open_timeout=5, **kwargs):  # type: ignore[arg-type]
+            pass
+    return refused.value.response.status_code
+
+
+async def accepted(url: str, **kwargs: object) -> str | None:
+    """Open a session and see Welcome; returns the negotiated subprotocol."""
+    async with connect(url, open_timeout=5, **kwargs) as ws:  # type: ignore[arg-type]
+        welcome = await ws.recv()
+        assert '"Welcome"' in str(welcome)
+        return ws.subprotocol
+
+
+# ------------------------------------------------------------------ client token
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "query",
+        "authorization-token",
+        "authorization-bearer",
+        "subprotocol-token",
+        "subprotocol-bearer",
+    ],
+)
+async def test_the_token_is_accepted_in_every_form(
+    mock_openai: MockRealtime, proxy_factory: ProxyFactory, how: str
+) -> None:
+    url = proxy_factory(client_token=TOKEN).url
+    forms: dict[str, dict[str, object]] = {
+        "query": {},
+        "authorization-token": {"additional_headers": {"Authorization": f"Token {TOKEN}"}},
+        "authorization-bearer": {"additional_headers": {"Authorization": f"Bearer {TOKEN}"}},
+        "subprotocol-token": {"subprotocols": ["token", TOKEN]},
+        "subprotocol-bearer": {"subprotocols": ["bearer", TOKEN]},
+    }
+    target = f"{url}?token={TOKEN}" if how == "query" else url
+    subprotocol = await accepted(target, **forms[how])
+    if how.startswith("subprotocol"):
+        assert subprotocol == how.split("-")[1]  # Deepgram's convention: the server echoes it
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"additional_headers": {"Authorization": "Token wrong"}},
+        {"additional_headers": {"Authorization": f"Basic {TOKEN}"}},
+        {"subprotocols": ["token", "wrong"]},
+        {"subprotocols": [TOKEN]},  # the token alone is not the convention
+    ],
+)
+async def test_a_wrong_or_missing_token_is_refused_with_401_before_upstream(
+    mock_openai: MockRealtime, proxy_factory: ProxyFactory, kwargs: dict[str, object]
+) -> None:
+    url = proxy_factory(client_token=TOKEN).url
+    assert await refused_status(url, **kwargs) == 401
+    assert await refused_status(f"{url}?token={TOKEN[:-1]}") == 401
+    assert not mock_openai.connections  # nothing was spent upstream
+
+
+async def test_the_deepgram_path_is_served_with_the_token_as_its_sdk_sends_it(
+    mock_openai: MockRealtime, proxy_factory: ProxyFactory
+) -> None:
+    url = proxy_factory(client_token=TOKEN).url.replace("/openai", "/v1/agent/converse")
+    await accepted(url, additional_headers={"Authorization": f"Token {TOKEN}"})
+    assert await refused_status(url) == 401
+
+
+# ------------------------------------------------------------------ origin
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["http://localhost:3000", "https://localhost", "http://127.0.0.1:5173", "http://[::1]:8080"],
+)
+async def test_loopback_proxy_accepts_local_pages_by_default(
+    mock_openai: MockRealtime, proxy: ProxyEndpoint, origin: str
+) -> None:
+    await accepted(proxy.url, origin=origin)
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://evil.example", "http://localhost.evil.example", "null", "file://"]
+)
+async def test_other_origins_are_refused_with_403(
+    mock_openai: MockRealtime, proxy: ProxyEndpoint, origin: str
+) -> None:
+    assert await refused_status(proxy.url, origin=origin) == 403
+    assert not mock_openai.connections
+
+
+async def test_clients_without_an_origin_are_not_browsers_and_not_checked(
+    mock_openai: MockRealtime, proxy_factory: ProxyFactory
+) -> None:
+    public = proxy_factory(host="0.0.0.0")
+    await accepted(public.url)
+
+
+async def test_a_public_proxy_allows_only_the_configured_origins(
+    mock_openai: MockRealtime, proxy_factory: ProxyFactory
+) -> None:
+    public = proxy_factory(host="0.0.0.0", allowed_origins=("https://app.example.com",))
+    await accepted(public.url, origin="https://app.example.com")
+    assert await refused_status(public.url, origin="http://localhost:3000") == 403
+    assert await refused_status(public.url, origin="https://app.example.com.evil") == 403
+    nothing_configured = proxy_factory(host="0.0.0.0")
+    assert await refused_status(nothing_configured.url, origin="http://localhost:3000") == 403
+
+
+async def test_pages_the_proxy_serves_may_connect_back_to_it(
+    mock_openai: MockRealtime, proxy_factory: ProxyFactory
+) -> None:
+    public = proxy_factory(host="0.0.0.0", same_origin_pages=True)
+    netloc = public.url.split("/")[2]
+    await accepted(public.url, origin=f"http://{netloc}")
+    assert await refused_status(public.url, origin="https://evil.example") == 403
+
+
+async def test_a_refused_client_does_not_hold_a_place(
+    mock_openai: MockRealtime, proxy_factory: ProxyFactory
+) -> None:
+    endpoint = proxy_factory(client_token=TOKEN, max_sessions=1)
+    for _ in range(5):
+        assert await refused_status(endpoint.url, origin="https://evil.example") == 401
+    async with await ComponentClient.connect(endpoint.url, token=TOKEN) as client:
+        await client.start()

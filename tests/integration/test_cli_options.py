@@ -1,0 +1,131 @@
+"""`python -m proxy` options: every one has an environment variable and shows in --help;
+mistakes are one-line usage errors, never tracebacks; risky setups are warned about."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.client import ComponentClient
+from tests.processes import clean_env, running
+
+OPTIONS_AND_ENV = {
+    "--host": "OPENAI_PROXY_HOST",
+    "--port": "OPENAI_PROXY_PORT",
+    "--path": "OPENAI_PROXY_PATH",
+    "--upstream-url": "OPENAI_REALTIME_URL",
+    "--log-level": "LOG_LEVEL",
+    "--log-content": "OPENAI_PROXY_LOG_CONTENT",
+    "--client-token": "OPENAI_PROXY_CLIENT_TOKEN",
+    "--client-token-file": "OPENAI_PROXY_CLIENT_TOKEN_FILE",
+    "--allow-origin": "OPENAI_PROXY_ALLOW_ORIGINS",
+    "--trusted-proxy": "OPENAI_PROXY_TRUSTED_PROXIES",
+    "--max-sessions": "OPENAI_PROXY_MAX_SESSIONS",
+    "--max-sessions-per-ip": "OPENAI_PROXY_MAX_SESSIONS_PER_IP",
+    "--turn-rate": "OPENAI_PROXY_TURN_RATE",
+    "--turn-burst": "OPENAI_PROXY_TURN_BURST",
+    "--client-idle-timeout": "OPENAI_PROXY_CLIENT_IDLE_TIMEOUT",
+    "--function-endpoint-allow": "OPENAI_PROXY_FUNCTION_ENDPOINT_ALLOW",
+    "--test-app": "OPENAI_PROXY_TEST_APP",
+}
+
+
+def run_proxy(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "proxy", *args],
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_every_option_is_in_help_with_its_environment_variable() -> None:
+    help_text = " ".join(run_proxy("--help").stdout.split())
+    for option, env in OPTIONS_AND_ENV.items():
+        assert option in help_text, option
+        assert env in help_text, env
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (["--log-level", "loud"], {}, "unknown log level 'loud'"),
+        (["--max-sessions", "many"], {}, "invalid int value"),
+        ([], {"OPENAI_PROXY_MAX_SESSIONS": "many"}, "OPENAI_PROXY_MAX_SESSIONS='many'"),
+        ([], {"LOG_LEVEL": "chatty"}, "LOG_LEVEL='chatty'"),
+        (["--client-token-file", "/nonexistent/token"], {}, "cannot read the client token file"),
+    ],
+)
+def test_mistakes_are_one_line_errors_not_tracebacks(
+    args: list[str], env: dict[str, str], says: str
+) -> None:
+    result = run_proxy(*args, **env)
+    assert result.returncode != 0
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_log_level_in_any_case_and_a_token_file(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("file-token-123\n")
+    args = [
+        "-m",
+        "proxy",
+        "--port",
+        "0",
+        "--log-level",
+        "error",
+        "--client-token-file",
+        str(token_file),
+    ]
+    with running(args, clean_env(), r"listening on ws://") as (_, lines):
+        url = re.search(r"ws://\S+", lines[-1])
+        assert url is not None
+        async with await ComponentClient.connect(url.group(0), token="file-token-123") as client:
+            await client.start()
+
+
+def test_listening_publicly_without_a_token_is_warned_about() -> None:
+    with running(
+        ["-m", "proxy", "--host", "0.0.0.0", "--port", "0"], clean_env(), r"listening on ws://"
+    ) as (_, lines):
+        pass
+    output = "\n".join(lines)
+    assert "without a client token" in output
+    with running(
+        ["-m", "proxy", "--host", "0.0.0.0", "--port", "0", "--client-token", "t"],
+        clean_env(),
+        r"listening on ws://",
+    ) as (_, quiet):
+        pass
+    assert "without a client token" not in "\n".join(quiet)
+
+
+def test_an_upstream_url_without_a_key_is_warned_about() -> None:
+    with running(
+        ["-m", "proxy", "--port", "0", "--upstream-url", "ws://127.0.0.1:9/v1/realtime"],
+        clean_env(),
+        r"listening on ws://",
+    ) as (_, lines):
+        pass
+    assert "OPENAI_API_KEY is not" in "\n".join(lines)
+
+
+def test_the_test_app_is_not_served_publicly_with_a_real_key_unless_asked() -> None:
+    env = {"OPENAI_API_KEY": "sk-not-a-real-key-0000", "OPENAI_REALTIME_URL": "ws://127.0.0.1:9/x"}
+    public = ["-m", "proxy", "--host", "0.0.0.0", "--port", "0", "--client-token", "t"]
+    with running(public, clean_env(**env), r"listening on ws://") as (_, lines):
+        pass
+    assert not any("test-app:" in line for line in lines)
+    with running([*public, "--test-app"], clean_env(**env), r"test-app: http") as (_, lines):
+        pass
+    with running(["-m", "proxy", "--port", "0"], clean_env(**env), r"test-app: http") as (
+        _,
+        lines,
+    ):  # loopback: served
+        pass

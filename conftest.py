@@ -20,4 +20,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(getattr(pytest.mark, layer))
 
 
-pytest_plugins = ["pytester"]
+# tests/haproxy.py: the `haproxy_factory` fixture (HAProxy in front of proxies under test)
+pytest_plugins = ["pytester", "tests.haproxy"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from pathlib import Path
@@ -46,6 +47,17 @@ def haproxy_check(config_text: str, directory: Path) -> subprocess.CompletedProc
     return subprocess.run(
         [haproxy_binary(), "-c", "-f", str(config)], capture_output=True, text=True, timeout=30
     )
+
+
+def sessions_on(endpoint: ProxyEndpoint, expected: int, timeout: float = 5.0) -> int:
+    """The proxy's open sessions, once they reach `expected` (its handler counts a session
+    a moment after the client's handshake returns) or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while (count := getattr(endpoint.server, "active_sessions", -1)) != expected:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    return int(count)
 
 
 def port_of(endpoint: ProxyEndpoint) -> int:
@@ -121,7 +133,7 @@ async def test_a_websocket_session_through_haproxy_with_tls(
     lb.wait_for_status({"proxy-1": "UP"})
     async with await lb.connect_component("/openai") as client:
         await client.start()
-        assert getattr(app_proxy.server, "active_sessions", None) == 1  # it went to our proxy
+        assert sessions_on(app_proxy, 1) == 1  # it went to our proxy
         await client.inject("weather please")
         assert await client.wait_for_reply() == "Sunny over the load balancer."
         assert client.audio  # binary frames pass the tunnel untouched
@@ -152,8 +164,8 @@ async def test_a_replica_failing_its_health_check_gets_no_sessions(
     lb.wait_for_status({"proxy-1": "DOWN", "proxy-2": "UP"})
     clients = [await lb.connect_component() for _ in range(4)]
     try:
-        assert getattr(app_proxy.server, "active_sessions", None) == 4
-        assert getattr(failing.server, "active_sessions", None) == 0
+        assert sessions_on(app_proxy, 4) == 4
+        assert sessions_on(failing, 0) == 0
     finally:
         await asyncio.gather(*(client.close() for client in clients))
 
@@ -192,6 +204,6 @@ async def test_a_503_from_a_draining_replica_is_retried_on_another(
     lb.wait_for_status({"proxy-1": "UP", "proxy-2": "UP"})
     clients = [await lb.connect_component() for _ in range(4)]  # leastconn tries both
     try:
-        assert getattr(app_proxy.server, "active_sessions", None) == 4
+        assert sessions_on(app_proxy, 4) == 4
     finally:
         await asyncio.gather(*(client.close() for client in clients))

@@ -137,9 +137,9 @@ def test_the_build_copies_what_the_wheel_needs_and_installs_no_extras(
     assert installs == ["/wheels/*.whl"], installs  # the wheel alone: no [extras], no -e
     assert values(final, "COPY") == ["--from=build /opt/venv /opt/venv"]
     assert "pip install" not in " ".join(values(final, "RUN"))
-    commands = [value for stage in (build, final) for value in values(stage, "RUN")]
-    commands += values(final, "HEALTHCHECK")
-    assert not re.search(r"\b(curl|wget|apt-get)\b", " ".join(commands))  # nothing more
+    everything = [value for stage in (build, final) for value in values(stage, "RUN")]
+    everything += values(final, "HEALTHCHECK")
+    assert not re.search(r"\b(curl|wget|apt-get)\b", " ".join(everything))  # nothing more
 
 
 def test_the_final_stage_runs_unprivileged_on_8080(dockerfile: DockerfileParser) -> None:

@@ -34,4 +34,5 @@ def fuzz_examples(request: pytest.FixtureRequest) -> int:
     return int(request.config.getoption("--fuzz-examples"))
 
 
-pytest_plugins = ["pytester"]
+# tests/haproxy.py: the `haproxy_factory` fixture (HAProxy in front of proxies under test)
+pytest_plugins = ["pytester", "tests.haproxy"]

@@ -320,10 +320,26 @@ def _browser_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
+def _missing_mock_dependency() -> str | None:
+    """What the built-in mock lacks on a runtime-only install (it is the [mock] extra)."""
+    try:
+        import harness.mock_openai  # noqa: F401
+    except ModuleNotFoundError as exc:
+        return exc.name or str(exc)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     api_key = os.environ.get("OPENAI_API_KEY") or None
     token = client_token(args)
+    if not api_key and not args.upstream_url and (missing := _missing_mock_dependency()):
+        print(
+            f"error: no OPENAI_API_KEY, and the built-in mock upstream needs {missing}: set "
+            "OPENAI_API_KEY, or pip install 'voice-agent-realtime-proxy[mock]'",
+            file=sys.stderr,
+        )
+        return 2
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(KeyRedactingFilter(api_key, token, log_content=args.log_content))
     logging.basicConfig(

@@ -1,0 +1,209 @@
+"""deploy/haproxy/haproxy.cfg: checked by `haproxy -c`, and run in front of real proxies.
+
+The live tests use `haproxy_factory` (tests/haproxy.py): the shipped config with its
+addresses replaced. Today the health check GETs a test-app file, which the proxies
+serve; with the server's /readyz, `check_path="/readyz"` is the shipped behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from http import HTTPStatus
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from harness.background import BackgroundLoop
+from harness.mock_openai import MockRealtime
+from harness.pytest_plugin import ProxyEndpoint
+from harness.test_app import http_response
+from tests.haproxy import (
+    SHIPPED_CONFIG,
+    RunningHAProxy,
+    haproxy_binary,
+    make_certificate,
+    render_config,
+)
+from tests.processes import free_port
+
+SHIPPED_CERT = "/etc/haproxy/certs/voice-agent-proxy.pem"
+CHECK_PATH = "/index.html"  # served by the test-app handler: a path that exists today
+
+HAProxyFactory = Callable[..., RunningHAProxy]
+
+
+def haproxy_check(config_text: str, directory: Path) -> subprocess.CompletedProcess[str]:
+    """`haproxy -c` of a config whose certificate path points at a throwaway certificate."""
+    combined, _ = make_certificate(directory)
+    assert config_text.count(SHIPPED_CERT) == 1
+    config = directory / "haproxy.cfg"
+    config.write_text(config_text.replace(SHIPPED_CERT, str(combined)))
+    return subprocess.run(
+        [haproxy_binary(), "-c", "-f", str(config)], capture_output=True, text=True, timeout=30
+    )
+
+
+def sessions_on(endpoint: ProxyEndpoint, expected: int, timeout: float = 5.0) -> int:
+    """The proxy's open sessions, once they reach `expected` (its handler counts a session
+    a moment after the client's handshake returns) or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while (count := getattr(endpoint.server, "active_sessions", -1)) != expected:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    return int(count)
+
+
+def port_of(endpoint: ProxyEndpoint) -> int:
+    port = urlsplit(endpoint.url).port
+    assert port is not None
+    return port
+
+
+# ---------------------------------------------------------------- static
+
+
+def test_the_shipped_config_is_valid_without_warnings(tmp_path: Path) -> None:
+    result = haproxy_check(SHIPPED_CONFIG.read_text(), tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Configuration file is valid" in output
+    assert "[WARNING]" not in output and "[ALERT]" not in output, output
+
+
+def test_haproxy_c_catches_a_broken_config(tmp_path: Path) -> None:
+    """The check above can fail: a misspelt timeout is rejected."""
+    broken = SHIPPED_CONFIG.read_text().replace("timeout tunnel 1h", "timeout tunel 1h")
+    result = haproxy_check(broken, tmp_path)
+    assert result.returncode != 0
+    assert "tunel" in result.stdout + result.stderr
+
+
+def test_the_shipped_config_says_what_the_deployment_needs() -> None:
+    words = [line.split() for line in SHIPPED_CONFIG.read_text().splitlines()]
+    assert ["http-request", "del-header", "X-Forwarded-For"] in words  # no spoofed client IP
+    assert ["option", "forwardfor"] in words
+    assert ["timeout", "tunnel", "1h"] in words  # WebSockets outlive the HTTP timeouts
+    check = next(w for w in words if w[:2] == ["http-check", "send"])
+    assert check[check.index("uri") + 1] == "/readyz"
+    assert "503" in next(w for w in words if w[:1] == ["retry-on"])
+    assert not any("shutdown-sessions" in w for w in words)  # a DOWN replica keeps its sessions
+
+
+def test_render_config_fails_loudly_when_the_shipped_config_changes(tmp_path: Path) -> None:
+    without_servers = "\n".join(
+        line for line in SHIPPED_CONFIG.read_text().splitlines() if " server " not in line
+    )
+    with pytest.raises(ValueError, match="server"):
+        render_config(without_servers, frontend_port=1, certificate=tmp_path, backend_ports=[2])
+
+
+# ---------------------------------------------------------------- live
+
+
+@pytest.fixture
+def recorded_requests() -> list[Request]:
+    return []
+
+
+@pytest.fixture
+def app_proxy(
+    proxy_factory: Callable[..., ProxyEndpoint], recorded_requests: list[Request]
+) -> ProxyEndpoint:
+    """A proxy (against the mock) that serves the test-app files and records those requests."""
+
+    def recording(connection: ServerConnection, request: Request) -> Response:
+        recorded_requests.append(request)
+        return http_response(connection, request)
+
+    return proxy_factory(http_handler=recording)
+
+
+async def test_a_websocket_session_through_haproxy_with_tls(
+    mock_openai: MockRealtime, app_proxy: ProxyEndpoint, haproxy_factory: HAProxyFactory
+) -> None:
+    mock_openai.on_user_text("weather").reply_with_audio("Sunny over the load balancer.")
+    lb = haproxy_factory([port_of(app_proxy)], check_path=CHECK_PATH)
+    lb.wait_for_status({"proxy-1": "UP"})
+    async with await lb.connect_component("/openai") as client:
+        await client.start()
+        assert sessions_on(app_proxy, 1) == 1  # it went to our proxy
+        await client.inject("weather please")
+        assert await client.wait_for_reply() == "Sunny over the load balancer."
+        assert client.audio  # binary frames pass the tunnel untouched
+
+
+def test_haproxy_sets_the_client_address_and_drops_a_claimed_one(
+    app_proxy: ProxyEndpoint, recorded_requests: list[Request], haproxy_factory: HAProxyFactory
+) -> None:
+    lb = haproxy_factory([port_of(app_proxy)], check_path=CHECK_PATH)
+    lb.wait_for_status({"proxy-1": "UP"})
+    status, _ = lb.get("/app.js", {"X-Forwarded-For": "203.0.113.9"})
+    assert status == HTTPStatus.OK
+    forwarded = [r.headers for r in recorded_requests if r.path == "/app.js"]
+    assert len(forwarded) == 1
+    assert forwarded[0].get_all("X-Forwarded-For") == ["127.0.0.1"]
+    assert forwarded[0]["X-Forwarded-Proto"] == "https"
+
+
+async def test_a_replica_failing_its_health_check_gets_no_sessions(
+    app_proxy: ProxyEndpoint,
+    proxy_factory: Callable[..., ProxyEndpoint],
+    haproxy_factory: HAProxyFactory,
+) -> None:
+    failing = proxy_factory()  # no test-app: the check path is 404 there
+    lb = haproxy_factory(
+        [port_of(failing), port_of(app_proxy)], check_path=CHECK_PATH, check_interval="100ms"
+    )
+    lb.wait_for_status({"proxy-1": "DOWN", "proxy-2": "UP"})
+    clients = [await lb.connect_component() for _ in range(4)]
+    try:
+        assert sessions_on(app_proxy, 4) == 4
+        assert sessions_on(failing, 0) == 0
+    finally:
+        await asyncio.gather(*(client.close() for client in clients))
+
+
+@pytest.fixture
+def refusing_replica(harness_loop: BackgroundLoop) -> Iterator[int]:
+    """A replica that passes its health check but refuses every upgrade with 503, as a
+    proxy does between starting to drain and HAProxy's next check."""
+
+    def refuse(connection: ServerConnection, request: Request) -> Response:
+        if request.path == CHECK_PATH:
+            return connection.respond(HTTPStatus.OK, "ok\n")
+        return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
+
+    async def never_called(connection: ServerConnection) -> None:
+        raise AssertionError("the refusing replica accepted a WebSocket")
+
+    port = free_port()
+
+    async def start() -> Server:
+        return await serve(never_called, "127.0.0.1", port, process_request=refuse)
+
+    async def stop(server: Server) -> None:
+        server.close()
+        await server.wait_closed()
+
+    server = harness_loop.run(start())
+    yield port
+    harness_loop.run(stop(server))
+
+
+async def test_a_503_from_a_draining_replica_is_retried_on_another(
+    app_proxy: ProxyEndpoint, refusing_replica: int, haproxy_factory: HAProxyFactory
+) -> None:
+    lb = haproxy_factory([refusing_replica, port_of(app_proxy)], check_path=CHECK_PATH)
+    lb.wait_for_status({"proxy-1": "UP", "proxy-2": "UP"})
+    clients = [await lb.connect_component() for _ in range(4)]  # leastconn tries both
+    try:
+        assert sessions_on(app_proxy, 4) == 4
+    finally:
+        await asyncio.gather(*(client.close() for client in clients))

@@ -203,13 +203,24 @@ class Bridge:
     # ------------------------------------------------------------ routing
 
     async def _dispatch(self, actions: list[Action]) -> None:
-        """Carry out the session's actions in order; wait while an outbox is full."""
-        self._react(actions)  # also when there are none: a deadline may have moved
-        for outbox in (self.to_client, self.to_upstream):
-            if outbox is not None and outbox.full:
-                await outbox.wait_room()
+        """Carry out the session's actions in order, waiting for room in an outbox."""
+        to_client, to_upstream = self.to_client, self.to_upstream
+        assert to_client is not None and to_upstream is not None
+        for action in actions:
+            if isinstance(action, SendUpstream):
+                if to_upstream.must_wait(len(action.payload)):
+                    await to_upstream.wait_room(len(action.payload))
+                to_upstream.put(action.payload, True)
+            elif isinstance(action, SendToClient):
+                if to_client.must_wait(len(action.payload)):
+                    await to_client.wait_room(len(action.payload))
+                to_client.put(action.payload, action.text)
+            else:
+                self._react([action])
+        self._rearm()  # also when there were no actions: a deadline may have moved
 
     def _react(self, actions: list[Action]) -> None:
+        """Carry out actions at once, without waiting (a stalled peer's last words)."""
         to_client, to_upstream = self.to_client, self.to_upstream
         assert to_client is not None and to_upstream is not None
         for action in actions:

@@ -2,8 +2,10 @@
 
 While the socket has room, a frame is written at once by the task that produced it (no
 queue, no extra task). When the peer is slower than its feed, frames wait in a queue
-counted in bytes and one writer task sends them; a producer that finds the queue over
-its limit waits for room, so backpressure reaches the socket it reads from. A peer that
+counted in bytes and one writer task sends them; a producer whose frame would take the
+queue over its limit waits for room first (in turn: the first to wait is the first to
+put), so backpressure reaches the socket it reads from and the queue never holds more
+than its limit (or one frame, if a single frame is larger). A peer that
 reads nothing for `stall_timeout` while frames wait is reported (`on_stall`) and from
 then on the outbox only writes what it is given straight into the socket, so the
 session's last Error and close frame still go out before the connection is dropped.
@@ -53,6 +55,7 @@ class Outbox:
         self._writing = False
         self._room = anyio.Event()
         self._room.set()
+        self._turn = anyio.Lock()  # producers waiting for room, first come first served
         self._idle = anyio.Event()
         self._idle.set()
         self.stalled = False
@@ -70,9 +73,9 @@ class Outbox:
         in_socket = ws.transport.get_write_buffer_size() if ws is not None else 0
         return self.queued_bytes + int(in_socket)
 
-    @property
-    def full(self) -> bool:
-        return self.queued_bytes > self._limit
+    def must_wait(self, size: int) -> bool:
+        """Would a frame of `size` bytes have to wait for room (or behind others)?"""
+        return self._turn.locked() or (bool(self._queue) and self.queued_bytes + size > self._limit)
 
     def put(self, payload: bytes, text: bool) -> None:
         """Send `payload` now if the socket has room, else queue it (see `wait_room`)."""
@@ -88,14 +91,18 @@ class Outbox:
         self._queue.append((payload, text))
         self.queued_bytes += len(payload)
         self.high_water = max(self.high_water, self.buffered_bytes)
-        if self.queued_bytes > self._limit:
-            self._room = anyio.Event()
         self._start_writer()
 
-    async def wait_room(self) -> None:
-        """Backpressure: wait while more than the limit is queued."""
-        while self.full and not self.closed and not self.stalled:
-            await self._room.wait()
+    async def wait_room(self, size: int) -> None:
+        """Backpressure: wait until a frame of `size` bytes fits the limit."""
+        async with self._turn:
+            while (
+                self._queue
+                and self.queued_bytes + size > self._limit
+                and not (self.closed or self.stalled)
+            ):
+                self._room = anyio.Event()
+                await self._room.wait()
 
     def close(self, code: int, reason: str) -> None:
         """Close after what is queued (at once when the peer has stalled)."""
@@ -157,8 +164,7 @@ class Outbox:
                     return
                 self._queue.popleft()
                 self.queued_bytes -= len(payload)
-                if not self.full:
-                    self._room.set()
+                self._room.set()
         except ConnectionClosed:
             self._forget()
         finally:

@@ -57,7 +57,7 @@ class MicrophoneInput:
         self._converter: InputConverter | None = None
         self.flush_at: float | None = None  # when the partial batch must go
         self.pause_at: float | None = None  # when silence on the wire counts as a pause
-        self.bytes_in = 0
+        self.seconds_in = 0.0  # audio received, for the metrics
         self.set_format(audio)
 
     def set_format(self, audio: ClientAudio) -> None:
@@ -65,13 +65,14 @@ class MicrophoneInput:
         self.audio = audio
         self._converter = None
         self._limit = int(self._batch_ms * audio.input_bytes_per_ms)
+        self._bytes_per_second = audio.input_bytes_per_ms * 1000
 
     @property
     def holding(self) -> bool:
         return bool(self._batch)
 
     def add(self, data: bytes, now: float) -> list[bytes]:
-        self.bytes_in += len(data)
+        self.seconds_in += len(data) / self._bytes_per_second
         self._batch.append(data)
         self._batch_bytes += len(data)
         self.pause_at = now + self._pause_delay
@@ -121,7 +122,7 @@ class AgentAudio:
         self._started = 0.0
         self.ms_sent = 0.0
         self.truncated = RecentIds()
-        self.bytes_out = 0
+        self.seconds_out = 0.0  # agent audio delivered, for the metrics
 
     def set_format(self, audio: ClientAudio) -> None:
         self._bytes_per_ms = audio.upstream_output_bytes_per_ms
@@ -137,6 +138,7 @@ class AgentAudio:
             self._started = now
             self.ms_sent = 0.0
         self.ms_sent += len(data) / self._bytes_per_ms
+        self.seconds_out += len(data) / self._bytes_per_ms / 1000
         if self._converter is None:
             self._converter = OutputConverter(self._audio)
         return self._frames(self._converter.process(data))
@@ -162,7 +164,6 @@ class AgentAudio:
         return item_id, int(min(played_ms, self.ms_sent))
 
     def _frames(self, data: bytes) -> list[bytes]:
-        self.bytes_out += len(data)
         if len(data) <= MAX_CLIENT_AUDIO_FRAME:
             return [data] if data else []
         return list(_split(data, MAX_CLIENT_AUDIO_FRAME))

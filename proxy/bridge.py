@@ -28,6 +28,7 @@ from .config import ProxyConfig
 from .errors import ErrorCode
 from .function_calls import call_function_endpoint
 from .logs import SessionLog
+from .metrics import ProxyMetrics
 from .outbox import CLOSE_GRACE, WRITE_LIMIT, Outbox
 from .redaction import redact, redacting_logger
 from .session import (
@@ -48,11 +49,22 @@ log = logging.getLogger("proxy.session")
 class Bridge:
     """Runs one proxied session from the client's upgrade to the last close."""
 
-    def __init__(self, client: ServerConnection, config: ProxyConfig, session_id: str) -> None:
+    def __init__(
+        self,
+        client: ServerConnection,
+        config: ProxyConfig,
+        session_id: str,
+        metrics: ProxyMetrics,
+    ) -> None:
         self.client = client
         self.config = config
+        self.metrics = metrics
         self.log = SessionLog(log, session_id)
-        self.session = ProxySession(config.session_options(), log=self.log)
+        self.session = ProxySession(
+            config.session_options(), log=self.log, observer=metrics.session()
+        )
+        self.bytes_from_client = self.bytes_from_upstream = 0
+        self._reported: dict[tuple[str, str], float] = {}  # what report_traffic counted
         self.upstream: ClientConnection | None = None
         self._timer_scope: anyio.CancelScope | None = None
         self._tg: TaskGroup | None = None
@@ -74,7 +86,7 @@ class Bridge:
         outboxes = (self.to_client, self.to_upstream)
         return max(o.high_water for o in outboxes if o is not None) if self.to_client else 0
 
-    async def run(self) -> None:
+    async def run(self, *, drain_at_once: bool = False) -> None:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             self.to_client = Outbox(
@@ -92,12 +104,40 @@ class Bridge:
             )
             tg.start_soon(self._upstream_pump)
             tg.start_soon(self._timer)
+            if drain_at_once:  # the server began draining while this client connected
+                await self.drain()
             await self._client_pump()
             # The client is gone: close upstream, let queued frames go, then stop.
             await self._dispatch(self.session.client_closed())
             with anyio.move_on_after(CLOSE_GRACE):
                 await self.to_upstream.wait_idle()
             tg.cancel_scope.cancel()
+        self.report_traffic()
+
+    async def drain(self) -> None:
+        """The server is going away: end when quiet (see ProxySession.drain)."""
+        await self._dispatch(self.session.drain())
+
+    async def shut_down(self) -> None:
+        await self._dispatch(self.session.shut_down())
+
+    def report_traffic(self) -> None:
+        """Add the bytes and audio moved since the last report to the metrics."""
+        session = self.session
+        totals = {
+            ("bytes", "client_in"): self.bytes_from_client,
+            ("bytes", "client_out"): self.to_client.bytes_out if self.to_client else 0,
+            ("bytes", "upstream_in"): self.bytes_from_upstream,
+            ("bytes", "upstream_out"): self.to_upstream.bytes_out if self.to_upstream else 0,
+            ("audio", "in"): session.microphone.seconds_in,
+            ("audio", "out"): session.agent_audio.seconds_out,
+        }
+        for key, total in totals.items():
+            delta = total - self._reported.get(key, 0)
+            if delta > 0:
+                counter = self.metrics.bytes if key[0] == "bytes" else self.metrics.audio_seconds
+                counter.labels(direction=key[1]).inc(delta)
+                self._reported[key] = total
 
     # ------------------------------------------------------------ pumps
 
@@ -105,6 +145,7 @@ class Bridge:
         session = self.session
         try:
             async for message in self.client:
+                self.bytes_from_client += len(message)
                 if isinstance(message, str):
                     await self._dispatch(session.client_text(message))
                 else:
@@ -121,6 +162,7 @@ class Bridge:
             await self._dispatch(session.upstream_connected())
             while True:
                 message = await upstream.recv(decode=False)
+                self.bytes_from_upstream += len(message)
                 await self._dispatch(session.upstream_message(message))
         except ConnectionClosed as closed:
             await self._upstream_gone(closed)
@@ -199,6 +241,7 @@ class Bridge:
                 await anyio.sleep_forever()
             self._timer_scope = None
             await self._dispatch(self.session.tick())
+            self.report_traffic()
 
     # ------------------------------------------------------------ routing
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -52,6 +53,10 @@ class ProxyConfig:
     function_hosts: frozenset[str] = frozenset()
     function_timeout: float = 10.0
     log_content: bool = False
+
+    # Serving: TLS (wss://) without a front proxy; SO_REUSEPORT for --workers.
+    ssl: ssl.SSLContext | None = field(default=None, repr=False)
+    reuse_port: bool = False
 
     # Answers plain HTTP requests to other paths (the test-app); None means 404.
     http_handler: Callable[[ServerConnection, Request], Response] | None = None

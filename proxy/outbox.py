@@ -51,7 +51,8 @@ class Outbox:
         self.ws: Connection | None = None  # attached once the socket exists
         self._queue: deque[tuple[bytes, bool] | tuple[int, str]] = deque()
         self.queued_bytes = 0
-        self.high_water = 0  # most bytes ever queued
+        self.high_water = 0  # most bytes ever held (queue + socket buffer)
+        self.bytes_out = 0  # payload bytes handed to the socket
         self._writing = False
         self._room = anyio.Event()
         self._room.set()
@@ -131,6 +132,7 @@ class Outbox:
         protocol = ws.protocol
         if protocol.state is not State.OPEN:
             return  # closing: the pumps see the close
+        self.bytes_out += len(payload)
         if text:
             protocol.send_text(payload)
         else:
@@ -155,6 +157,7 @@ class Outbox:
                     return
                 payload, text = entry
                 assert isinstance(payload, bytes) and isinstance(text, bool)
+                self.bytes_out += len(payload)
                 with anyio.move_on_after(self._stall_timeout) as waiting:
                     await ws.send(payload, text=text)
                 if waiting.cancelled_caught:

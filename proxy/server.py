@@ -26,6 +26,7 @@ from .access import TOKEN_SUBPROTOCOLS, OriginPolicy, client_address, offered_to
 from .bridge import Bridge
 from .config import DEFAULT_UPSTREAM_URL, ProxyConfig
 from .limits import Admission, Refusal, SessionTicket
+from .metrics import CONTENT_TYPE, ProxyMetrics
 from .outbox import CLOSE_GRACE, WRITE_LIMIT
 from .redaction import redacting_logger
 
@@ -59,6 +60,7 @@ class ProxyServer:
         self._session_ids = itertools.count(1)
         self._bridges: set[Bridge] = set()
         self._finished_high_water = 0
+        self.metrics = ProxyMetrics()
         self._tokens = (config.client_token,) if config.client_token else ()
 
     @property
@@ -69,7 +71,8 @@ class ProxyServer:
 
     @property
     def url(self) -> str:
-        return f"ws://{_url_host(self.config.host)}:{self.port}{self.config.path}"
+        scheme = "wss" if self.config.ssl is not None else "ws"
+        return f"{scheme}://{_url_host(self.config.host)}:{self.port}{self.config.path}"
 
     async def start(self) -> None:
         self._idle = anyio.Event()
@@ -79,6 +82,8 @@ class ProxyServer:
             self.config.host,
             self.config.port,
             process_request=self._check_request,
+            ssl=self.config.ssl,
+            reuse_port=self.config.reuse_port,
             select_subprotocol=_token_subprotocol,
             server_header=None,  # no version banner
             max_size=self.config.hard_frame_bytes,
@@ -99,6 +104,21 @@ class ProxyServer:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
             self._server = None
+
+    async def drain(self, seconds: float) -> None:
+        """Stop taking sessions; let each end once quiet (a response in progress
+        finishes) for up to `seconds`; then close the rest (1001) and stop listening."""
+        self.draining = True
+        for bridge in list(self._bridges):
+            await bridge.drain()
+        assert self._idle is not None
+        with anyio.move_on_after(seconds):
+            await self._idle.wait()
+        for bridge in list(self._bridges):
+            await bridge.shut_down()
+        with anyio.move_on_after(CLOSE_GRACE + 1):
+            await self._idle.wait()
+        await self.stop()
 
     async def wait_idle(self, timeout: float = 5.0) -> None:
         """Wait until no session is open (on the serving loop); TimeoutError after `timeout`."""
@@ -125,30 +145,44 @@ class ProxyServer:
             if self.draining or self._admission.full:
                 return _plain(HTTPStatus.SERVICE_UNAVAILABLE, "not accepting sessions\n")
             return _plain(HTTPStatus.OK, "ready\n")
+        if path == "/metrics":
+            self._observe_buffers()
+            return _plain(HTTPStatus.OK, self.metrics.render(), CONTENT_TYPE)
         if path not in self.config.paths:
             if self.config.http_handler is not None:
                 return self.config.http_handler(connection, request)
             return _plain(HTTPStatus.NOT_FOUND, f"no endpoint at {path}\n")
         headers = request.headers
         if self._tokens and not token_matches(offered_token(request.path, headers), self._tokens):
-            return _plain(HTTPStatus.UNAUTHORIZED, "missing or wrong client token\n")
+            return self._refuse("token", HTTPStatus.UNAUTHORIZED, "missing or wrong client token\n")
         same_origin = headers.get("Host") if self.config.same_origin_pages else None
         if not self._origins.allows(headers.get("Origin"), same_origin_host=same_origin):
             log.info("refused a connection from origin %r", headers.get("Origin", "")[:200])
-            return _plain(HTTPStatus.FORBIDDEN, "origin not allowed\n")
+            return self._refuse("origin", HTTPStatus.FORBIDDEN, "origin not allowed\n")
         if self.draining:
-            return _plain(HTTPStatus.SERVICE_UNAVAILABLE, "the proxy is shutting down\n")
+            return self._refuse(
+                "draining", HTTPStatus.SERVICE_UNAVAILABLE, "the proxy is shutting down\n"
+            )
         peer = connection.remote_address[0] if connection.remote_address else "?"
         address = client_address(str(peer), headers.get("X-Forwarded-For"), self._trusted)
         ticket = self._admission.admit(address)
         if isinstance(ticket, Refusal):
             log.warning("refused a session from %s: %s", address, ticket.name.lower())
-            return _plain(HTTPStatus(ticket.value), _REFUSAL_TEXT[ticket])
+            return self._refuse(
+                ticket.name.lower(), HTTPStatus(ticket.value), _REFUSAL_TEXT[ticket]
+            )
         # Released by the session, or when the connection is dropped if the upgrade
         # fails after this point (so a torn handshake cannot leak a place).
         self._tickets[connection] = ticket
         weakref.finalize(connection, ticket.release)
         return None
+
+    def _refuse(self, reason: str, status: HTTPStatus, text: str) -> Response:
+        self.metrics.refused.labels(reason=reason).inc()
+        return _plain(status, text)
+
+    def _observe_buffers(self) -> None:
+        self.metrics.buffered_high_water.set(self.buffered_high_water())
 
     # ------------------------------------------------------------ sessions
 
@@ -158,13 +192,17 @@ class ProxyServer:
         if self._idle is None or self._idle.is_set():
             self._idle = anyio.Event()
         session_id = f"s{next(self._session_ids):x}"
-        bridge = Bridge(client, self.config, session_id)
+        bridge = Bridge(client, self.config, session_id, self.metrics)
         bridge.log.info("client connected from %s", _peer(client))
         self._bridges.add(bridge)
+        self.metrics.sessions_active.inc()
         try:
-            await bridge.run()
+            await bridge.run(drain_at_once=self.draining)
         finally:
             self._bridges.discard(bridge)
+            self.metrics.sessions_active.dec()
+            reason = bridge.session.close_reason or "client_closed"
+            self.metrics.sessions.labels(close_reason=reason).inc()
             self._finished_high_water = max(self._finished_high_water, bridge.buffered_high_water)
             if ticket is not None:
                 ticket.release()
@@ -181,11 +219,13 @@ def _token_subprotocol(
     return next((name for name in offered if name.lower() in TOKEN_SUBPROTOCOLS), None)
 
 
-def _plain(status: HTTPStatus, text: str) -> Response:
-    body = text.encode()
+def _plain(
+    status: HTTPStatus, text: str | bytes, content_type: str = "text/plain; charset=utf-8"
+) -> Response:
+    body = text.encode() if isinstance(text, str) else text
     headers = Headers(
         [
-            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
             ("X-Content-Type-Options", "nosniff"),
             ("Cache-Control", "no-store"),

@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
@@ -119,6 +119,7 @@ __all__ = [
     "ProxySession",
     "SendToClient",
     "SendUpstream",
+    "SessionObserver",
     "SessionOptions",
 ]
 
@@ -190,6 +191,29 @@ class SessionOptions:
     function_hosts: frozenset[str] = frozenset()
 
 
+class SessionObserver(Protocol):
+    """Where a session reports what operators measure (the server's metrics)."""
+
+    def settings_applied(self, seconds: float) -> None: ...
+    def turn_done(self, latency: float | None) -> None: ...
+    def upstream_error(self, code: str) -> None: ...
+    def audio(self, direction: str, seconds: float) -> None: ...
+
+
+class _Unobserved:
+    def settings_applied(self, seconds: float) -> None:
+        pass
+
+    def turn_done(self, latency: float | None) -> None:
+        pass
+
+    def upstream_error(self, code: str) -> None:
+        pass
+
+    def audio(self, direction: str, seconds: float) -> None:
+        pass
+
+
 class Phase(Enum):
     """Where the session is in its opening."""
 
@@ -248,9 +272,13 @@ class ProxySession:
         options: SessionOptions | None = None,
         clock: Callable[[], float] = time.monotonic,
         log: SessionLog | None = None,
+        observer: SessionObserver | None = None,
     ) -> None:
         self.options = options or SessionOptions()
         self._clock = clock
+        self.observer: SessionObserver = observer or _Unobserved()
+        self.close_reason = ""  # why the session ended (a metrics label)
+        self._draining = False
         self._out: list[Action] = []
         self._ids = itertools.count(1)
         self._tag = format(id(self) & 0xFFFFFF, "06x")
@@ -292,6 +320,7 @@ class ProxySession:
         self.agent_audio = AgentAudio(self.audio)
 
         # Limits.
+        self._opened_at = now
         self._turn_bucket = TokenBucket(options.turn_rate, options.turn_burst, now)
         self._idle_deadline = now + options.client_idle_timeout
 
@@ -432,7 +461,7 @@ class ProxySession:
                 ErrorCode.CLIENT_IDLE,
                 f"nothing received for {self.options.client_idle_timeout:g} s",
             )
-            self._close(1000, "client idle")
+            self._close(1000, "client idle", reason="client_idle")
         return self._take()
 
     def upstream_failed(self, code: ErrorCode, description: str) -> list[Action]:
@@ -467,7 +496,7 @@ class ProxySession:
         """The client read nothing for `seconds` while frames waited for it."""
         if not self.closed:
             self._error(ErrorCode.CLIENT_TOO_SLOW, f"nothing read for {seconds:g} s")
-            self._close(1008, "client too slow")
+            self._close(1008, "client too slow", reason="client_too_slow")
         return self._take()
 
     def upstream_stalled(self, seconds: float) -> list[Action]:
@@ -483,8 +512,22 @@ class ProxySession:
         if self.closed:
             return []
         self.phase = Phase.CLOSED
+        self.close_reason = self.close_reason or "client_closed"
         self._forget()
         return [CloseUpstream(1000, "client closed")]
+
+    def drain(self) -> list[Action]:
+        """The server is going away: end the session (1001) as soon as no response is
+        requested or running and the user is not speaking."""
+        self._draining = True
+        self._leave_if_quiet()
+        return self._take()
+
+    def shut_down(self) -> list[Action]:
+        """The drain time is over: close now, whatever is in progress."""
+        if not self.closed:
+            self._close(1001, "server shutting down", reason="drain_timeout")
+        return self._take()
 
     def function_result(
         self, call_id: str, output: str | None, failure: str | None
@@ -604,6 +647,7 @@ class ProxySession:
     def _settings_applied(self, settings: Settings) -> None:
         """session.updated for the first Settings: SettingsApplied, context, greeting."""
         self.settings = settings
+        self.observer.settings_applied(self._clock() - self._opened_at)
         self._to_client(SettingsApplied())
         context = settings.context_messages
         for message in context:
@@ -784,7 +828,7 @@ class ProxySession:
         response = event.response
         speech = self._speech_responses.pop(response.id, None)
         if self.gate.state is not GateState.IDLE and (self.gate.response_id in (None, response.id)):
-            self._report_latency()
+            self.observer.turn_done(self._report_latency())
             self.turns += 1
         self._response_deadline = None
         if speech is not None and response.status != "completed":
@@ -792,6 +836,7 @@ class ProxySession:
         self._send_request(self.gate.done(response.id))
         if self.gate.busy:
             self._response_deadline = self._clock() + self.options.response_timeout
+        self._leave_if_quiet()
 
     def _on_audio_delta(self, event: AudioDelta) -> None:
         try:
@@ -884,6 +929,11 @@ class ProxySession:
             self._upstream(translate.truncate_item(*heard))
         self._cancel_pending_calls()
 
+    def _leave_if_quiet(self) -> None:
+        busy = self.gate.busy or self._user_speaking or self._pending or self._pending_calls
+        if self._draining and not self.closed and not busy:
+            self._close(1001, "server shutting down", reason="drained")
+
     def _on_speech_stopped(self, event: SpeechStopped) -> None:
         self._user_speaking = False
         self._to_client(UserStoppedSpeaking())
@@ -907,6 +957,7 @@ class ProxySession:
 
     def _on_error(self, event: ErrorEvent) -> None:
         error = event.error
+        self.observer.upstream_error(error.code or error.type or "unknown")
         if error.code == _ACTIVE_RESPONSE:
             # Server VAD started a response as ours was on its way: send ours after it.
             self.log.info("response.create raced an active response; queued")
@@ -962,11 +1013,13 @@ class ProxySession:
                 )
             )
 
-    def _report_latency(self) -> None:
+    def _report_latency(self) -> float | None:
+        """LatencyReport for the turn that just ended; returns its total latency."""
         latency = self._latency
         if latency.first_output is None or latency.turn_ended is None:
-            return
+            return None
         created = latency.response_created or latency.first_output
+        total = latency.first_output - latency.turn_ended
         self._to_client(
             LatencyReport(
                 total_latency=_seconds(latency.first_output - latency.turn_ended),
@@ -975,6 +1028,7 @@ class ProxySession:
             )
         )
         latency.turn_ended = None
+        return total
 
     # ------------------------------------------------------------ output helpers
 
@@ -1000,14 +1054,18 @@ class ProxySession:
 
     def _fail_upstream(self, code: ErrorCode, description: str) -> None:
         """Something is wrong with upstream: tell the client, close both sides."""
+        if code is not ErrorCode.CLIENT_TOO_SLOW:
+            self.observer.upstream_error(code.value)
         self._error(code, description)
         self._close(1011, code.value)
 
-    def _close(self, code: int, reason: str) -> None:
+    def _close(self, code: int, text: str, *, reason: str | None = None) -> None:
+        """Close both sides; `reason` (default: `text`) labels why in the metrics."""
         self.phase = Phase.CLOSED
+        self.close_reason = reason or text.replace(" ", "_")
         self._forget()
-        self._out.append(CloseClient(code, reason))
-        self._out.append(CloseUpstream(1000 if code == 1000 else 1011, reason))
+        self._out.append(CloseClient(code, text))
+        self._out.append(CloseUpstream(1000 if code in (1000, 1001) else 1011, text))
 
     def _forget(self) -> None:
         """Release what the session holds; nothing will be sent any more."""

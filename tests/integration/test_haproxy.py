@@ -1,13 +1,14 @@
 """deploy/haproxy/haproxy.cfg: checked by `haproxy -c`, and run in front of real proxies.
 
 The live tests use `haproxy_factory` (tests/haproxy.py): the shipped config with its
-addresses replaced. Today the health check GETs a test-app file, which the proxies
-serve; with the server's /readyz, `check_path="/readyz"` is the shipped behaviour.
+addresses replaced, health-checking `/readyz` as shipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from websockets.http11 import Request, Response
 
 from harness.background import BackgroundLoop
 from harness.mock_openai import MockRealtime
-from harness.pytest_plugin import ProxyEndpoint
+from harness.pytest_plugin import MOCK_API_KEY, ProxyEndpoint
 from harness.test_app import http_response
 from tests.haproxy import (
     SHIPPED_CONFIG,
@@ -30,10 +31,10 @@ from tests.haproxy import (
     make_certificate,
     render_config,
 )
-from tests.processes import free_port
+from tests.processes import clean_env, free_port, running
 
 SHIPPED_CERT = "/etc/haproxy/certs/voice-agent-proxy.pem"
-CHECK_PATH = "/index.html"  # served by the test-app handler: a path that exists today
+CHECK_PATH = "/readyz"
 
 HAProxyFactory = Callable[..., RunningHAProxy]
 
@@ -157,7 +158,7 @@ async def test_a_replica_failing_its_health_check_gets_no_sessions(
     proxy_factory: Callable[..., ProxyEndpoint],
     haproxy_factory: HAProxyFactory,
 ) -> None:
-    failing = proxy_factory()  # no test-app: the check path is 404 there
+    failing = proxy_factory(max_sessions=0)  # full: /readyz says 503
     lb = haproxy_factory(
         [port_of(failing), port_of(app_proxy)], check_path=CHECK_PATH, check_interval="100ms"
     )
@@ -207,3 +208,78 @@ async def test_a_503_from_a_draining_replica_is_retried_on_another(
         assert sessions_on(app_proxy, 4) == 4
     finally:
         await asyncio.gather(*(client.close() for client in clients))
+
+
+# ---------------------------------------------------------------- scale-out and drain
+
+
+def _metric(port: int, name: str) -> float:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
+    assert match is not None, name
+    return float(match.group(1))
+
+
+@pytest.mark.scaleout
+async def test_draining_one_of_two_proxies_behind_haproxy_loses_nothing(
+    mock_openai: MockRealtime, haproxy_factory: HAProxyFactory
+) -> None:
+    mock_openai.on_user_text("story").reply_with_audio(
+        "A story told slowly.", chunks=10, chunk_ms=100, chunk_interval_ms=120
+    )
+    env = clean_env(OPENAI_API_KEY=MOCK_API_KEY, OPENAI_REALTIME_URL=mock_openai.url)
+    args = ["-m", "proxy", "--port", "0", "--trusted-proxy", "127.0.0.1", "--log-level", "warning"]
+    ready = r"listening on ws://"
+    with (
+        running(args, env, ready) as (first, first_lines),
+        running(args, env, ready) as (
+            _,
+            second_lines,
+        ),
+    ):
+        ports = [
+            int(re.findall(r":(\d+)/openai", lines[-1])[0]) for lines in (first_lines, second_lines)
+        ]
+        lb = haproxy_factory(ports, check_path=CHECK_PATH, check_interval="100ms")
+        lb.wait_for_status({"proxy-1": "UP", "proxy-2": "UP"})
+        clients = [await lb.connect_component() for _ in range(6)]
+        try:
+            await asyncio.gather(*(client.start() for client in clients))
+            spread = [_metric(port, "voice_proxy_sessions_active") for port in ports]
+            assert spread == [3.0, 3.0]  # leastconn spreads them over both
+            for client in clients:
+                await client.inject("tell me a story")
+            await asyncio.gather(*(client.wait_for("AgentStartedSpeaking") for client in clients))
+
+            first.send_signal(signal.SIGTERM)  # mid-answer
+
+            # Every answer completes, on both proxies: nothing is lost.
+            replies = await asyncio.gather(*(client.wait_for_reply() for client in clients))
+            assert replies == ["A story told slowly."] * 6
+            await asyncio.gather(*(client.wait_for("AgentAudioDone") for client in clients))
+            assert [len(client.audio) for client in clients] == [10 * 100 * 48] * 6
+            # The drained proxy then closes its (quiet) sessions, says 1001 and exits 0.
+            assert await asyncio.to_thread(first.wait, 20) == 0
+            lb.wait_for_status({"proxy-1": "DOWN", "proxy-2": "UP"})
+            async with asyncio.timeout(5):
+                while sum(c.close_code is not None for c in clients) < 3:
+                    await asyncio.sleep(0.05)
+            closed = [client.close_code for client in clients if client.close_code is not None]
+            assert closed == [1001] * 3
+
+            # New sessions go to the proxy that stays, and are answered.
+            newcomers = [await lb.connect_component() for _ in range(3)]
+            clients += newcomers
+            await asyncio.gather(*(client.start() for client in newcomers))
+            for client in newcomers:
+                await client.inject("tell me a story")
+            assert (
+                await asyncio.gather(*(c.wait_for_reply() for c in newcomers))
+                == ["A story told slowly."] * 3
+            )
+            assert _metric(ports[1], "voice_proxy_sessions_active") == 6.0
+        finally:
+            await asyncio.gather(*(client.close() for client in clients))

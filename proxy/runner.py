@@ -1,0 +1,169 @@
+"""One proxy process from start to a graceful end: build the config from the command
+line, serve, and on SIGTERM (or Ctrl-C) drain before exiting.
+
+Without OPENAI_API_KEY and --upstream-url the harness's mock OpenAI Realtime upstream
+starts in the same process, so the whole path works without an account.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import signal
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
+
+from .access import is_loopback
+from .cli import repeated
+from .config import DEFAULT_UPSTREAM_URL, ProxyConfig
+from .server import ProxyServer
+
+__all__ = ["MOCK_KEY", "Announce", "serve_until_signalled"]
+
+MOCK_KEY = "mock-key-not-secret"  # what the built-in mock expects; not an OpenAI key
+log = logging.getLogger("proxy")
+
+
+@dataclass(frozen=True)
+class Announce:
+    """What a process says once it listens (a worker tells its supervisor instead)."""
+
+    print_lines: bool = True
+    ready: Callable[[str, str | None], None] | None = None
+    # A worker answers only its supervisor's SIGTERM, and drains to the end: the
+    # supervisor decides what a second signal means.
+    worker: bool = False
+
+
+async def serve_until_signalled(
+    args: argparse.Namespace,
+    api_key: str | None,
+    token: str | None,
+    *,
+    reuse_port: bool = False,
+    announce: Announce | None = None,
+) -> None:
+    announce = announce or Announce()
+    mock = None
+    upstream_url = args.upstream_url
+    if not api_key and not upstream_url:
+        from harness.mock_openai import MockRealtime
+
+        if announce.print_lines:
+            print(
+                "No OPENAI_API_KEY set: using the built-in mock OpenAI Realtime upstream",
+                flush=True,
+            )
+        mock = MockRealtime(api_key=MOCK_KEY, journal=False)  # runs for as long as wanted
+        await mock.start(host="127.0.0.1", port=0)
+        api_key, upstream_url = MOCK_KEY, mock.url
+    elif upstream_url and not api_key:
+        log.warning(
+            "--upstream-url is set but OPENAI_API_KEY is not: upstream will refuse the "
+            "connection unless it needs no key"
+        )
+    loopback = is_loopback(args.host)
+    serve_app = args.test_app if args.test_app is not None else (mock is not None or loopback)
+    if not token and not loopback:
+        log.warning(
+            "listening on %s without a client token: anyone who can reach this port can "
+            "spend the API key (set --client-token)",
+            args.host,
+        )
+    config = ProxyConfig(
+        host=args.host,
+        port=args.port,
+        path=args.path,
+        upstream_url=upstream_url or DEFAULT_UPSTREAM_URL,
+        api_key=api_key,
+        client_token=token,
+        allowed_origins=tuple(repeated(args, "allow_origin")),
+        same_origin_pages=serve_app,
+        trusted_proxies=tuple(repeated(args, "trusted_proxy")),
+        max_sessions=args.max_sessions,
+        max_sessions_per_ip=args.max_sessions_per_ip,
+        turn_rate=args.turn_rate,
+        turn_burst=args.turn_burst,
+        client_idle_timeout=args.client_idle_timeout,
+        function_hosts=frozenset(repeated(args, "function_endpoint_allow")),
+        log_content=args.log_content,
+        ssl=_tls(args.tls_cert, args.tls_key),
+        reuse_port=reuse_port,
+        http_handler=_test_app_handler(args.path) if serve_app else None,
+    )
+    server = ProxyServer(config)
+    await server.start()
+    app_url = None
+    if serve_app:
+        scheme = "https" if config.ssl else "http"
+        app_url = f"{scheme}://{_browser_host(args.host)}:{server.port}/"
+    if announce.print_lines:
+        print(f"upstream: {config.upstream_url}")
+        print(f"proxy listening on {server.url}", flush=True)
+        if app_url:
+            print(f"test-app: {app_url}", flush=True)
+    if announce.ready is not None:
+        announce.ready(server.url, app_url)
+    wanted = (signal.SIGTERM,) if announce.worker else (signal.SIGINT, signal.SIGTERM)
+    try:
+        with anyio.open_signal_receiver(*wanted) as signals:
+            async for received in signals:
+                name = signal.Signals(received).name
+                log.warning("%s: draining sessions (up to %g s)", name, args.drain_seconds)
+                if announce.print_lines:
+                    print(f"{name}: draining sessions", flush=True)
+                if announce.worker:
+                    await server.drain(args.drain_seconds)
+                else:
+                    await _drain(server, args.drain_seconds, signals)
+                break
+    finally:
+        with anyio.CancelScope(shield=True):
+            await server.stop()
+            if mock is not None:
+                await mock.stop()
+    if announce.print_lines:
+        print("proxy stopped", flush=True)
+
+
+async def _drain(server: ProxyServer, seconds: float, signals: object) -> None:
+    """Drain; a second signal cuts it short."""
+    async with anyio.create_task_group() as group:
+
+        async def second_signal() -> None:
+            async for _ in signals:  # type: ignore[attr-defined]
+                log.warning("second signal: closing every session now")
+                group.cancel_scope.cancel()
+                return
+
+        group.start_soon(second_signal)
+        await server.drain(seconds)
+        group.cancel_scope.cancel()
+
+
+def _tls(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    if not cert or not key:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise SystemExit(f"error: cannot load the TLS certificate or key: {exc}") from None
+    return context
+
+
+def _test_app_handler(proxy_path: str) -> Callable[[ServerConnection, Request], Response]:
+    from harness.test_app import http_response
+
+    return functools.partial(http_response, proxy_path=proxy_path)
+
+
+def _browser_host(host: str) -> str:
+    """A host a browser on this machine can open (not the 0.0.0.0 wildcard)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host

@@ -1,0 +1,277 @@
+"""Running the proxy in production (PROTOCOL.md §12): health, metrics, logs, drain,
+workers and TLS, on real sockets and real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from harness.background import BackgroundLoop
+from harness.client import ComponentClient
+from harness.mock_openai import MockRealtime, tone_pcm16
+from harness.pytest_plugin import ProxyEndpoint
+from tests.haproxy import make_certificate
+from tests.processes import clean_env, running
+
+ProxyFactory = Callable[..., ProxyEndpoint]
+
+
+def http_get(url: str, context: ssl.SSLContext | None = None) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5, context=context) as response:
+            return response.status, response.headers["Content-Type"], response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read().decode()
+
+
+def base(endpoint: ProxyEndpoint) -> str:
+    return "http://" + endpoint.url.split("/")[2]
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+# ------------------------------------------------------------------ health and metrics
+
+
+async def test_healthz_and_readyz(proxy: ProxyEndpoint) -> None:
+    assert (await asyncio.to_thread(http_get, base(proxy) + "/healthz"))[0] == 200
+    assert (await asyncio.to_thread(http_get, base(proxy) + "/readyz"))[0] == 200
+
+
+async def test_metrics_after_a_known_workload(
+    mock_openai: MockRealtime, proxy_factory: ProxyFactory, harness_loop: BackgroundLoop
+) -> None:
+    endpoint = proxy_factory(client_token="t0k3n")
+    mock_openai.on_user_text("fail").send_error("server_error", "boom", type="server_error").once()
+    for _ in range(2):
+        async with await ComponentClient.connect(endpoint.url, token="t0k3n") as client:
+            await client.start()
+            await client.send_audio(tone_pcm16(500, rate=16000))
+            await client.inject("hello")
+            await client.wait_for_reply()
+            await client.inject("and again")
+            await client.wait_for_reply(2)
+    async with await ComponentClient.connect(endpoint.url, token="t0k3n") as client:
+        await client.start()
+        await client.inject("fail now")
+        await client.wait_for("Error")
+    with pytest.raises(InvalidStatus):
+        await connect(endpoint.url)  # no token: refused
+    assert endpoint.server is not None
+    await asyncio.to_thread(harness_loop.run, endpoint.server.wait_idle())  # type: ignore[attr-defined]
+
+    status, content_type, text = await asyncio.to_thread(http_get, base(endpoint) + "/metrics")
+    assert status == 200 and content_type.startswith("text/plain; version=0.0.4")
+    found = samples(text)
+    assert found[("voice_proxy_sessions_active", ())] == 0
+    assert found[("voice_proxy_sessions_total", (("close_reason", "client_closed"),))] == 3
+    assert found[("voice_proxy_refused_connections_total", (("reason", "token"),))] == 1
+    assert found[("voice_proxy_turns_total", ())] == 4
+    assert found[("voice_proxy_upstream_errors_total", (("code", "server_error"),))] == 1
+    assert found[("voice_proxy_settings_applied_seconds_count", ())] == 3
+    assert found[("voice_proxy_turn_latency_seconds_count", ())] == 4
+    assert found[("voice_proxy_audio_seconds_total", (("direction", "in"),))] == pytest.approx(1.0)
+    assert found[("voice_proxy_audio_seconds_total", (("direction", "out"),))] == pytest.approx(1.2)
+    for direction in ("client_in", "client_out", "upstream_in", "upstream_out"):
+        assert found[("voice_proxy_bytes_total", (("direction", direction),))] > 1000
+    assert found[("voice_proxy_buffered_bytes_high_water", ())] >= 0
+    assert found[("process_resident_memory_bytes", ())] > 0
+
+
+async def test_hostile_upstream_error_codes_cannot_grow_the_metrics(
+    mock_openai: MockRealtime, component_client: ComponentClient, proxy: ProxyEndpoint
+) -> None:
+    await component_client.start()
+    for n in range(100):
+        mock_openai.push(
+            {
+                "type": "error",
+                "error": {"type": "x", "code": f"Evil Code {n}!\n", "message": "m"},
+            }
+        )
+    await component_client.wait_for("Error", count=100)
+    text = (await asyncio.to_thread(http_get, base(proxy) + "/metrics"))[2]
+    codes = {
+        labels for (name, labels) in samples(text) if name == "voice_proxy_upstream_errors_total"
+    }
+    assert len(codes) <= 64
+    assert all(re.fullmatch(r"[a-z0-9_]+", dict(labels)["code"]) for labels in codes)
+
+
+# ------------------------------------------------------------------ logs
+
+
+async def test_json_logs_parse_and_carry_the_session_ids() -> None:
+    args = ["-m", "proxy", "--port", "0", "--log-format", "json", "--log-level", "debug"]
+    with running(args, clean_env(), r"listening on ws://") as (process, lines):
+        url = re.search(r"ws://\S+", lines[-1])
+        assert url is not None
+        async with await ComponentClient.connect(url.group(0)) as client:
+            welcome = await client.wait_for("Welcome")
+            await client.start()
+            await client.inject("my secret text")
+            await client.wait_for_reply()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    entries = [orjson.loads(line) for line in lines if line.startswith("{")]
+    assert entries and all({"time", "level", "logger", "message"} <= set(e) for e in entries)
+    about_session = [e for e in entries if e["logger"] == "proxy.session"]
+    assert any(e.get("upstream_session") == welcome["request_id"] for e in about_session)
+    assert all(e.get("session") for e in about_session)
+    assert not any("my secret text" in line for line in lines)  # no content without --log-content
+
+
+# ------------------------------------------------------------------ drain
+
+
+async def test_drain_finishes_the_answer_refuses_newcomers_then_closes(
+    mock_openai: MockRealtime, proxy_factory: ProxyFactory, harness_loop: BackgroundLoop
+) -> None:
+    mock_openai.on_user_text("story").reply_with_audio(
+        "A slow story.", chunks=8, chunk_ms=100, chunk_interval_ms=100
+    )
+    endpoint = proxy_factory()
+    server = endpoint.server
+    assert server is not None
+    async with (
+        await ComponentClient.connect(endpoint.url) as talking,
+        await ComponentClient.connect(endpoint.url) as quiet,
+    ):
+        await talking.start()
+        await quiet.start()
+        await talking.inject("tell me a story")
+        await talking.wait_for("AgentStartedSpeaking")
+        drained = asyncio.get_running_loop().run_in_executor(
+            None,
+            harness_loop.run,
+            server.drain(10),  # type: ignore[attr-defined]
+        )
+        assert await quiet.wait_closed() == 1001  # nothing in progress: it goes at once
+        status, _, _ = await asyncio.to_thread(http_get, base(endpoint) + "/readyz")
+        assert status == 503
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(endpoint.url)
+        assert refused.value.response.status_code == 503
+        assert await talking.wait_for_reply() == "A slow story."  # the answer completed
+        await talking.wait_for("AgentAudioDone")
+        assert len(talking.audio) == 8 * 100 * 48
+        assert await talking.wait_closed() == 1001
+        await drained
+
+
+async def test_sigterm_drains_and_exits_zero() -> None:
+    with running(["-m", "proxy", "--port", "0"], clean_env(), r"listening on ws://") as (
+        process,
+        lines,
+    ):
+        url = re.search(r"ws://\S+", lines[-1])
+        assert url is not None
+        async with await ComponentClient.connect(url.group(0)) as client:
+            await client.start()
+            process.send_signal(signal.SIGTERM)
+            assert await client.wait_closed() == 1001
+        assert await asyncio.to_thread(process.wait, 15) == 0
+    assert any("draining" in line for line in lines) and lines[-1] == "proxy stopped"
+
+
+# ------------------------------------------------------------------ workers
+
+
+async def test_two_workers_serve_one_port_and_one_sigterm_stops_both() -> None:
+    args = ["-m", "proxy", "--port", "0", "--workers", "2", "--log-level", "warning"]
+    with running(args, clean_env(), r"listening on ws://") as (process, lines):
+        url = re.search(r"ws://\S+", lines[-1])
+        assert url is not None and "2 workers" in lines[-1]
+        clients = [await ComponentClient.connect(url.group(0)) for _ in range(16)]
+        try:
+            welcomes = await asyncio.gather(*(c.wait_for("Welcome") for c in clients))
+            # Each worker runs its own built-in mock, whose ids carry a per-process tag.
+            tags = {w["request_id"][:13] for w in welcomes}
+            assert len(tags) == 2, tags
+            await asyncio.gather(*(c.start() for c in clients))
+            for client in clients:
+                await client.inject("hi")
+            await asyncio.gather(*(c.wait_for_reply() for c in clients))
+            metrics = (
+                await asyncio.to_thread(
+                    http_get,
+                    url.group(0).replace("ws://", "http://").replace("/openai", "/metrics"),
+                )
+            )[2]
+            active = samples(metrics)[("voice_proxy_sessions_active", ())]
+            assert active == 16  # summed over both workers
+        finally:
+            for client in clients:
+                await client.close()
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 20) == 0
+    assert "proxy stopped" in lines[-1]
+
+
+# ------------------------------------------------------------------ TLS
+
+
+async def test_tls_serves_wss_directly(tmp_path: Path) -> None:
+    pem, ca = make_certificate(tmp_path)
+    args = ["-m", "proxy", "--port", "0", "--tls-cert", str(pem), "--tls-key", str(pem)]
+    with running(args, clean_env(), r"listening on wss://") as (_, lines):
+        url = re.search(r"wss://\S+", lines[-1])
+        assert url is not None
+        trust = ssl.create_default_context(cafile=str(ca))
+        async with connect(url.group(0), ssl=trust) as ws:
+            assert '"Welcome"' in str(await ws.recv())
+        health = url.group(0).replace("wss://", "https://").replace("/openai", "/healthz")
+        assert (await asyncio.to_thread(http_get, health, trust))[0] == 200
+
+
+def test_tls_flags_go_together_and_a_bad_certificate_is_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    lone = subprocess.run(
+        [sys.executable, "-m", "proxy", "--tls-cert", "x.pem"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert lone.returncode == 2 and "go together" in lone.stderr
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate")
+    broken = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "proxy",
+            "--port",
+            "0",
+            "--tls-cert",
+            str(bad),
+            "--tls-key",
+            str(bad),
+        ],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert broken.returncode != 0 and "cannot load the TLS certificate" in broken.stderr
+    assert "Traceback" not in broken.stderr

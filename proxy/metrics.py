@@ -12,6 +12,7 @@ bound.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 
@@ -50,6 +51,12 @@ class ProxyMetrics:
         else:
             own = self.registry
             ProcessCollector(registry=self.registry)
+            tasks = Gauge(
+                "voice_proxy_asyncio_tasks",
+                "Tasks on the serving event loop (flat when sessions end cleanly).",
+                registry=own,
+            )
+            tasks.set_function(_running_tasks)
         self.sessions_active = Gauge(
             "voice_proxy_sessions_active",
             "Sessions open now.",
@@ -123,6 +130,13 @@ class ProxyMetrics:
 
     def session(self) -> SessionMetrics:
         return SessionMetrics(self)
+
+
+def _running_tasks() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # scraped off the loop: not knowable here
+        return float("nan")
 
 
 class SessionMetrics:

@@ -15,6 +15,9 @@ from collections.abc import Iterable
 __all__ = ["KeyRedactingFilter", "Redactor", "redact", "redact_secrets", "redacting_logger"]
 
 _HIDDEN = "[redacted]"
+#: A "secret" shorter than this is not a credential (a test key such as "k"); replacing
+#: it everywhere would only mangle ordinary text.
+MIN_SECRET_LENGTH = 8
 # OpenAI-style keys and any credential after an auth scheme or a token= parameter.
 _KEY_LIKE = re.compile(r"\b(?:sk|rk|ek)-[A-Za-z0-9_\-*.•…]{4,}")
 _SCHEME = re.compile(r"\b(Bearer|Token|Basic)(\s+)[^\s\"',]+", re.IGNORECASE)
@@ -37,11 +40,10 @@ def redact(text: str, *secrets: str | None) -> str:
 def redact_secrets(text: str, *secrets: str | None) -> str:
     """For anything a client sees: `text` without the secrets, masked echoes of them,
     or words shaped like an OpenAI key."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, _HIDDEN)
+    known = [secret for secret in secrets if secret and len(secret) >= MIN_SECRET_LENGTH]
+    for secret in known:
+        text = text.replace(secret, _HIDDEN)
     text = _KEY_LIKE.sub(_HIDDEN, text)
-    known = [secret for secret in secrets if secret and len(secret) >= 8]
     if known:
         text = _MASKED.sub(lambda match: _unmask(match.group(0), known), text)
     return text
@@ -64,7 +66,7 @@ class Redactor:
     """Scrubs client-bound JSON frames; cheap when there is nothing to scrub."""
 
     def __init__(self, *secrets: str | None) -> None:
-        self.secrets = tuple(s for s in secrets if s)
+        self.secrets = tuple(s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH)
         alternatives = [re.escape(s.encode()) for s in self.secrets]
         alternatives.append(rb"\b(?:sk|rk|ek)-")
         alternatives += [rb"\*\*\*", "•".encode(), "…".encode(), rb"\.\.\.", rb"xxxx"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import wave
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from playwright.sync_api import Locator, Page, WebSocket, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 __all__ = ["AudioStats", "FakeMicrophone", "Frame", "VoiceAgentApp", "chromium_launch_args"]
 
@@ -132,12 +134,37 @@ class VoiceAgentApp:
         self.microphone = microphone
         self.page_errors: list[str] = []
         self.frames: list[Frame] = []  # every frame of every connection, in order
+        self.sockets: list[WebSocket] = []  # every connection the page opened, in order
         page.on("pageerror", lambda error: self.page_errors.append(str(error)))
         page.on("websocket", self._record_frames)
 
     def _record_frames(self, socket: WebSocket) -> None:
+        self.sockets.append(socket)
         socket.on("framesent", lambda payload: self.frames.append(Frame("sent", payload)))
         socket.on("framereceived", lambda payload: self.frames.append(Frame("received", payload)))
+
+    def wait_for_frames(
+        self, type: str, count: int = 1, *, direction: str = "sent", timeout: float = 10.0
+    ) -> list[Frame]:
+        """Wait until the page has sent (or received) `count` frames of `type` on its
+        latest connection; returns them. Each wait is for the socket's next frame."""
+        deadline = time.monotonic() + timeout
+        event = "framesent" if direction == "sent" else "framereceived"
+        while True:
+            socket = self.sockets[-1] if self.sockets else None
+            found = [f for f in self.frames if f.direction == direction and f.type == type]
+            if len(found) >= count:
+                return found
+            remaining_ms = (deadline - time.monotonic()) * 1000
+            if remaining_ms <= 0 or socket is None or socket.is_closed():
+                raise AssertionError(
+                    f"expected {count} {direction} {type} frame(s) within {timeout:g}s, "
+                    f"got {len(found)}; {direction}: {self.frame_types(direction)}"
+                )
+            try:
+                socket.wait_for_event(event, timeout=remaining_ms)
+            except PlaywrightTimeoutError:
+                continue
 
     # ------------------------------------------------------------ navigation
 

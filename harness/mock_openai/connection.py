@@ -245,6 +245,17 @@ class ConnectionRuntime:
         """Read nothing more from the client (a deaf upstream that still talks)."""
         self._deaf.set()
 
+    async def idle(self) -> None:
+        """Return once no response is in progress and every queued frame went out."""
+        while not self.record.closed:
+            busy = [task for task in self._tasks if not task.done()]
+            if busy:
+                await asyncio.gather(*busy, return_exceptions=True)
+                continue
+            await self._outbox.join()
+            if not any(not task.done() for task in self._tasks):
+                return
+
     def close_now(self, code: int, reason: str) -> asyncio.Task[None]:
         """Stop serving and start the closing handshake at once."""
         self.closing.set()
@@ -362,17 +373,24 @@ class ConnectionRuntime:
         try:
             while True:
                 item = await self._outbox.get()
-                if isinstance(item, _EndOfWriting):
-                    return
-                if isinstance(item, _Close):
-                    self.closing.set()
-                    await self.ws.close(item.code, item.reason)
-                    return
-                await self.ws.send(item.payload, text=item.text)
-                if item.event is not None and self.host.keeps_journal:
-                    self.record._record_sent(item.event)
+                try:
+                    if isinstance(item, _EndOfWriting):
+                        return
+                    if isinstance(item, _Close):
+                        self.closing.set()
+                        await self.ws.close(item.code, item.reason)
+                        return
+                    await self.ws.send(item.payload, text=item.text)
+                    if item.event is not None and self.host.keeps_journal:
+                        self.record._record_sent(item.event)
+                finally:
+                    self._outbox.task_done()
         except ConnectionClosed:
             pass
+        finally:
+            while not self._outbox.empty():  # never sent: nobody waits for them
+                self._outbox.get_nowait()
+                self._outbox.task_done()
 
     async def _until_closed(self) -> None:
         """Wait, reading nothing, until the mock closes the connection or it is lost."""

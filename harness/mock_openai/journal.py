@@ -6,27 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from harness.describe import summarize_types
+
 from .patterns import EventFilter, as_predicate
 from .watch import Watch
 
-__all__ = ["Journal", "summarize_types"]
-
-
-def summarize_types(types: Iterable[str]) -> str:
-    """`a, b x3, c`: the sequence of event types with repeats collapsed."""
-    parts: list[str] = []
-    last: str | None = None
-    run = 0
-    for kind in types:
-        if kind == last:
-            run += 1
-            continue
-        if last is not None:
-            parts.append(last if run == 1 else f"{last} x{run}")
-        last, run = kind, 1
-    if last is not None:
-        parts.append(last if run == 1 else f"{last} x{run}")
-    return ", ".join(parts) if parts else "(nothing)"
+__all__ = ["Journal"]
 
 
 class Journal:

@@ -379,6 +379,25 @@ class MockRealtime:
             f"got {len(self.connections)}"
         )
 
+    async def wait_idle(self, timeout: float = 5.0) -> None:
+        """Wait, from any event loop, until no open connection has a response in progress
+        or a frame still to send: after it, the mock sends nothing unprompted."""
+        loop = self._loop
+        if loop is None:
+            return
+
+        async def idle() -> None:
+            runtimes = list(self._runtimes.values())
+            await asyncio.wait_for(asyncio.gather(*(r.idle() for r in runtimes)), timeout)
+
+        try:
+            if loop is asyncio.get_running_loop():
+                await idle()
+            else:
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(idle(), loop))
+        except TimeoutError:
+            raise AssertionError(f"the mock was still busy after {timeout:g}s") from None
+
     # --- scripting ----------------------------------------------------------------------
     def on_user_text(self, text: TextMatcher = None) -> Rule:
         """A response to a user text turn whose text contains `text` (str), matches it

@@ -19,13 +19,12 @@ ProxyFactory = Callable[..., ProxyEndpoint]
 
 
 async def assert_still_usable(client: ComponentClient, text: str = "still there?") -> None:
-    before = len(client.received("ConversationText"))
+    """The next turn is echoed and answered, in that order."""
+    before = client.received("ConversationText")
     await client.inject(text)
-    reply = await client.wait_for(
-        "ConversationText",
-        where=lambda m: m["role"] == "assistant" and m["content"] == f"You said: {text}",
-    )
-    assert reply and len(client.received("ConversationText")) >= before + 2
+    await client.wait_for_reply(count=sum(m["role"] == "assistant" for m in before) + 1)
+    turns = [(m["role"], m["content"]) for m in client.received("ConversationText")[len(before) :]]
+    assert turns[:2] == [("user", text), ("assistant", f"You said: {text}")]
 
 
 # ------------------------------------------------------------------ bad client input
@@ -253,11 +252,7 @@ async def test_the_client_closing_closes_upstream(
 ) -> None:
     await component_client.start()
     await component_client.close()
-    for _ in range(200):
-        if mock_openai.connections[-1].closed:
-            break
-        await asyncio.sleep(0.01)
-    assert mock_openai.connections[-1].closed
+    assert await mock_openai.connections[-1].wait_closed() == 1000
 
 
 async def test_a_vanishing_client_leaks_nothing(
@@ -268,12 +263,8 @@ async def test_a_vanishing_client_leaks_nothing(
     await client.inject("hello")
     client.connection.transport.abort()  # no close frame: the TCP connection just dies
     await client.close()
-    for _ in range(300):
-        if mock_openai.connections[-1].closed:
-            break
-        await asyncio.sleep(0.01)
-    assert mock_openai.connections[-1].closed
-    # The `proxy` fixture also asserts, after the test, that no session is left open.
+    await mock_openai.connections[-1].wait_closed()
+    await proxy.wait_idle()  # the proxy's session is gone too
 
 
 async def test_several_sessions_at_once_do_not_cross_talk(

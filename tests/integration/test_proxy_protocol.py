@@ -43,10 +43,8 @@ async def test_settings_get_welcome_then_settings_applied(
     assert component_client.types().index("Welcome") < component_client.types().index(
         "SettingsApplied"
     )
-    update = await mock_openai.wait_for("session.update")
-    assert update["session"]["type"] == "realtime"
-    assert update["session"]["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
-    assert update["session"]["instructions"].startswith("You are a helpful")
+    # What the session.update holds is translation: tests/unit/test_session.py.
+    mock_openai.assert_received("session.update", times=1)
 
 
 async def test_greeting_is_shown_and_recorded_upstream(

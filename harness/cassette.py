@@ -9,7 +9,8 @@ connection, with its time in seconds since that connection opened::
     {"connection": 0, "t": 0.32, "from": "client", "event": {"type": "session.update", ...}}
     {"connection": 0, "t": 9.5, "close": {"by": "client", "code": 1000, "reason": ""}}
 
-A frame that is not a JSON object is kept as ``"text"`` or ``"binary_base64"``. With
+A handshake the upstream refused is ``{"connection": 1, "t": 0.0, "open": ..., "refused":
+401}``. A frame that is not a JSON object is kept as ``"text"`` or ``"binary_base64"``. With
 audio trimmed, the base64 audio of ``input_audio_buffer.append`` and
 ``response.output_audio.delta`` is left out and ``"audio_bytes"`` says how much there was
 (replay fills it with silence). No request header is written, so the API key never is;
@@ -34,6 +35,7 @@ __all__ = [
     "Cassette",
     "CassetteWriter",
     "Entry",
+    "Origin",
     "audio_field_of",
 ]
 
@@ -68,6 +70,7 @@ class Entry:
     raw: str | bytes | None = None
     audio_bytes: int = 0
     path: str = ""
+    refused_status: int | None = None
     close_code: int | None = None
     close_reason: str = ""
 
@@ -128,7 +131,15 @@ def _entry(name: str, number: int, data: dict[str, Any]) -> Entry:
     try:
         connection, t = int(data["connection"]), float(data["t"])
         if "open" in data:
-            return Entry(number, connection, t, "open", path=str(data["open"]))
+            refused = data.get("refused")
+            return Entry(
+                number,
+                connection,
+                t,
+                "open",
+                path=str(data["open"]),
+                refused_status=int(refused) if refused is not None else None,
+            )
         if "close" in data:
             close = data["close"]
             origin: Origin = close.get("by", "client")
@@ -192,6 +203,11 @@ class CassetteWriter:
 
     def opened(self, connection: int, path: str) -> None:
         self._write({"connection": connection, "t": 0.0, "open": _strip_query_secrets(path)})
+
+    def refused(self, connection: int, path: str, status: int) -> None:
+        """The upstream refused the handshake with HTTP `status`."""
+        line = {"connection": connection, "t": 0.0, "open": _strip_query_secrets(path)}
+        self._write({**line, "refused": status})
 
     def frame(self, connection: int, t: float, origin: Origin, frame: str | bytes) -> None:
         line: dict[str, Any] = {"connection": connection, "t": round(t, 4), "from": origin}

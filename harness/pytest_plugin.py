@@ -8,9 +8,10 @@ a cassette left unfinished, and in strict mode client events nothing handled); `
 is checked to have closed every session its test opened.
 
 Fixtures: `mock_openai`, `proxy`, `proxy_factory`, `component_client`,
-`connect_component`, `speech`, `upstream_mode`, plus the session-scoped `harness_loop`,
-`mock_openai_server`, `proxy_server`; with pytest-playwright installed, `voice_app` and
-its helpers (`harness.browser_fixtures`). Markers: `unit`, `integration`, `e2e`,
+`connect_component`, `cassette_recorder`, `speech`, `upstream_mode`, plus the
+session-scoped `harness_loop`, `mock_openai_server`, `proxy_server`; with
+pytest-playwright installed, `voice_app` and its helpers (`harness.browser_fixtures`).
+Markers: `unit`, `integration`, `e2e`,
 `mock_openai(strict=, verify_rules=, voice=)`. Options: `--upstream`, `--proxy-url`,
 `--mock-port`; ini: `mock_openai_strict`.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from pathlib import Path
 from typing import Any, Final
 
 import pytest
@@ -29,6 +31,7 @@ from .background import BackgroundLoop
 from .client import ComponentClient
 from .endpoint import ProxyEndpoint
 from .mock_openai import MockRealtime
+from .recorder import Recording, RecordingRelay
 from .speech import SpeechUnavailable, speech_available, speech_pcm16
 
 __all__ = ["MOCK_API_KEY", "OPENAI_REALTIME_URL", "ProxyEndpoint"]
@@ -283,6 +286,38 @@ def proxy_factory(
             leaks.append(str(leak))
         harness_loop.run(server.stop())
     assert not leaks, "; ".join(leaks)
+
+
+@pytest.fixture
+def cassette_recorder(
+    harness_loop: BackgroundLoop,
+    mock_openai_server: MockRealtime,
+    upstream_mode: str,
+    proxy_factory: Callable[..., ProxyEndpoint],
+) -> Iterator[Callable[..., Recording]]:
+    """``cassette_recorder(path, trim_audio=False) -> Recording``: a proxy whose upstream
+    (the real API under ``--upstream=openai``, else the mock) is recorded into `path`.
+
+    Talk to ``recording.url``, then ``await recording.finish()``; the cassette is closed
+    after the test in any case. ``mock_openai.replay(path)`` serves it back."""
+    recordings: list[Recording] = []
+
+    def record(path: str | os.PathLike[str], *, trim_audio: bool = False) -> Recording:
+        if upstream_mode == "openai":
+            upstream = os.environ.get("OPENAI_REALTIME_URL", OPENAI_REALTIME_URL)
+            api_key = os.environ["OPENAI_API_KEY"]
+        else:
+            upstream, api_key = mock_openai_server.url, MOCK_API_KEY
+        relay = RecordingRelay(upstream, Path(path), trim_audio=trim_audio)
+        harness_loop.run(relay.start())
+        endpoint = proxy_factory(upstream_url=relay.url, api_key=api_key)
+        recording = Recording(endpoint, relay, harness_loop, Path(path))
+        recordings.append(recording)
+        return recording
+
+    yield record
+    for recording in recordings:
+        recording.finish_sync()
 
 
 @pytest_asyncio.fixture

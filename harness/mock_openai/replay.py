@@ -83,6 +83,18 @@ class CassetteReplay:
         self._served[slot] = served
         return served
 
+    def refusal(self, connection_index: int) -> int | None:
+        """The HTTP status the recording's upstream refused connection #k with, if any
+        (that connection then counts as replayed)."""
+        slot = connection_index - self._first
+        if not 0 <= slot < len(self._recorded):
+            return None
+        entries = self.cassette.of_connection(self._recorded[slot])
+        status = entries[0].refused_status if entries and entries[0].kind == "open" else None
+        if status is not None:
+            self._served[slot] = ReplayedConnection(self.cassette.name, slot, [], self.speed)
+        return status
+
     def unfinished(self) -> list[str]:
         """Why the replay is not complete: recorded connections never opened, or left
         before the client sent all it had sent in the recording."""
@@ -171,9 +183,9 @@ class ReplayedConnection:
         for entry in self._entries[self._cursor :]:
             if entry.origin == "client" and entry.kind == "frame" and entry.type != _APPEND:
                 return (
-                    f"{self.name}:{entry.line}: connection #{self.slot} ended before the client "
-                    f"sent {entry.type!r} (the recording goes on; "
-                    f"{self._client_events} client event(s) matched)"
+                    f"{self.name}:{entry.line} (recorded connection #{self.slot}): the "
+                    f"connection ended before the client sent {entry.type!r} (the recording "
+                    f"goes on; {self._client_events} client event(s) matched)"
                 )
         return None
 
@@ -230,17 +242,23 @@ class ReplayedConnection:
 
     def _diverge(self, expected: Entry | None, actual: dict[str, Any]) -> Iterator[Step]:
         self._stopped = True
+        got = actual.get("type")
         if expected is None:
-            where = f"{self.name}: connection #{self.slot}"
-            summary = f"the client sent {actual.get('type')!r} after the recording ended"
+            where = f"{self.name} (recorded connection #{self.slot})"
+            summary = f"the client sent {got!r} after the recording ended"
             diff = ""
         else:
-            where = f"{self.name}:{expected.line}: connection #{self.slot}"
-            wanted = "the server's turn" if expected.origin != "client" else repr(expected.type)
-            summary = (
-                f"client event #{self._client_events} diverged: expected {wanted}, "
-                f"got {actual.get('type')!r}"
-            )
+            where = f"{self.name}:{expected.line} (recorded connection #{self.slot})"
+            if expected.origin == "client" and expected.type == got:
+                summary = (
+                    f"client event #{self._client_events} ({got!r}) differs from the recording"
+                )
+            else:
+                wanted = repr(expected.type) if expected.origin == "client" else "nothing yet"
+                summary = (
+                    f"client event #{self._client_events} diverged: the recording has {wanted}, "
+                    f"the client sent {got!r}"
+                )
             diff = _diff(expected.event if expected.origin == "client" else None, actual)
         yield Fail(f"{where}: {summary}{diff}", FailureKind.REPLAY_DIVERGED)
         yield Send(

@@ -599,7 +599,10 @@ class MockRealtime:
             return self._refuse(ws, connection, 401, error)
         if self._api_key is not None and match.group(1) != self._api_key:
             return self._refuse(ws, connection, 401)
-        rule = None if self._current_replay() is not None else self._rules.match(Trigger.CONNECT)
+        replay = self._current_replay()
+        if replay is not None and (status := replay.refusal(connection.index)) is not None:
+            return self._refuse(ws, connection, status)
+        rule = None if replay is not None else self._rules.match(Trigger.CONNECT)
         for step in rule.steps if rule is not None else ():
             if isinstance(step, RejectHandshake):
                 return self._refuse(ws, connection, step.status)

@@ -22,6 +22,8 @@ from urllib.parse import urlencode
 from playwright.sync_api import Locator, Page, WebSocket, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from .speech import speech_pcm16
+
 __all__ = ["AudioStats", "FakeMicrophone", "Frame", "VoiceAgentApp", "chromium_launch_args"]
 
 SYSTEM_CHROMIUM = "/usr/bin/chromium"
@@ -231,6 +233,13 @@ class VoiceAgentApp:
         The microphone stays on (hearing silence) until `stop_microphone()`.
         """
         self._say(self.microphone.load(pcm16, rate))
+
+    def say(self, text: str) -> bytes:
+        """Say `text` (espeak-ng speech) into the microphone, as `speak` does; returns
+        the PCM16 said (16 kHz)."""
+        pcm = speech_pcm16(text, rate=FakeMicrophone.RATE)
+        self.speak(pcm)
+        return pcm
 
     def speak_wav(self, wav: Path) -> None:
         """Say a mono PCM16 WAV file into the microphone, as `speak` does."""

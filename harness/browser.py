@@ -267,7 +267,7 @@ class VoiceAgentApp:
         expect(self.testid("mic-status")).to_have_text("Disabled")
 
     def disconnect(self) -> None:
-        """Press Stop: microphone off, playback off, connection closed."""
+        """Press Disconnect: microphone off, playback off, connection closed."""
         self.testid("stop-button").click()
         expect(self.testid("connection-status")).to_have_text("closed")
 
@@ -318,6 +318,13 @@ class VoiceAgentApp:
 
     def error_count(self) -> int:
         return int(self.testid("agent-error-count").inner_text())
+
+    def error_banner(self) -> tuple[str, str] | None:
+        """(code, description) of the last Error the page shows, or None."""
+        banner = self.testid("error-banner")
+        if not banner.is_visible():
+            return None
+        return self.testid("error-code").inner_text(), self.testid("error-description").inner_text()
 
     def event_log(self) -> list[str]:
         """The app's event log, oldest first."""

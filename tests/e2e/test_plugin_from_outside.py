@@ -19,8 +19,9 @@ async def test_async_after_it_in_the_file(component_client):
     await asyncio.sleep(0)
 
 
-def test_a_failing_browser_test(voice_app):
+def test_a_failing_browser_test(voice_app, mock_openai):
     voice_app.connect()
+    voice_app.page.screenshot(path="as-the-test-left-it.png")
     assert voice_app.history() == [("user", "something that was never said")]
 """
 
@@ -45,3 +46,6 @@ def test_browser_and_async_tests_share_one_run_and_failures_leave_a_screenshot(
         "test-outside-py-test-a-failing-browser-test-chromium"
     ]
     assert screenshots[0].stat().st_size > 10_000  # a real picture of the page
+    # Taken before the mock's reset closed the page's connection (which would show
+    # "closed" and a log line): the page exactly as the failing test left it.
+    assert screenshots[0].read_bytes() == (pytester.path / "as-the-test-left-it.png").read_bytes()

@@ -1,9 +1,12 @@
 """The browser fixtures as another repo gets them: sync browser tests and async tests in
-one file, in one process, and a screenshot of the app when a browser test fails."""
+one file, in one process, a screenshot of the app when a browser test fails, and the
+README's browser example."""
 
 from __future__ import annotations
 
 import pytest
+
+from tests.docs_examples import ROOT, example_files
 
 OUTSIDE_TESTS = """
 import asyncio
@@ -31,12 +34,14 @@ def test_browser_and_async_tests_share_one_run_and_failures_leave_a_screenshot(
 ) -> None:
     pytester.makeini("[pytest]\nasyncio_mode = auto\n")
     pytester.makepyfile(test_outside=OUTSIDE_TESTS)
+    readme = example_files(ROOT / "README.md")  # the README's browser example runs too
+    (pytester.path / "test_spoken_question.py").write_text(readme["test_spoken_question.py"])
 
     result = pytester.runpytest_subprocess(
         "-v", "--screenshot=only-on-failure", "--output=artifacts", timeout=120
     )
 
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=3, failed=1)
     # The async test ran before the browser started (see pytest_collection_modifyitems).
     result.stdout.re_match_lines(
         [r".*test_async_after_it_in_the_file PASSED", r".*test_browser_first_in_the_file.* PASSED"]

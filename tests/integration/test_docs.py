@@ -1,0 +1,155 @@
+"""The documentation runs: every how-to example is executed here, and no page points at
+a file that is not in the repository."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import harness
+from harness.endpoint import ProxyEndpoint
+from harness.pytest_plugin import MOCK_API_KEY
+from tests.docs_examples import DOCS, ROOT, example_files, pages
+from tests.processes import clean_env, free_port, running
+
+HOW_TO = DOCS / "how-to"
+
+
+def project(pytester: pytest.Pytester, *sources: dict[str, str]) -> pytest.Pytester:
+    pytester.makeini("[pytest]\nasyncio_mode = auto\n")
+    for files in sources:
+        for name, code in files.items():
+            (pytester.path / name).write_text(code)
+    return pytester
+
+
+def test_the_function_call_fault_and_readme_examples_pass(pytester: pytest.Pytester) -> None:
+    readme = {k: v for k, v in example_files(ROOT / "README.md").items() if k == "test_weather.py"}
+    project(
+        pytester,
+        example_files(HOW_TO / "script-a-function-call.md"),
+        example_files(HOW_TO / "kill-the-upstream-mid-answer.md"),
+        readme,
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5)
+
+
+def test_the_replay_example_records_then_replays(pytester: pytest.Pytester) -> None:
+    project(pytester, example_files(HOW_TO / "replay-a-cassette.md"))
+    recorded = pytester.runpytest_subprocess("-p", "no:cacheprovider", "record_weather.py")
+    recorded.assert_outcomes(passed=1)
+    cassette = pytester.path / "cassettes" / "weather.jsonl"
+    assert "sunny" in cassette.read_text()
+    replayed = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_weather_replay.py")
+    replayed.assert_outcomes(passed=1)
+    assert "test_weather_replay.py" in replayed.stdout.str()  # the only test CI collects
+    collected = pytester.runpytest_subprocess("--collect-only", "-q")
+    assert "record_weather" not in collected.stdout.str()
+
+
+def test_the_own_proxy_example_runs_against_an_external_proxy(pytester: pytest.Pytester) -> None:
+    project(pytester, example_files(HOW_TO / "test-your-own-proxy.md"))
+    mock_port, proxy_port = free_port(), free_port()
+    env = clean_env(
+        OPENAI_API_KEY=MOCK_API_KEY,
+        OPENAI_REALTIME_URL=f"ws://127.0.0.1:{mock_port}/v1/realtime",
+    )
+    your_proxy = subprocess.Popen(
+        [sys.executable, "-m", "proxy", "--port", str(proxy_port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(proxy_port)
+        result = pytester.runpytest_subprocess(
+            "-p",
+            "no:cacheprovider",
+            "--mock-port",
+            str(mock_port),
+            "--proxy-url",
+            f"ws://127.0.0.1:{proxy_port}/openai",
+            "test_my_proxy.py",
+        )
+        result.assert_outcomes(passed=2)
+    finally:
+        your_proxy.terminate()
+        your_proxy.wait(timeout=10)
+
+
+def test_the_javascript_example_runs(
+    tmp_path: Path, proxy_factory: Callable[..., ProxyEndpoint]
+) -> None:
+    node = shutil.which("node")
+    assert node, "Node.js is needed for this test (Node 20 is on the machine)"
+    ((name, code),) = example_files(HOW_TO / "drive-the-mock-from-javascript.md").items()
+    (tmp_path / name).write_text(code)
+    client = Path(harness.__file__).parent / "js" / "mock-realtime-admin.mjs"
+    command = ["-m", "harness.mock_openai", "--port", "0", "--api-key", MOCK_API_KEY]
+    with running(command, clean_env(), r"admin API: ") as (_, lines):
+        realtime = re.search(r"ws://\S+", lines[0])
+        admin = re.search(r"(http://\S+?)/?$", lines[1])
+        assert realtime and admin, lines
+        proxy = proxy_factory(upstream_url=realtime.group(0), api_key=MOCK_API_KEY)
+        result = subprocess.run(
+            [node, "--experimental-websocket", "--test", "--test-reporter=tap", name],
+            cwd=tmp_path,
+            env=clean_env(
+                MOCK_ADMIN_CLIENT=str(client), MOCK_ADMIN_URL=admin.group(1), PROXY_URL=proxy.url
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 0 and "# pass 1" in result.stdout, result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------ links
+
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+_REPO_PATH = re.compile(r"`((?:harness|proxy|tests|docs|scripts|benchmarks)/[\w./-]*[\w/])`")
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_page_points_only_at_files_in_the_repository(page: Path) -> None:
+    text = page.read_text()
+    missing = []
+    for target in _LINK.findall(text):
+        if re.match(r"[a-z]+:", target):
+            continue  # a web address
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path).resolve() if path else page
+        if not file.exists() or (anchor and file.suffix == ".md" and anchor not in _anchors(file)):
+            missing.append(target)
+    for path in _REPO_PATH.findall(text):
+        if not (ROOT / path).exists():
+            missing.append(path)
+    assert not missing, f"{page.relative_to(ROOT)} points at what is not there: {missing}"
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's anchors for the headings of a page."""
+    anchors = set()
+    for heading in re.findall(r"^#+ (.+)$", page.read_text(), re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.replace("`", "").lower()).replace(" ", "-")
+        anchors.add(slug)
+    return anchors
+
+
+def _wait_for_port(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on port {port}")

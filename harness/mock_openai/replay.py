@@ -6,10 +6,13 @@ recorded, paced by their recorded gaps, up to the next thing the client sent; th
 waits for the client to send the same.
 
 Matching a client event: same type and same content, except what differs between runs
-by nature (`event_id`, ids the client makes up, `audio_end_ms` of a truncate, the audio
-itself). Audio appends are matched by amount, not one by one (the proxy batches audio by
-time): the recorded server events that the audio caused (speech started or stopped, a
-commit) go out once the client has sent as much audio as had been recorded before them.
+by nature (`event_id`, ids the client makes up, the audio itself). Audio appends are
+matched by amount, not one by one (the proxy batches audio by time): the recorded server
+events that the audio caused (speech started or stopped, a commit) go out once the
+client has sent as much audio as had been recorded before them. A barge-in's
+`conversation.item.truncate` depends on timing too: recorded ones are left out, and one
+the client sends is answered as the real API would.
+
 A client event that differs fails the test with a unified diff, answers the client with
 an `error` (code ``replay_diverged``) and closes the connection; a recording the client
 did not get to the end of fails `check()` too.
@@ -48,16 +51,14 @@ _AUDIO_CAUSED: Final = frozenset(
         "input_audio_buffer.committed",
     }
 )
+#: A barge-in's truncate depends on timing, and so does the server's answer to it: they
+#: are left out of the replay, and a truncate is answered as the real API would.
+_TIMED: Final = frozenset({"conversation.item.truncate", "conversation.item.truncated"})
 #: Audio may differ by this much between runs (resampler delay, batching).
 _AUDIO_SLACK_BYTES: Final = 60 * BYTES_PER_MS
 _APPEND: Final = "input_audio_buffer.append"
 #: Paths compared by nobody: they differ from run to run by nature.
-_VOLATILE: Final = (
-    ("event_id",),
-    ("item", "id"),
-    ("audio",),
-    ("audio_end_ms",),
-)
+_VOLATILE: Final = (("event_id",), ("item", "id"), ("audio",))
 
 
 class CassetteReplay:
@@ -117,7 +118,7 @@ class ReplayedConnection:
         self.name = name
         self.slot = slot
         self.speed = speed
-        self._entries = entries or []
+        self._entries = [e for e in entries or () if e.type not in _TIMED]
         self._unrecorded = entries is None
         self._cursor = 0
         self._clock = 0.0  # recorded time of the last entry consumed
@@ -151,6 +152,16 @@ class ReplayedConnection:
         if self._stopped:
             return
         self._client_events += 1
+        if event.get("type") == "conversation.item.truncate":
+            yield Send(
+                {
+                    "type": "conversation.item.truncated",
+                    "item_id": event.get("item_id"),
+                    "content_index": event.get("content_index"),
+                    "audio_end_ms": event.get("audio_end_ms"),
+                }
+            )
+            return
         if event.get("type") == _APPEND:
             self._audio_live += len(base64.b64decode(str(event.get("audio", ""))))
             yield from self._play()

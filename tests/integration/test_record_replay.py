@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
+from websockets.asyncio.client import connect
 
 from harness.cassette import Cassette
 from harness.client import ComponentClient
@@ -230,11 +231,44 @@ async def test_the_recorder_runs_standalone(tmp_path: Path, mock_openai: MockRea
     ):
         relay_url = re.search(r"ws://\S+", lines[-1])
         assert relay_url is not None
-        from websockets.asyncio.client import connect
-
         headers = {"Authorization": f"Bearer {MOCK_API_KEY}"}
         async with connect(relay_url.group(0), additional_headers=headers) as ws:
             created = orjson.loads(await ws.recv())
     assert created["type"] == "session.created"
     assert "recorded 1 connection(s)" in lines[-1]
     assert Cassette.load(cassette).entries[1].event == created
+
+
+async def test_a_barge_in_truncate_need_not_happen_again(
+    mock_openai: MockRealtime, tmp_path: Path
+) -> None:
+    def line(t: float, origin: str, event: dict[str, Any]) -> str:
+        return orjson.dumps({"connection": 0, "t": t, "from": origin, "event": event}).decode()
+
+    created = {"type": "session.created", "event_id": "e1", "session": {"type": "realtime"}}
+    truncate = {"type": "conversation.item.truncate", "item_id": "item_a", "content_index": 0}
+    truncated = {**truncate, "type": "conversation.item.truncated", "event_id": "e2"}
+    cleared = {"type": "input_audio_buffer.cleared", "event_id": "e3"}
+    cassette = tmp_path / "barge-in.jsonl"
+    cassette.write_text(
+        "\n".join(
+            [
+                '{"cassette": 1, "upstream": "ws://x", "audio": "full"}',
+                '{"connection": 0, "t": 0, "open": "/v1/realtime"}',
+                line(0.1, "server", created),
+                line(0.2, "client", {**truncate, "audio_end_ms": 640}),  # then, the user spoke
+                line(0.3, "server", {**truncated, "audio_end_ms": 640}),
+                line(0.4, "client", {"type": "input_audio_buffer.clear"}),
+                line(0.5, "server", cleared),
+            ]
+        )
+    )
+    mock_openai.replay(cassette, speed=0)
+    headers = {"Authorization": f"Bearer {MOCK_API_KEY}"}
+    async with connect(mock_openai.url, additional_headers=headers) as ws:
+        assert orjson.loads(await ws.recv()) == created
+        await ws.send(orjson.dumps({"type": "input_audio_buffer.clear"}).decode())  # no barge-in
+        assert orjson.loads(await ws.recv()) == cleared
+        await ws.send(orjson.dumps({**truncate, "audio_end_ms": 320}).decode())  # a late one
+        answer = orjson.loads(await ws.recv())
+    assert answer["type"] == "conversation.item.truncated" and answer["audio_end_ms"] == 320

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
 import weakref
 from pathlib import Path
@@ -37,6 +36,7 @@ from proxy.redaction import redacting_logger
 
 from .background import BackgroundLoop
 from .cassette import CassetteWriter, Origin
+from .cli import run_until_stopped, until_stopped
 from .endpoint import ProxyEndpoint
 
 __all__ = ["Recording", "RecordingRelay", "main"]
@@ -238,23 +238,15 @@ async def _serve(args: argparse.Namespace) -> None:
     await relay.start(args.host, args.port)
     print(f"recording relay on {relay.url} -> {args.upstream}", flush=True)
     print(f"writing {args.cassette}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signum, stop.set)
     try:
-        await stop.wait()
+        await until_stopped()
     finally:
         await relay.stop()
         print(f"recorded {relay.connections} connection(s)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args))
-    return 0
+    return run_until_stopped(_serve(_parse(argv)))
 
 
 if __name__ == "__main__":

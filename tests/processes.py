@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 @contextmanager
@@ -60,3 +62,42 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    """Until something accepts connections on the loopback `port`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+@contextmanager
+def standalone_mock(api_key: str) -> Iterator[tuple[str, str]]:
+    """`python -m harness.mock_openai` on a free port: (its ws:// URL, its admin URL)."""
+    command = ["-m", "harness.mock_openai", "--port", "0", "--api-key", api_key]
+    with running(command, clean_env(), r"admin API: ") as (_, lines):
+        realtime = re.search(r"ws://\S+", lines[0])
+        admin = re.search(r"(http://\S+?)/?$", lines[1])
+        assert realtime and admin, lines
+        yield realtime.group(0), admin.group(1)
+
+
+def run_node_tests(script: Path, **env: str) -> str:
+    """Run a node:test file (with Node's WebSocket); its TAP report, or AssertionError."""
+    node = shutil.which("node")
+    assert node, "Node.js is needed for this test (Node 20 is on the machine)"
+    result = subprocess.run(
+        [node, "--experimental-websocket", "--test", "--test-reporter=tap", script.name],
+        cwd=script.parent,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    report = result.stdout + result.stderr
+    assert result.returncode == 0, report
+    return report

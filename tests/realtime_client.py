@@ -69,6 +69,18 @@ class Client:
         assert [e["type"] for e in added] == ["conversation.item.added", "conversation.item.done"]
         await self.send({"type": "response.create"})
 
+    async def answer_function(self, call_id: str, output: str) -> list[dict[str, Any]]:
+        """Send a function's output, ask for a response; the events up to response.done."""
+        await self.send(
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "function_call_output", "call_id": call_id, "output": output},
+            }
+        )
+        await self.recv_until("conversation.item.done")
+        await self.send({"type": "response.create"})
+        return await self.recv_until("response.done")
+
     async def append_audio(self, pcm: bytes, chunk_ms: int = 100) -> None:
         size = chunk_ms * 48
         for start in range(0, len(pcm), size):
@@ -88,3 +100,14 @@ async def session(mock: MockRealtime, url: str | None = None) -> AsyncIterator[C
         created = await client.recv()
         assert created["type"] == "session.created"
         yield client
+
+
+@asynccontextmanager
+async def running_mock(**options: Any) -> AsyncIterator[MockRealtime]:
+    """A `MockRealtime` started on this loop (key `API_KEY`), stopped after."""
+    mock = MockRealtime(api_key=API_KEY, **options)
+    await mock.start()
+    try:
+        yield mock
+    finally:
+        await mock.stop()

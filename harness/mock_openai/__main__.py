@@ -8,13 +8,12 @@ same port, so a suite in any language can script and inspect it (`admin.py`).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import signal
 import sys
 from pathlib import Path
 
 import orjson
+
+from harness.cli import run_until_stopped, until_stopped
 
 from .server import REALTIME_PATH, MockRealtime
 
@@ -65,13 +64,8 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     if not args.no_admin:
         print(f"admin API: {mock.admin_url}/", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):  # not on Windows
-            loop.add_signal_handler(signum, stop.set)
     try:
-        await stop.wait()
+        await until_stopped()
     finally:
         await mock.stop()
         for failure in mock.failures:
@@ -79,10 +73,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args))
-    return 0
+    return run_until_stopped(_serve(_parse(argv)))
 
 
 if __name__ == "__main__":

@@ -4,11 +4,8 @@ a file that is not in the repository."""
 from __future__ import annotations
 
 import re
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import harness
 from harness.endpoint import ProxyEndpoint
 from harness.pytest_plugin import MOCK_API_KEY
 from tests.docs_examples import DOCS, ROOT, example_files, pages
-from tests.processes import clean_env, free_port, running
+from tests.processes import clean_env, free_port, run_node_tests, standalone_mock, wait_for_port
 
 HOW_TO = DOCS / "how-to"
 
@@ -70,7 +67,7 @@ def test_the_own_proxy_example_runs_against_an_external_proxy(pytester: pytest.P
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for_port(proxy_port)
+        wait_for_port(proxy_port)
         result = pytester.runpytest_subprocess(
             "-p",
             "no:cacheprovider",
@@ -89,28 +86,18 @@ def test_the_own_proxy_example_runs_against_an_external_proxy(pytester: pytest.P
 def test_the_javascript_example_runs(
     tmp_path: Path, proxy_factory: Callable[..., ProxyEndpoint]
 ) -> None:
-    node = shutil.which("node")
-    assert node, "Node.js is needed for this test (Node 20 is on the machine)"
     ((name, code),) = example_files(HOW_TO / "drive-the-mock-from-javascript.md").items()
     (tmp_path / name).write_text(code)
     client = Path(harness.__file__).parent / "js" / "mock-realtime-admin.mjs"
-    command = ["-m", "harness.mock_openai", "--port", "0", "--api-key", MOCK_API_KEY]
-    with running(command, clean_env(), r"admin API: ") as (_, lines):
-        realtime = re.search(r"ws://\S+", lines[0])
-        admin = re.search(r"(http://\S+?)/?$", lines[1])
-        assert realtime and admin, lines
-        proxy = proxy_factory(upstream_url=realtime.group(0), api_key=MOCK_API_KEY)
-        result = subprocess.run(
-            [node, "--experimental-websocket", "--test", "--test-reporter=tap", name],
-            cwd=tmp_path,
-            env=clean_env(
-                MOCK_ADMIN_CLIENT=str(client), MOCK_ADMIN_URL=admin.group(1), PROXY_URL=proxy.url
-            ),
-            capture_output=True,
-            text=True,
-            timeout=60,
+    with standalone_mock(MOCK_API_KEY) as (realtime_url, admin_url):
+        proxy = proxy_factory(upstream_url=realtime_url, api_key=MOCK_API_KEY)
+        report = run_node_tests(
+            tmp_path / name,
+            MOCK_ADMIN_CLIENT=str(client),
+            MOCK_ADMIN_URL=admin_url,
+            PROXY_URL=proxy.url,
         )
-    assert result.returncode == 0 and "# pass 1" in result.stdout, result.stdout + result.stderr
+    assert "# pass 1" in report, report
 
 
 # ------------------------------------------------------------------ links
@@ -143,13 +130,3 @@ def _anchors(page: Path) -> set[str]:
         slug = re.sub(r"[^\w\- ]", "", heading.replace("`", "").lower()).replace(" ", "-")
         anchors.add(slug)
     return anchors
-
-
-def _wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"nothing listens on port {port}")

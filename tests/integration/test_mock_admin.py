@@ -12,15 +12,13 @@ import pytest
 from websockets.asyncio.client import connect
 
 from harness.mock_openai import MockRealtime
-from tests.realtime_client import API_KEY, AUTH, session
+from tests.realtime_client import API_KEY, AUTH, running_mock, session
 
 
 @pytest.fixture
 async def mock() -> AsyncIterator[MockRealtime]:
-    mock = MockRealtime(api_key=API_KEY, admin=True)
-    await mock.start()
-    yield mock
-    await mock.stop()
+    async with running_mock(admin=True) as mock:
+        yield mock
 
 
 async def call(

@@ -28,6 +28,7 @@ from tests.realtime_client import (
     AUDIO_REPLY_END,
     AUTH,
     Client,
+    running_mock,
     session,
     types,
 )
@@ -37,10 +38,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def mock() -> AsyncIterator[MockRealtime]:
-    mock = MockRealtime(api_key=API_KEY)
-    await mock.start()
-    yield mock
-    await mock.stop()
+    async with running_mock() as mock:
+        yield mock
 
 
 # --- connecting -----------------------------------------------------------------------
@@ -333,19 +332,7 @@ async def test_a_function_call_and_its_output(mock: MockRealtime) -> None:
         assert args_done["name"] == "get_weather"
         assert "".join(d["delta"] for d in deltas) == args_done["arguments"]
         assert orjson.loads(args_done["arguments"]) == {"city": "Paris"}
-        await client.send(
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "function_call_output",
-                    "call_id": "call_42",
-                    "output": '{"temp": 21}',
-                },
-            }
-        )
-        await client.recv_until("conversation.item.done")
-        await client.send({"type": "response.create"})
-        answer = await client.recv_until("response.done")
+        answer = await client.answer_function("call_42", '{"temp": 21}')
     transcript = next(e for e in answer if e["type"] == "response.output_audio_transcript.done")
     assert transcript["transcript"] == "Sunny in Paris"
 

@@ -13,15 +13,13 @@ from websockets.exceptions import ConnectionClosed
 
 from harness.mock_openai import MockRealtime, Turn, reply
 from harness.mock_openai.steps import Send
-from tests.realtime_client import API_KEY, AUTH, Client, session, types
+from tests.realtime_client import AUTH, Client, running_mock, session, types
 
 
 @pytest.fixture
 async def mock() -> AsyncIterator[MockRealtime]:
-    mock = MockRealtime(api_key=API_KEY)
-    await mock.start()
-    yield mock
-    await mock.stop()
+    async with running_mock() as mock:
+        yield mock
 
 
 def transcript_of(events: list[dict[str, Any]]) -> str:
@@ -68,19 +66,7 @@ async def test_async_responders_call_a_function_and_answer_its_output(mock: Mock
         (call,) = [e for e in events if e["type"] == "response.function_call_arguments.done"]
         assert (call["name"], call["call_id"]) == ("get_weather", "call_7")
         assert orjson.loads(call["arguments"]) == {"city": "Lyon"}
-        await client.send(
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "function_call_output",
-                    "call_id": "call_7",
-                    "output": '{"temp": 18}',
-                },
-            }
-        )
-        await client.recv_until("conversation.item.done")
-        await client.send({"type": "response.create"})
-        answer = await client.recv_until("response.done")
+        answer = await client.answer_function("call_7", '{"temp": 18}')
     assert transcript_of(answer) == "It is 18 degrees."
     assert types(answer).count("response.output_audio.delta") == 2
     mock.check()

@@ -1,21 +1,13 @@
 """The plugin as another repo gets it: installed, auto-loaded, nothing else imported.
 
 The project below is a user's suite; its tests pass or fail on purpose, and what the
-user sees for each is checked.
+user sees for each is checked. The same fixtures against an external proxy
+(`--proxy-url`) are run by the how-to that documents it (test_docs.py).
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-
 import pytest
-
-from harness.pytest_plugin import MOCK_API_KEY
-from tests.processes import free_port
 
 OUTSIDE_TESTS = """
 import pytest
@@ -151,39 +143,3 @@ def test_markers_and_options_are_registered(outside_project: pytest.Pytester) ->
     result.stdout.fnmatch_lines(
         ["*--upstream=*", "*--proxy-url=*", "*--mock-port=*", "*mock_openai_strict*"]
     )
-
-
-def test_the_suite_runs_against_an_already_running_proxy(outside_project: pytest.Pytester) -> None:
-    mock_port, proxy_port = free_port(), free_port()
-    env = dict(
-        os.environ,
-        OPENAI_API_KEY=MOCK_API_KEY,
-        OPENAI_REALTIME_URL=f"ws://127.0.0.1:{mock_port}/v1/realtime",
-    )
-    proxy = subprocess.Popen(
-        [sys.executable, "-m", "proxy", "--port", str(proxy_port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", proxy_port)) == 0:
-                    break
-            time.sleep(0.05)
-        result = outside_project.runpytest_subprocess(
-            "-p",
-            "no:cacheprovider",
-            "--proxy-url",
-            f"ws://127.0.0.1:{proxy_port}/openai",
-            "--mock-port",
-            str(mock_port),
-            "-k",
-            "scripted_reply or several_clients",
-        )
-        result.assert_outcomes(passed=2)
-    finally:
-        proxy.terminate()
-        proxy.wait(timeout=10)

@@ -21,7 +21,7 @@ HOW_TO = DOCS / "how-to"
 
 
 def project(pytester: pytest.Pytester, *sources: dict[str, str]) -> pytest.Pytester:
-    pytester.makeini("[pytest]\nasyncio_mode = auto\n")
+    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
     for files in sources:
         for name, code in files.items():
             (pytester.path / name).write_text(code)
@@ -42,15 +42,15 @@ def test_the_function_call_fault_and_readme_examples_pass(pytester: pytest.Pytes
 
 def test_the_replay_example_records_then_replays(pytester: pytest.Pytester) -> None:
     project(pytester, example_files(HOW_TO / "replay-a-cassette.md"))
-    recorded = pytester.runpytest_subprocess("-p", "no:cacheprovider", "record_weather.py")
-    recorded.assert_outcomes(passed=1)
-    cassette = pytester.path / "cassettes" / "weather.jsonl"
-    assert "sunny" in cassette.read_text()
-    replayed = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_weather_replay.py")
-    replayed.assert_outcomes(passed=1)
-    assert "test_weather_replay.py" in replayed.stdout.str()  # the only test CI collects
-    collected = pytester.runpytest_subprocess("--collect-only", "-q")
-    assert "record_weather" not in collected.stdout.str()
+    # The recorder first (named on the command line: CI never collects it), then the replay.
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-v", "record_weather.py", "test_weather_replay.py"
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.re_match_lines(
+        [r"record_weather.py::\S+ PASSED", r"test_weather_replay.py::\S+ PASSED"]
+    )
+    assert "sunny" in (pytester.path / "cassettes" / "weather.jsonl").read_text()
 
 
 def test_the_own_proxy_example_runs_against_an_external_proxy(pytester: pytest.Pytester) -> None:

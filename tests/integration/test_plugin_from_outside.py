@@ -88,7 +88,7 @@ async def test_a_scripted_error_is_handled_even_in_strict_mode(mock_openai):
 
 @pytest.fixture
 def outside_project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeini("[pytest]\nasyncio_mode = auto\n")
+    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(test_outside=OUTSIDE_TESTS)
     return pytester
 
@@ -130,16 +130,16 @@ def test_upstream_openai_without_a_key_is_one_usage_error(
     outside_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    result = outside_project.runpytest_subprocess("--upstream=openai")
+    result = outside_project.runpytest_inprocess("--upstream=openai")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert result.stderr.str().count("--upstream=openai needs OPENAI_API_KEY") == 1
     assert "passed" not in result.stdout.str() and "error" not in result.stdout.str().lower()
 
 
 def test_markers_and_options_are_registered(outside_project: pytest.Pytester) -> None:
-    result = outside_project.runpytest_subprocess("--markers")
+    result = outside_project.runpytest_inprocess("--markers")
     result.stdout.fnmatch_lines(["*unit:*", "*integration:*", "*e2e:*", "*mock_openai(strict*"])
-    result = outside_project.runpytest_subprocess("--help")
+    result = outside_project.runpytest_inprocess("--help")
     result.stdout.fnmatch_lines(
         ["*--upstream=*", "*--proxy-url=*", "*--mock-port=*", "*mock_openai_strict*"]
     )

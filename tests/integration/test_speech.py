@@ -72,7 +72,8 @@ def test_speech_tests_fail_rather_than_skip_without_espeak_ng(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(pytester.path))  # a machine without espeak-ng
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(test_speech_needed=SPEECH_PROJECT)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*needs espeak-ng: `apt-get install espeak-ng`*"])

@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
+#: The pytest configuration of a fresh project that uses the plugin (for pytester).
+PROJECT_INI = "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
 DOCS = ROOT / "docs"
 _BLOCK = re.compile(r"^```\w+ file=(\S+)\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 

@@ -64,17 +64,6 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    """Until something accepts connections on the loopback `port`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"nothing listens on port {port}")
-
-
 @contextmanager
 def standalone_mock(api_key: str) -> Iterator[tuple[str, str]]:
     """`python -m harness.mock_openai` on a free port: (its ws:// URL, its admin URL)."""

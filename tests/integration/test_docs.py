@@ -4,8 +4,6 @@ a file that is not in the repository."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,13 +13,15 @@ import harness
 from harness.endpoint import ProxyEndpoint
 from harness.pytest_plugin import MOCK_API_KEY
 from tests.docs_examples import DOCS, ROOT, example_files, pages
-from tests.processes import clean_env, free_port, run_node_tests, standalone_mock, wait_for_port
+from tests.processes import clean_env, free_port, run_node_tests, running, standalone_mock
 
 HOW_TO = DOCS / "how-to"
 
 
 def project(pytester: pytest.Pytester, *sources: dict[str, str]) -> pytest.Pytester:
-    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
     for files in sources:
         for name, code in files.items():
             (pytester.path / name).write_text(code)
@@ -55,32 +55,24 @@ def test_the_replay_example_records_then_replays(pytester: pytest.Pytester) -> N
 
 def test_the_own_proxy_example_runs_against_an_external_proxy(pytester: pytest.Pytester) -> None:
     project(pytester, example_files(HOW_TO / "test-your-own-proxy.md"))
-    mock_port, proxy_port = free_port(), free_port()
+    mock_port = free_port()
     env = clean_env(
         OPENAI_API_KEY=MOCK_API_KEY,
         OPENAI_REALTIME_URL=f"ws://127.0.0.1:{mock_port}/v1/realtime",
     )
-    your_proxy = subprocess.Popen(
-        [sys.executable, "-m", "proxy", "--port", str(proxy_port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(proxy_port)
+    with running(["-m", "proxy", "--port", "0"], env, r"listening on ws://") as (_, lines):
+        your_proxy = re.search(r"ws://\S+", lines[-1])
+        assert your_proxy is not None, lines
         result = pytester.runpytest_subprocess(
             "-p",
             "no:cacheprovider",
             "--mock-port",
             str(mock_port),
             "--proxy-url",
-            f"ws://127.0.0.1:{proxy_port}/openai",
+            your_proxy.group(0),
             "test_my_proxy.py",
         )
-        result.assert_outcomes(passed=2)
-    finally:
-        your_proxy.terminate()
-        your_proxy.wait(timeout=10)
+    result.assert_outcomes(passed=2)
 
 
 def test_the_javascript_example_runs(

@@ -88,7 +88,9 @@ async def test_a_scripted_error_is_handled_even_in_strict_mode(mock_openai):
 
 @pytest.fixture
 def outside_project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
     pytester.makepyfile(test_outside=OUTSIDE_TESTS)
     return pytester
 

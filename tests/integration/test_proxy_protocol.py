@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -250,19 +251,17 @@ async def test_binary_audio_is_appended_upstream_at_24k(
     audio = tone(1000)
     await component_client.send_audio(audio, frame_bytes=641)  # odd frame length on purpose
     await component_client.send_audio(silence(200))
-    appended = b""
     # Total at 24 kHz: 1.2 s of input makes 57600 bytes, less the resampler's filter delay.
-    for _ in range(100):
-        appended = b"".join(
-            base64.b64decode(e["audio"]) for e in mock_openai.received("input_audio_buffer.append")
-        )
-        if len(appended) > 56000:
-            break
-        await mock_openai.wait_for(
-            "input_audio_buffer.append",
-            count=len(mock_openai.received("input_audio_buffer.append")) + 1,
-            timeout=2,
-        )
+    received = bytearray()
+
+    def all_but_the_filter_delay(event: dict[str, Any]) -> bool:
+        received.extend(base64.b64decode(event["audio"]))  # each append is seen once, in order
+        return len(received) > 56000
+
+    await mock_openai.wait_for("input_audio_buffer.append", where=all_but_the_filter_delay)
+    appended = b"".join(
+        base64.b64decode(e["audio"]) for e in mock_openai.received("input_audio_buffer.append")
+    )
     assert 56000 < len(appended) <= 57600
     assert len(appended) % 2 == 0
     samples = np.frombuffer(appended[: 24000 * 2], dtype="<i2").astype(float)

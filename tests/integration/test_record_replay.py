@@ -200,7 +200,9 @@ async def test_replay_fails_a_diverging_test_with_a_readable_diff(
 ) -> None:
     cassette = tmp_path / "weather.jsonl"
     await record(mock_openai, cassette_recorder, cassette)
-    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
     conversation = "\n\n".join(inspect.getsource(f) for f in (speech_16k, converse))
     pytester.makepyfile(
         conversation=CONVERSATION_IMPORTS + f"FUNCTIONS = {FUNCTIONS!r}\n\n" + conversation,

@@ -200,6 +200,10 @@ class Rule:
             f"{expected.describe()}, but fired {_times(hits) if hits else 'never'}"
         )
 
+    def withdraw(self) -> None:
+        """Remove this rule: it fires no more, and its count is no longer checked."""
+        self._book.withdraw(self)
+
     # -- steps ---------------------------------------------------------------------------
     def reply_with_audio(
         self,

@@ -89,7 +89,7 @@ def rules_from_json(mock: MockRealtime, data: Any, *, source: str = "JSON") -> l
                 raise ValueError(f"{where}: {exc}") from exc
     except ValueError:
         for rule in added:
-            mock._rules.withdraw(rule)
+            rule.withdraw()
         raise
     return added
 
@@ -114,7 +114,7 @@ def _rule(mock: MockRealtime, spec: Any, site: str) -> Rule:
             _add_step(rule, step)
         _set_count(rule, spec)
     except Exception:
-        mock._rules.withdraw(rule)
+        rule.withdraw()
         raise
     return rule
 

@@ -604,6 +604,14 @@ async def test_wait_for_times_out_naming_what_was_received(mock: MockRealtime) -
     mock.assert_received_in_order(["conversation.item.create", "response.create"])
     with pytest.raises(AssertionError, match="Actual sequence"):
         mock.assert_received_in_order(["response.create", "conversation.item.create"])
+    (created,) = mock.assert_received("response.create", times=1)
+    assert created == {"type": "response.create"}
+    with pytest.raises(
+        AssertionError, match=r"exactly 2 client event\(s\) 'response\.create'.*found 1"
+    ):
+        mock.assert_received("response.create", times=2)
+    with pytest.raises(AssertionError, match="at least one"):
+        mock.assert_received("conversation.item.create", where={"item": {"role": "assistant"}})
 
 
 async def test_wait_for_where_and_count(mock: MockRealtime) -> None:

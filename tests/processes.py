@@ -75,13 +75,14 @@ def standalone_mock(api_key: str) -> Iterator[tuple[str, str]]:
         yield realtime.group(0), admin.group(1)
 
 
-def run_node_tests(script: Path, **env: str) -> str:
-    """Run a node:test file (with Node's WebSocket); its TAP report, or AssertionError."""
+def run_node_tests(*scripts: Path, **env: str) -> str:
+    """Run node:test files one after the other (they may share a mock) with Node's
+    WebSocket; their TAP report, or AssertionError with it."""
     node = shutil.which("node")
     assert node, "Node.js is needed for this test (Node 20 is on the machine)"
+    command = [node, "--experimental-websocket", "--test", "--test-concurrency=1"]
     result = subprocess.run(
-        [node, "--experimental-websocket", "--test", "--test-reporter=tap", script.name],
-        cwd=script.parent,
+        [*command, "--test-reporter=tap", *map(str, scripts)],
         env=clean_env(**env),
         capture_output=True,
         text=True,

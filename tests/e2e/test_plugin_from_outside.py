@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.docs_examples import ROOT, example_files
+from tests.docs_examples import PROJECT_INI, ROOT, example_files
 
 OUTSIDE_TESTS = """
 import asyncio
@@ -32,9 +32,7 @@ def test_a_failing_browser_test(voice_app, mock_openai):
 def test_browser_and_async_tests_share_one_run_and_failures_leave_a_screenshot(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makeini(
-        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
-    )
+    pytester.makeini(PROJECT_INI)
     pytester.makepyfile(test_outside=OUTSIDE_TESTS)
     readme = example_files(ROOT / "README.md")  # the README's browser example runs too
     (pytester.path / "test_spoken_question.py").write_text(readme["test_spoken_question.py"])

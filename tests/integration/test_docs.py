@@ -1,60 +1,37 @@
-"""The documentation runs: every how-to example is executed here, and no page points at
-a file that is not in the repository."""
+"""The documentation runs: every Python how-to example is executed here (the JavaScript
+one with the JavaScript suite, test_mock_from_javascript.py; the README's browser
+example with the browser tests), and no page points at a file not in the repository."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-import harness
-from harness.endpoint import ProxyEndpoint
 from harness.pytest_plugin import MOCK_API_KEY
-from tests.docs_examples import DOCS, ROOT, example_files, pages
-from tests.processes import clean_env, free_port, run_node_tests, running, standalone_mock
+from tests.docs_examples import DOCS, PROJECT_INI, ROOT, example_files, pages
+from tests.processes import clean_env, free_port, running
 
 HOW_TO = DOCS / "how-to"
 
 
-def project(pytester: pytest.Pytester, *sources: dict[str, str]) -> pytest.Pytester:
-    pytester.makeini(
-        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
-    )
-    for files in sources:
-        for name, code in files.items():
-            (pytester.path / name).write_text(code)
-    return pytester
-
-
-def test_the_function_call_fault_and_readme_examples_pass(pytester: pytest.Pytester) -> None:
-    readme = {k: v for k, v in example_files(ROOT / "README.md").items() if k == "test_weather.py"}
-    project(
-        pytester,
-        example_files(HOW_TO / "script-a-function-call.md"),
-        example_files(HOW_TO / "kill-the-upstream-mid-answer.md"),
-        readme,
-    )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=5)
-
-
-def test_the_replay_example_records_then_replays(pytester: pytest.Pytester) -> None:
-    project(pytester, example_files(HOW_TO / "replay-a-cassette.md"))
-    # The recorder first (named on the command line: CI never collects it), then the replay.
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-v", "record_weather.py", "test_weather_replay.py"
-    )
-    result.assert_outcomes(passed=2)
-    result.stdout.re_match_lines(
-        [r"record_weather.py::\S+ PASSED", r"test_weather_replay.py::\S+ PASSED"]
-    )
-    assert "sunny" in (pytester.path / "cassettes" / "weather.jsonl").read_text()
-
-
-def test_the_own_proxy_example_runs_against_an_external_proxy(pytester: pytest.Pytester) -> None:
-    project(pytester, example_files(HOW_TO / "test-your-own-proxy.md"))
+def test_every_python_example_passes_even_against_an_external_proxy(
+    pytester: pytest.Pytester,
+) -> None:
+    """All the Python examples, in one run against a proxy started as a user would (the
+    own-proxy how-to's setup: its claim is that the tests do not change)."""
+    pytester.makeini(PROJECT_INI)
+    readme = example_files(ROOT / "README.md")
+    files = {
+        **example_files(HOW_TO / "script-a-function-call.md"),
+        **example_files(HOW_TO / "kill-the-upstream-mid-answer.md"),
+        "test_weather.py": readme["test_weather.py"],
+        **example_files(HOW_TO / "test-your-own-proxy.md"),
+        **example_files(HOW_TO / "replay-a-cassette.md"),  # the recorder, then the replay
+    }
+    for name, code in files.items():
+        (pytester.path / name).write_text(code)
     mock_port = free_port()
     env = clean_env(
         OPENAI_API_KEY=MOCK_API_KEY,
@@ -66,30 +43,18 @@ def test_the_own_proxy_example_runs_against_an_external_proxy(pytester: pytest.P
         result = pytester.runpytest_subprocess(
             "-p",
             "no:cacheprovider",
+            "-v",
             "--mock-port",
             str(mock_port),
             "--proxy-url",
             your_proxy.group(0),
-            "test_my_proxy.py",
+            *files,  # named, so record_weather.py runs (CI would not collect it)
         )
-    result.assert_outcomes(passed=2)
-
-
-def test_the_javascript_example_runs(
-    tmp_path: Path, proxy_factory: Callable[..., ProxyEndpoint]
-) -> None:
-    ((name, code),) = example_files(HOW_TO / "drive-the-mock-from-javascript.md").items()
-    (tmp_path / name).write_text(code)
-    client = Path(harness.__file__).parent / "js" / "mock-realtime-admin.mjs"
-    with standalone_mock(MOCK_API_KEY) as (realtime_url, admin_url):
-        proxy = proxy_factory(upstream_url=realtime_url, api_key=MOCK_API_KEY)
-        report = run_node_tests(
-            tmp_path / name,
-            MOCK_ADMIN_CLIENT=str(client),
-            MOCK_ADMIN_URL=admin_url,
-            PROXY_URL=proxy.url,
-        )
-    assert "# pass 1" in report, report
+    result.assert_outcomes(passed=9)
+    result.stdout.re_match_lines(
+        [r"record_weather.py::\S+ PASSED", r"test_weather_replay.py::\S+ PASSED"]
+    )
+    assert "sunny" in (pytester.path / "cassettes" / "weather.jsonl").read_text()
 
 
 # ------------------------------------------------------------------ links

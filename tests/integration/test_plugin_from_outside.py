@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.docs_examples import PROJECT_INI
+
 OUTSIDE_TESTS = """
 import pytest
 from websockets.asyncio.client import connect
@@ -88,9 +90,7 @@ async def test_a_scripted_error_is_handled_even_in_strict_mode(mock_openai):
 
 @pytest.fixture
 def outside_project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeini(
-        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
-    )
+    pytester.makeini(PROJECT_INI)
     pytester.makepyfile(test_outside=OUTSIDE_TESTS)
     return pytester
 

@@ -21,6 +21,7 @@ from harness.client import ComponentClient
 from harness.mock_openai import MockRealtime, silence_pcm16, tone_pcm16
 from harness.pytest_plugin import MOCK_API_KEY
 from harness.recorder import Recording
+from tests.docs_examples import PROJECT_INI
 from tests.processes import clean_env, running
 
 Connect = Callable[..., Awaitable[ComponentClient]]
@@ -200,9 +201,7 @@ async def test_replay_fails_a_diverging_test_with_a_readable_diff(
 ) -> None:
     cassette = tmp_path / "weather.jsonl"
     await record(mock_openai, cassette_recorder, cassette)
-    pytester.makeini(
-        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
-    )
+    pytester.makeini(PROJECT_INI)
     conversation = "\n\n".join(inspect.getsource(f) for f in (speech_16k, converse))
     pytester.makepyfile(
         conversation=CONVERSATION_IMPORTS + f"FUNCTIONS = {FUNCTIONS!r}\n\n" + conversation,

@@ -94,19 +94,20 @@ async def test_a_responder_on_a_client_event_can_refuse_it_or_fall_back(mock: Mo
     mock.check()
 
 
-async def test_a_responder_can_replace_session_created(mock: MockRealtime) -> None:
-    mock.on_connect().respond_with(
-        lambda turn: [
-            reply.error("server_error", "no capacity", type="server_error"),
-            reply.close(1013),
-        ]
-    ).once()
+async def test_a_responder_decides_per_connection(mock: MockRealtime) -> None:
+    def first_one_busy(turn: Turn) -> reply.Reply:
+        if turn.connection == 0:
+            return [reply.error("server_error", "busy", type="server_error"), reply.close(1013)]
+        return None  # the default: session.created
+
+    mock.on_connect().respond_with(first_one_busy).times(2)
     async with connect(mock.url, additional_headers=AUTH) as ws:
-        client = Client(ws)
-        assert (await client.recv())["error"]["message"] == "no capacity"
+        assert (await Client(ws).recv())["error"]["message"] == "busy"
         with pytest.raises(ConnectionClosed):
-            await client.recv()
+            await ws.recv()
         assert ws.close_code == 1013
+    async with session(mock):  # session.created, as by default
+        pass
     mock.check()
 
 

@@ -8,6 +8,7 @@ process: neither kind of test ever has to run inside the other's event loop.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -34,6 +35,11 @@ class BackgroundLoop:
         if threading.current_thread() is self._thread:
             raise RuntimeError("BackgroundLoop.run() called from its own thread would deadlock")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start `coro` on the background loop; its result as a thread-safe future
+        (`asyncio.wrap_future` awaits it from another loop without blocking that loop)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def call_soon(self, callback: Callable[..., object], *args: object) -> None:
         """Schedule a plain callback on the background loop from any thread."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import wave
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from playwright.sync_api import Locator, Page, WebSocket, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+from .speech import speech_pcm16
 
 __all__ = ["AudioStats", "FakeMicrophone", "Frame", "VoiceAgentApp", "chromium_launch_args"]
 
@@ -132,12 +136,37 @@ class VoiceAgentApp:
         self.microphone = microphone
         self.page_errors: list[str] = []
         self.frames: list[Frame] = []  # every frame of every connection, in order
+        self.sockets: list[WebSocket] = []  # every connection the page opened, in order
         page.on("pageerror", lambda error: self.page_errors.append(str(error)))
         page.on("websocket", self._record_frames)
 
     def _record_frames(self, socket: WebSocket) -> None:
+        self.sockets.append(socket)
         socket.on("framesent", lambda payload: self.frames.append(Frame("sent", payload)))
         socket.on("framereceived", lambda payload: self.frames.append(Frame("received", payload)))
+
+    def wait_for_frames(
+        self, type: str, count: int = 1, *, direction: str = "sent", timeout: float = 10.0
+    ) -> list[Frame]:
+        """Wait until the page has sent (or received) `count` frames of `type` on its
+        latest connection; returns them. Each wait is for the socket's next frame."""
+        deadline = time.monotonic() + timeout
+        event = "framesent" if direction == "sent" else "framereceived"
+        while True:
+            socket = self.sockets[-1] if self.sockets else None
+            found = [f for f in self.frames if f.direction == direction and f.type == type]
+            if len(found) >= count:
+                return found
+            remaining_ms = (deadline - time.monotonic()) * 1000
+            if remaining_ms <= 0 or socket is None or socket.is_closed():
+                raise AssertionError(
+                    f"expected {count} {direction} {type} frame(s) within {timeout:g}s, "
+                    f"got {len(found)}; {direction}: {self.frame_types(direction)}"
+                )
+            try:
+                socket.wait_for_event(event, timeout=remaining_ms)
+            except PlaywrightTimeoutError:
+                continue
 
     # ------------------------------------------------------------ navigation
 
@@ -205,6 +234,13 @@ class VoiceAgentApp:
         """
         self._say(self.microphone.load(pcm16, rate))
 
+    def say(self, text: str) -> bytes:
+        """Say `text` (espeak-ng speech) into the microphone, as `speak` does; returns
+        the PCM16 said (16 kHz)."""
+        pcm = speech_pcm16(text, rate=FakeMicrophone.RATE)
+        self.speak(pcm)
+        return pcm
+
     def speak_wav(self, wav: Path) -> None:
         """Say a mono PCM16 WAV file into the microphone, as `speak` does."""
         self._say(self.microphone.load_wav(wav))
@@ -231,7 +267,7 @@ class VoiceAgentApp:
         expect(self.testid("mic-status")).to_have_text("Disabled")
 
     def disconnect(self) -> None:
-        """Press Stop: microphone off, playback off, connection closed."""
+        """Press Disconnect: microphone off, playback off, connection closed."""
         self.testid("stop-button").click()
         expect(self.testid("connection-status")).to_have_text("closed")
 
@@ -282,6 +318,13 @@ class VoiceAgentApp:
 
     def error_count(self) -> int:
         return int(self.testid("agent-error-count").inner_text())
+
+    def error_banner(self) -> tuple[str, str] | None:
+        """(code, description) of the last Error the page shows, or None."""
+        banner = self.testid("error-banner")
+        if not banner.is_visible():
+            return None
+        return self.testid("error-code").inner_text(), self.testid("error-description").inner_text()
 
     def event_log(self) -> list[str]:
         """The app's event log, oldest first."""

@@ -65,14 +65,21 @@ def voice_app(
     proxy: Any,
     proxy_factory: Any,
     fake_microphone: FakeMicrophone,
+    upstream_mode: str,
+    request: pytest.FixtureRequest,
 ) -> Iterator[VoiceAgentApp]:
     """The test-app in a fresh browser context, opened on the `proxy` fixture, not connected.
 
-    The test fails if the page throws an uncaught error. (`proxy_factory` is requested
-    so that proxies a test starts outlive the page, whose connections to them close first.)
+    The test fails if the page throws an uncaught error. Everything the page talks to
+    outlives it: proxies a test starts (`proxy_factory`) and, with the mock upstream,
+    `mock_openai` (set up here first, so it is torn down after the page). The failure
+    screenshot, taken as the page closes, therefore shows the page as the test left it,
+    not after the mock's reset closed its connections.
     """
     if browser_name != "chromium":
         pytest.fail(f"the test-app's fake microphone needs Chromium, not {browser_name}")
+    if upstream_mode == "mock":
+        request.getfixturevalue("mock_openai")
     context: BrowserContext = new_context(permissions=["microphone"])
     app = VoiceAgentApp(context.new_page(), voice_app_server, proxy.url, fake_microphone)
     app.open()

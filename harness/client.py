@@ -16,6 +16,8 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from .describe import summarize_types
+
 __all__ = ["ComponentClient", "default_settings"]
 
 Predicate = Callable[[dict[str, Any]], bool]
@@ -130,10 +132,9 @@ class ComponentClient:
             pass
         matches = found()
         if len(matches) < count:
-            state = f"closed with {self.close_code}" if self._closed.is_set() else "still open"
             raise AssertionError(
-                f"expected {count} x {kind} within {timeout}s; connection {state}; "
-                f"received: {self.types()}"
+                f"expected {count} x {kind} within {timeout:g}s, got {len(matches)}; "
+                f"{self.describe()}"
             )
         return matches[count - 1]
 
@@ -154,7 +155,10 @@ class ComponentClient:
         except TimeoutError:
             pass
         if len(self.audio) < min_bytes:
-            raise AssertionError(f"expected {min_bytes} audio bytes, got {len(self.audio)}")
+            raise AssertionError(
+                f"expected {min_bytes} audio bytes within {timeout:g}s, got {len(self.audio)}; "
+                f"{self.describe()}"
+            )
         return bytes(self.audio)
 
     async def wait_closed(self, *, timeout: float = 10.0) -> int | None:
@@ -164,9 +168,22 @@ class ComponentClient:
                 await self._closed.wait()
         except TimeoutError:
             raise AssertionError(
-                f"connection still open after {timeout}s; received: {self.types()}"
+                f"expected the proxy to close within {timeout:g}s; {self.describe()}"
             ) from None
         return self.close_code
+
+    def describe(self) -> str:
+        """The connection's state for a failure message: open or how it closed, the
+        types received, and every `Error` in full (its code and description hold the
+        cause)."""
+        if self._closed.is_set():
+            reason = f" ({self.close_reason})" if self.close_reason else ""
+            state = f"connection closed with {self.close_code}{reason}"
+        else:
+            state = "connection still open"
+        errors = [f"[{m.get('code')}] {m.get('description')}" for m in self.received("Error")]
+        shown = f"; errors: {'; '.join(errors)}" if errors else ""
+        return f"{state}; received: {summarize_types(self.types())}{shown}"
 
     async def close(self) -> None:
         if not self._closed.is_set():  # the peer may have closed it already

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 @contextmanager
@@ -60,3 +62,32 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@contextmanager
+def standalone_mock(api_key: str) -> Iterator[tuple[str, str]]:
+    """`python -m harness.mock_openai` on a free port: (its ws:// URL, its admin URL)."""
+    command = ["-m", "harness.mock_openai", "--port", "0", "--api-key", api_key]
+    with running(command, clean_env(), r"admin API: ") as (_, lines):
+        realtime = re.search(r"ws://\S+", lines[0])
+        admin = re.search(r"(http://\S+?)/?$", lines[1])
+        assert realtime and admin, lines
+        yield realtime.group(0), admin.group(1)
+
+
+def run_node_tests(*scripts: Path, **env: str) -> str:
+    """Run node:test files one after the other (they may share a mock) with Node's
+    WebSocket; their TAP report, or AssertionError with it."""
+    node = shutil.which("node")
+    assert node, "Node.js is needed for this test (Node 20 is on the machine)"
+    command = [node, "--experimental-websocket", "--test", "--test-concurrency=1"]
+    result = subprocess.run(
+        [*command, "--test-reporter=tap", *map(str, scripts)],
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    report = result.stdout + result.stderr
+    assert result.returncode == 0, report
+    return report

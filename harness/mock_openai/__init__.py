@@ -2,27 +2,39 @@
 
     mock = MockRealtime()
     await mock.start()                      # on the loop that should serve it
-    mock.on_user_text("weather").call_function("get_weather", {"city": "Paris"})
+    mock.on_user_text("weather").call_function("get_weather", {"city": "Paris"}).once()
     ...                                     # point the code under test at mock.url
     await mock.wait_for("response.create")
-    mock.check()                            # failures recorded inside the mock
+    mock.check()                            # failures, and rules that did not fire as expected
     await mock.stop()
 
 By default it behaves like the real service (session, conversation, responses with a
-PCM16 tone as speech, server VAD in audio time, transcription, errors shaped like the
-real ones); rules change what it answers and inject faults. Every event it sends is
+PCM16 tone, or espeak-ng speech, as audio, server VAD in audio time, transcription,
+errors shaped like the real ones); rules change what it answers and inject faults,
+responders compute answers, cassettes replay recorded sessions. Every event it sends is
 validated against the SDK's GA schema first.
+
+Modules: `server` (the `MockRealtime` façade), `rules` (scripting), `reply` and
+`responders` (callable answers), `rules_json` and `admin` (scripting from any language),
+`replay` (cassettes), `service` (the default behaviour, no I/O), `connection` (serving
+one connection), `responses`, `conversation`, `audio`, `journal`, `watch`, `steps`.
 """
 
+from . import reply
 from .audio import SAMPLE_RATE, silence_pcm16, tone_pcm16
-from .script import Rule
-from .server import MockConnection, MockRealtime
+from .connection import MockConnection
+from .responders import Turn
+from .rules import Expectation, Rule
+from .server import MockRealtime
 
 __all__ = [
     "SAMPLE_RATE",
+    "Expectation",
     "MockConnection",
     "MockRealtime",
     "Rule",
+    "Turn",
+    "reply",
     "silence_pcm16",
     "tone_pcm16",
 ]

@@ -1,12 +1,19 @@
-"""Run the mock standalone: ``python -m harness.mock_openai --host 127.0.0.1 --port 8765``."""
+"""Run the mock standalone: ``python -m harness.mock_openai --port 8765``.
+
+By default it keeps a journal and answers the HTTP admin API under ``/__admin/`` on the
+same port, so a suite in any language can script and inspect it (`admin.py`).
+``--no-admin`` runs it lean for long sessions: no journal, flat memory.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import signal
 import sys
+from pathlib import Path
+
+import orjson
+
+from harness.cli import run_until_stopped, until_stopped
 
 from .server import REALTIME_PATH, MockRealtime
 
@@ -14,7 +21,7 @@ from .server import REALTIME_PATH, MockRealtime
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m harness.mock_openai",
-        description="A mock of the OpenAI Realtime API (GA) with its default behaviour.",
+        description="A mock of the OpenAI Realtime API (GA), scriptable over HTTP.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any)")
@@ -23,22 +30,42 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="accept only this Bearer key (default: any Bearer key)",
     )
+    parser.add_argument(
+        "--no-admin",
+        action="store_true",
+        help="no admin API and no journal (memory stays flat in long runs)",
+    )
+    parser.add_argument(
+        "--rules", type=Path, default=None, help="a JSON file of rules to load at start"
+    )
+    parser.add_argument(
+        "--replay", type=Path, default=None, help="a cassette (.jsonl) to serve instead"
+    )
+    parser.add_argument(
+        "--voice",
+        choices=("tone", "speech"),
+        default="tone",
+        help="how replies sound: a tone (default) or espeak-ng speech",
+    )
     return parser.parse_args(argv)
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    mock = MockRealtime(api_key=args.api_key, journal=False)  # runs for as long as wanted
+    mock = MockRealtime(
+        api_key=args.api_key, journal=not args.no_admin, admin=not args.no_admin, voice=args.voice
+    )
+    if args.rules is not None:
+        mock.load_rules(orjson.loads(args.rules.read_bytes()), source=str(args.rules))
+    if args.replay is not None:
+        mock.replay(args.replay)
     await mock.start(args.host, args.port)
     print(
         f"mock OpenAI Realtime listening on ws://{args.host}:{mock.port}{REALTIME_PATH}", flush=True
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):  # not on Windows
-            loop.add_signal_handler(signum, stop.set)
+    if not args.no_admin:
+        print(f"admin API: {mock.admin_url}/", flush=True)
     try:
-        await stop.wait()
+        await until_stopped()
     finally:
         await mock.stop()
         for failure in mock.failures:
@@ -46,10 +73,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args))
-    return 0
+    return run_until_stopped(_serve(_parse(argv)))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Audio for the mock: PCM16 tones to speak with, and a voice activity detector.
+"""Audio for the mock: its voices (a PCM16 tone, or espeak-ng speech), and a voice
+activity detector.
 
 Everything is PCM16 little-endian mono at 24 kHz, the only PCM format of the GA API.
 The detector works in *audio time* (it counts samples, never reads a clock), so tests
@@ -10,20 +11,29 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final
+from typing import Final, Literal, Protocol
 
 import numpy as np
+
+from harness.speech import speech_pcm16
 
 __all__ = [
     "BYTES_PER_MS",
     "SAMPLE_RATE",
+    "SPEECH",
+    "TONE",
     "SpeechStarted",
     "SpeechStopped",
+    "SpeechVoice",
+    "ToneVoice",
+    "Voice",
     "VoiceActivityDetector",
+    "VoiceName",
     "audio_chunks",
     "base64_length",
     "silence_pcm16",
     "tone_pcm16",
+    "voice_named",
 ]
 
 SAMPLE_RATE: Final = 24_000
@@ -57,6 +67,62 @@ def audio_chunks(chunks: int, chunk_ms: int) -> tuple[str, ...]:
     pcm = tone_pcm16(chunks * chunk_ms)
     size = chunk_ms * BYTES_PER_MS
     return tuple(base64.b64encode(pcm[i * size : (i + 1) * size]).decode() for i in range(chunks))
+
+
+VoiceName = Literal["tone", "speech"]
+
+
+class Voice(Protocol):
+    """How the mock sounds: the base64 PCM16 (24 kHz) deltas of a spoken reply."""
+
+    @property
+    def name(self) -> VoiceName: ...
+
+    def audio(self, text: str, chunks: int, chunk_ms: int) -> tuple[str, ...]:
+        """The deltas for saying `text`; `chunks` x `chunk_ms` is what a script asked for."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ToneVoice:
+    """A continuous tone of exactly `chunks` x `chunk_ms`: sizes a test can count on."""
+
+    name: VoiceName = "tone"
+
+    def audio(self, text: str, chunks: int, chunk_ms: int) -> tuple[str, ...]:
+        return audio_chunks(chunks, chunk_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechVoice:
+    """The text spoken by espeak-ng, in `chunk_ms` deltas (as many as it takes)."""
+
+    name: VoiceName = "speech"
+
+    def audio(self, text: str, chunks: int, chunk_ms: int) -> tuple[str, ...]:
+        return _speech_chunks(text, chunk_ms)
+
+
+TONE: Final = ToneVoice()
+SPEECH: Final = SpeechVoice()
+
+
+def voice_named(name: VoiceName) -> Voice:
+    """The voice called `name` ("tone" or "speech")."""
+    if name == "tone":
+        return TONE
+    if name == "speech":
+        return SPEECH
+    raise ValueError(f"no voice {name!r}: the mock speaks with 'tone' or 'speech'")
+
+
+@lru_cache(maxsize=128)
+def _speech_chunks(text: str, chunk_ms: int) -> tuple[str, ...]:
+    pcm = speech_pcm16(text or "mm", rate=SAMPLE_RATE)
+    size = chunk_ms * BYTES_PER_MS
+    return tuple(
+        base64.b64encode(pcm[start : start + size]).decode() for start in range(0, len(pcm), size)
+    )
 
 
 def base64_length(data: str) -> int:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .script import Action
 from .steps import copy_json, new_id
+
+if TYPE_CHECKING:
+    from .rules import Match
 
 __all__ = ["Conversation", "ItemRecord"]
 
@@ -20,8 +22,10 @@ class ItemRecord:
     audio_ms: int = 0
     """Audio the item holds: a user turn's length, or the assistant audio produced
     (then cut down by conversation.item.truncate)."""
-    speech_actions: tuple[Action, ...] | None = None
-    """The actions of the on_user_speech rule this spoken turn matched."""
+    speech_rule: Match | None = None
+    """The on_user_speech rule this spoken turn matched (None: none did, or not asked yet)."""
+    speech_asked: bool = False
+    """Whether the rules were asked yet for this spoken turn."""
     heard: str | None = None
     """What the mock "heard" in a spoken user turn."""
 

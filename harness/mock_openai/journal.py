@@ -1,114 +1,17 @@
-"""What clients sent to the mock, and waiting for it from any thread or event loop.
-
-The mock serves on one event loop (often a background thread) while tests read and
-wait from another thread, or from a different event loop in the main thread. `Watch`
-is the one primitive for that: state changes under its lock, `notify()` wakes blocked
-threads (a `threading.Condition`) and coroutines on any loop
-(`loop.call_soon_threadsafe`), so a waiting test never blocks its own loop and never
-polls.
-"""
+"""The journal: what clients sent to the mock, in arrival order, and waiting for it
+from any thread or event loop (through a `Watch`)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import threading
-import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any
 
-__all__ = ["Journal", "Watch", "summarize_types"]
+from harness.describe import summarize_types
 
-T = TypeVar("T")
-EventPredicate = Callable[[dict[str, Any]], bool]
+from .patterns import EventFilter, as_predicate
+from .watch import Watch
 
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-class Watch:
-    """A lock plus change notification for waiters on threads and on event loops."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._futures: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
-
-    def __enter__(self) -> Watch:
-        self._cond.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._cond.release()
-
-    def notify(self) -> None:
-        """Wake every waiter so it re-checks its condition (call without the lock)."""
-        with self._cond:
-            self._cond.notify_all()
-            futures = list(self._futures)
-        for loop, future in futures:
-            # A closed loop raises RuntimeError: nobody is waiting there any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_wake, future)
-
-    def wait_sync(self, check: Callable[[], T | None], timeout: float) -> T | None:
-        """Block until `check()` (run under the lock) returns non-None, or time out."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                result = check()
-                if result is not None:
-                    return result
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._cond.wait(remaining)
-
-    async def wait_async(self, check: Callable[[], T | None], timeout: float) -> T | None:
-        """Await until `check()` (run under the lock) returns non-None, or time out.
-
-        Works on any running loop, including one that is not the mock's.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            future: asyncio.Future[None] = loop.create_future()
-            key = (loop, future)
-            with self._cond:
-                result = check()
-                if result is not None:
-                    return result
-                self._futures.add(key)
-            try:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return None
-                try:
-                    await asyncio.wait_for(future, remaining)
-                except TimeoutError:
-                    with self._cond:
-                        return check()
-            finally:
-                with self._cond:
-                    self._futures.discard(key)
-
-
-def summarize_types(types: Iterable[str]) -> str:
-    """`a, b x3, c`: the sequence of event types with repeats collapsed."""
-    parts: list[str] = []
-    last: str | None = None
-    run = 0
-    for kind in types:
-        if kind == last:
-            run += 1
-            continue
-        if last is not None:
-            parts.append(last if run == 1 else f"{last} x{run}")
-        last, run = kind, 1
-    if last is not None:
-        parts.append(last if run == 1 else f"{last} x{run}")
-    return ", ".join(parts) if parts else "(nothing)"
+__all__ = ["Journal"]
 
 
 class Journal:
@@ -133,6 +36,15 @@ class Journal:
             events = list(self._events)
         return events if type is None else [e for e in events if e.get("type") == type]
 
+    def matching(self, type: str | None, where: EventFilter | None = None) -> list[dict[str, Any]]:
+        """Events of `type` (any when None) that match `where`."""
+        predicate = as_predicate(where)
+        return [e for e in self.received(type) if predicate is None or predicate(e)]
+
+    def summary(self) -> str:
+        """The types received so far, repeats collapsed (for failure messages)."""
+        return summarize_types(self.types())
+
     def types(self) -> list[str]:
         with self._watch:
             return [str(e.get("type")) for e in self._events]
@@ -141,11 +53,12 @@ class Journal:
         self,
         type: str | None,
         count: int,
-        where: EventPredicate | None,
+        where: EventFilter | None,
     ) -> tuple[Callable[[], dict[str, Any] | None], dict[str, int]]:
         """A `check` for `Watch` that finds the count-th match, and its progress."""
         if count < 1:
             raise ValueError("count must be >= 1")
+        predicate = as_predicate(where)
         state = {"scanned": 0, "found": 0}
         found_event: list[dict[str, Any]] = []
 
@@ -160,7 +73,7 @@ class Journal:
                 state["scanned"] += 1
                 if type is not None and event.get("type") != type:
                     continue
-                if where is not None and not where(event):
+                if predicate is not None and not predicate(event):
                     continue
                 state["found"] += 1
                 if state["found"] >= count:
@@ -174,13 +87,15 @@ class Journal:
         self,
         type: str | None,
         count: int,
-        where: EventPredicate | None,
+        where: EventFilter | None,
         timeout: float,
         found: int,
     ) -> str:
         what = repr(type) if type is not None else "any event"
-        if where is not None:
+        if callable(where):
             what += " matching `where`"
+        elif where is not None:
+            what += f" containing {dict(where)!r}"
         return (
             f"timed out after {timeout:g}s waiting for client event #{count} of {what} "
             f"(found {found}); the mock received: {summarize_types(self.types())}"
@@ -192,7 +107,7 @@ class Journal:
         *,
         count: int = 1,
         timeout: float = 5.0,
-        where: EventPredicate | None = None,
+        where: EventFilter | None = None,
     ) -> dict[str, Any]:
         check, state = self._finder(type, count, where)
         event = await self._watch.wait_async(check, timeout)
@@ -206,7 +121,7 @@ class Journal:
         *,
         count: int = 1,
         timeout: float = 5.0,
-        where: EventPredicate | None = None,
+        where: EventFilter | None = None,
     ) -> dict[str, Any]:
         check, state = self._finder(type, count, where)
         event = self._watch.wait_sync(check, timeout)

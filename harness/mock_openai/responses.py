@@ -1,7 +1,7 @@
 """A response in progress, and the GA event sequences it produces.
 
-A `ResponseRun` turns the actions that decide a response (reply with audio or text,
-call a function, stall, ...) into steps, lazily: the server pulls one step at a time,
+A `ResponseRun` turns the rule steps that decide a response (reply with audio or text,
+call a function, stall, ...) into wire steps, lazily: the server pulls one step at a time,
 so the assistant item and the audio it holds only grow when an event is really about to
 go out, and a cancelled or cut (`stop_after_events`) response simply stops being pulled.
 
@@ -19,10 +19,22 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from .audio import audio_chunks
+from .audio import BYTES_PER_MS, Voice, base64_length
 from .conversation import Conversation, ItemRecord
-from .script import Action, CallFunction, Close, ReplyAudio, ReplyText
-from .steps import CloseConnection, Send, Sleep, Step, StopResponse, copy_json, inline_steps, new_id
+from .steps import (
+    CallFunction,
+    CloseConnection,
+    ReplyAudio,
+    ReplyText,
+    RuleStep,
+    Send,
+    Sleep,
+    Step,
+    StopResponse,
+    copy_json,
+    inline_steps,
+    new_id,
+)
 
 __all__ = ["ResponseRun", "words"]
 
@@ -44,6 +56,7 @@ class ResponseRun:
         *,
         in_conversation: bool,
         audio: bool,
+        voice: Voice,
         response: dict[str, Any],
         on_end: Callable[[ResponseRun], None],
     ) -> None:
@@ -51,6 +64,7 @@ class ResponseRun:
         self.conversation = conversation
         self.in_conversation = in_conversation
         self.audio = audio  # the form of replies: audio + transcript, or text
+        self.voice = voice
         self.response = {**response, "id": self.id, "status": "in_progress", "output": []}
         self.records: list[ItemRecord] = []
         self.cancelled = False
@@ -61,9 +75,9 @@ class ResponseRun:
         self._count = 0  # response events produced, response.created included
         self._limit: int | None = None
 
-    def start(self, actions: Sequence[Action]) -> Send:
+    def start(self, steps: Sequence[RuleStep]) -> Send:
         """Return response.created (sent at once) and prepare `steps` for the rest."""
-        self.steps = self._steps(actions)
+        self.steps = self._steps(steps)
         self._count = 1
         return Send(
             {"type": "response.created", "event_id": new_id("event"), "response": self._snapshot()}
@@ -86,23 +100,23 @@ class ResponseRun:
         )
 
     # -- the step sequence ---------------------------------------------------------------
-    def _steps(self, actions: Sequence[Action]) -> Iterator[Step]:
-        for action in actions:
+    def _steps(self, steps: Sequence[RuleStep]) -> Iterator[Step]:
+        for step in steps:
             if self.cancelled:
                 return
-            if isinstance(action, CallFunction):
+            if isinstance(step, CallFunction):
                 if not self.cut:
-                    yield from self._drive(self._function_events(action))
-            elif isinstance(action, ReplyAudio | ReplyText):
+                    yield from self._drive(self._function_events(step))
+            elif isinstance(step, ReplyAudio | ReplyText):
                 if not self.cut:
-                    if action.stop_after_events is not None:
-                        self._limit = action.stop_after_events
-                    yield from self._drive(self._message_events(action))
-            elif isinstance(action, Close):
-                yield CloseConnection(action.code, action.reason)
+                    if step.stop_after_events is not None:
+                        self._limit = step.stop_after_events
+                    yield from self._drive(self._message_events(step))
+            elif isinstance(step, CloseConnection):
+                yield step
                 return
             else:
-                yield from inline_steps([action])
+                yield from inline_steps([step])
         if self._room():
             self.response["status"] = "completed"
             self.response["usage"] = self._usage()
@@ -175,7 +189,7 @@ class ResponseRun:
                 "item": copy_json(item),
             }
 
-    def _message_events(self, action: ReplyAudio | ReplyText) -> Iterator[dict[str, Any] | Sleep]:
+    def _message_events(self, step: ReplyAudio | ReplyText) -> Iterator[dict[str, Any] | Sleep]:
         item: dict[str, Any] = {
             "id": new_id("item"),
             "type": "message",
@@ -192,10 +206,13 @@ class ResponseRun:
             "output_index": len(self.records) - 1,
             "content_index": 0,
         }
-        text = action.text
+        text = step.text
         deltas = words(text)
         part: dict[str, Any]
-        if self.audio:
+        spoken = self.audio
+        if isinstance(step, ReplyText) and step.output_modalities is not None:
+            spoken = step.output_modalities == ("audio",)
+        if spoken:
             yield {
                 "type": "response.content_part.added",
                 "event_id": new_id("event"),
@@ -204,18 +221,16 @@ class ResponseRun:
             }
             content: dict[str, Any] = {"type": "output_audio", "transcript": ""}
             item["content"].append(content)
-            if isinstance(action, ReplyAudio):
-                chunks, chunk_ms, interval_ms = (
-                    action.chunks,
-                    action.chunk_ms,
-                    action.chunk_interval_ms,
-                )
+            if isinstance(step, ReplyAudio):
+                chunks, chunk_ms, interval_ms = step.chunks, step.chunk_ms, step.chunk_interval_ms
             else:
                 chunks, chunk_ms, interval_ms = DEFAULT_CHUNKS, DEFAULT_CHUNK_MS, 0
+            audio = self.voice.audio(text, chunks, chunk_ms)
+            chunks = len(audio)  # the speech voice takes as many as the words need
             # The transcript runs a little ahead of the audio, as on the real service:
             # chunk i is preceded by words [ceil(i*n/chunks), ceil((i+1)*n/chunks)).
             n = len(deltas)
-            for index, chunk in enumerate(audio_chunks(chunks, chunk_ms)):
+            for index, chunk in enumerate(audio):
                 for word in deltas[-(-index * n // chunks) : -(-(index + 1) * n // chunks)]:
                     content["transcript"] += word
                     yield {
@@ -226,7 +241,7 @@ class ResponseRun:
                     }
                 if index and interval_ms:
                     yield Sleep(interval_ms / 1000)
-                record.audio_ms += chunk_ms
+                record.audio_ms += base64_length(chunk) // BYTES_PER_MS
                 yield {
                     "type": "response.output_audio.delta",
                     "event_id": new_id("event"),
@@ -275,14 +290,14 @@ class ResponseRun:
         }
         yield from self._finish_output(item)
 
-    def _function_events(self, action: CallFunction) -> Iterator[dict[str, Any] | Sleep]:
-        call_id = action.call_id or new_id("call")
+    def _function_events(self, step: CallFunction) -> Iterator[dict[str, Any] | Sleep]:
+        call_id = step.call_id or new_id("call")
         item: dict[str, Any] = {
             "id": new_id("item"),
             "type": "function_call",
             "status": "in_progress",
             "object": "realtime.item",
-            "name": action.name,
+            "name": step.name,
             "call_id": call_id,
             "arguments": "",
         }
@@ -293,7 +308,7 @@ class ResponseRun:
             "output_index": len(self.records) - 1,
             "call_id": call_id,
         }
-        arguments = action.arguments
+        arguments = step.arguments
         size = max(1, -(-len(arguments) // 3))  # up to three deltas
         for start in range(0, len(arguments), size):
             delta = arguments[start : start + size]
@@ -308,7 +323,7 @@ class ResponseRun:
             "type": "response.function_call_arguments.done",
             "event_id": new_id("event"),
             **ids,
-            "name": action.name,
+            "name": step.name,
             "arguments": arguments,
         }
         yield from self._finish_output(item)

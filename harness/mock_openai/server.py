@@ -1,12 +1,13 @@
 """`MockRealtime`: a scriptable OpenAI Realtime (GA) WebSocket server for tests.
 
-The server runs on whatever asyncio loop calls `start()` (a `BackgroundLoop` thread in
-the test harness, or the proxy's own loop when there is no API key). Every public
-method may be called from any thread; scripting and inspection never need the loop.
+This module is the mock's public façade: lifecycle, scripting, the journal, faults and
+the verdict (`check()`). The server runs on whatever asyncio loop calls `start()` (a
+`BackgroundLoop` thread in the test harness, or the proxy's own loop when there is no
+API key); every public method may be called from any thread.
 
-Each connection has a `RealtimeSession` (behaviour.py) that turns client events into
-steps, one outbox queue, and one writer task, so events leave in the order they were
-produced whichever task (event handler, response, push from a test) produced them.
+Each accepted connection gets a `ConnectionRuntime` (connection.py) serving a session
+model: the service model (service.py) by default, or a cassette being replayed
+(replay.py).
 """
 
 from __future__ import annotations
@@ -15,49 +16,45 @@ import asyncio
 import contextlib
 import http
 import logging
+import os
 import re
 import threading
-import traceback
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from pathlib import Path
 from typing import Any, Final
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from harness.schema import SchemaError, decode_event, validate_server_event
+from harness.schema import validate_server_event
+from harness.speech import speech_available
 from proxy.redaction import redacting_logger
 
-from .behaviour import DEFAULT_MODEL, RealtimeSession
-from .journal import EventPredicate, Journal, Watch
-from .responses import ResponseRun
-from .script import Action, RejectHandshake, Rule, RuleBook, TextMatcher, Trigger
-from .steps import (
-    CloseConnection,
-    Fail,
-    Send,
-    SendRaw,
-    Sleep,
-    StartResponse,
-    Step,
-    StopResponse,
-    new_id,
-)
+from .admin import AdminApi, admin_connection_class
+from .audio import VoiceName, voice_named
+from .connection import ConnectionRuntime, MockConnection, SessionModel
+from .journal import Journal
+from .patterns import EventFilter
+from .replay import Cassette, CassetteReplay
+from .rules import Match, Rule, RuleBook, TextMatcher, Trigger
+from .rules_json import rules_from_json
+from .service import DEFAULT_MODEL, RealtimeSession
+from .steps import FailureKind, RejectHandshake, new_id
+from .watch import Watch
 
-__all__ = ["MockConnection", "MockRealtime"]
+__all__ = ["ADMIN_PATH", "REALTIME_PATH", "MockRealtime"]
 
 log = logging.getLogger(__name__)
-
 
 #: The websockets server's own logger for the mock (handshake lines, connection state).
 #: websockets logs every handshake header at DEBUG: the filter keeps the key out.
 wire_log = redacting_logger(f"{__name__}.wire", None)
 
 REALTIME_PATH: Final = "/v1/realtime"
-_OUTBOX_CLOSE: Final = object()
+ADMIN_PATH: Final = "/__admin"
 
 _HTTP_ERRORS: Final[dict[int, tuple[str, str | None, str]]] = {
     400: ("invalid_request_error", None, "Bad request."),
@@ -83,90 +80,44 @@ _MISSING_KEY_MESSAGE: Final = (
 )
 
 
-class MockConnection:
-    """One WebSocket connection (or refused handshake) the mock has seen.
-
-    Safe to read from any thread. `received` and `sent` are copies taken when read.
-    """
-
-    def __init__(self, index: int, path: str, request_headers: dict[str, str]) -> None:
-        self.index = index
-        self.path = path
-        """Request path including the query, e.g. ``/v1/realtime?model=gpt-realtime``."""
-        self.request_headers = request_headers
-        """Handshake headers, names lower-cased. Holds the Authorization header: never log it."""
-        self.rejected_status: int | None = None
-        """The HTTP status when the mock refused the handshake, else None."""
-        self.close_code: int | None = None
-        self.close_reason: str = ""
-        self._lock = threading.Lock()
-        self._received: list[dict[str, Any]] = []
-        self._sent: list[dict[str, Any]] = []
-        self._closed = False
-        self._detached = False  # after reset(): no longer reported to the mock
-        # Owned by the loop thread:
-        self._ws: ServerConnection | None = None
-        self._session: RealtimeSession | None = None
-        self._outbox: asyncio.Queue[Any] | None = None
-        self._closing: asyncio.Event | None = None
-        self._deaf: asyncio.Event | None = None  # set: the socket is no longer read
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def __repr__(self) -> str:  # no headers: they hold the API key
-        state = "closed" if self.closed else "open"
-        return f"<MockConnection #{self.index} {self.path} {state} close_code={self.close_code}>"
-
-    @property
-    def model(self) -> str:
-        """The `model` query parameter (default gpt-realtime)."""
-        values = parse_qs(urlsplit(self.path).query).get("model")
-        return values[0] if values else DEFAULT_MODEL
-
-    @property
-    def received(self) -> list[dict[str, Any]]:
-        """Events this client sent (parsed), in order."""
-        with self._lock:
-            return list(self._received)
-
-    @property
-    def sent(self) -> list[dict[str, Any]]:
-        """Events the mock sent to this client, in order."""
-        with self._lock:
-            return list(self._sent)
-
-    @property
-    def closed(self) -> bool:
-        with self._lock:
-            return self._closed
-
-    def conversation(self) -> list[dict[str, Any]]:
-        """The conversation items as the mock holds them now (snapshots)."""
-        session = self._session
-        return session.conversation.snapshots() if session is not None else []
-
-
 class MockRealtime:
     """A scriptable mock of the OpenAI Realtime GA API on a real WebSocket.
 
     Lifecycle: ``await start()`` on the loop that should serve, ``url`` to connect,
-    ``reset()`` between tests, ``check()`` to surface failures, ``await stop()``.
+    ``reset()`` between tests, ``check()`` for the verdict, ``await stop()``.
     Scripting (``on_user_text(...).reply_with_audio(...)``) and inspection
     (``received()``, ``wait_for()``) work from any thread or loop.
     """
 
-    def __init__(self, api_key: str | None = None, *, journal: bool = True) -> None:
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        journal: bool = True,
+        admin: bool = False,
+        voice: VoiceName = "tone",
+    ) -> None:
         """`api_key`: when set, only ``Authorization: Bearer <api_key>`` is accepted;
         otherwise any Bearer key is. `journal=False` keeps no record of the events either
         way (`received()`, `sent()`, `wait_for()` see nothing), so memory stays flat in
-        long-running use: the proxy's no-key mode, the standalone CLI."""
+        long-running use. `admin=True` also answers the HTTP admin API under
+        ``/__admin/`` on the same port (see `harness.mock_openai.admin`). `voice` is how
+        replies sound: ``"tone"`` (default) or ``"speech"`` (needs espeak-ng)."""
         self._api_key = api_key
         self._keep_journal = journal
+        self._admin = AdminApi(self) if admin else None
+        self._default_voice = voice_named(voice)
+        self._voice = self._default_voice
         self._rules = RuleBook()
         self._journal = Journal()
         self._watch = Watch()  # guards connections, failures, flags
         self._connections: list[MockConnection] = []
+        self._runtimes: dict[MockConnection, ConnectionRuntime] = {}  # loop thread only
         self._failures: list[str] = []
+        self._unhandled: list[str] = []
         self._allow_invalid = False
+        self._strict = False
+        self._replay: CassetteReplay | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: Server | None = None
@@ -175,7 +126,7 @@ class MockRealtime:
         self._closing_tasks: set[asyncio.Task[None]] = set()
         # Handshake -> handler hand-over; weak, so refused or aborted handshakes vanish.
         self._pending: weakref.WeakKeyDictionary[
-            ServerConnection, tuple[MockConnection, tuple[Action, ...] | None]
+            ServerConnection, tuple[MockConnection, Match | None]
         ] = weakref.WeakKeyDictionary()
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -190,6 +141,7 @@ class MockRealtime:
             host,
             port,
             process_request=self._process_request,
+            create_connection=admin_connection_class(self._admin, ADMIN_PATH),
             compression=None,
             max_size=16 * 2**20,
             ping_interval=None,
@@ -217,42 +169,125 @@ class MockRealtime:
         """``ws://HOST:PORT/v1/realtime?model=gpt-realtime``."""
         return f"ws://{self._host}:{self._port}{REALTIME_PATH}?model={DEFAULT_MODEL}"
 
+    @property
+    def admin_url(self) -> str:
+        """``http://HOST:PORT/__admin`` (answered only when created with ``admin=True``)."""
+        return f"http://{self._host}:{self._port}{ADMIN_PATH}"
+
     def reset(self) -> None:
-        """Back to default behaviour: forget rules, journal, failures and connections,
-        and close open connections (1000). Safe from any thread."""
+        """Back to default behaviour: forget rules, journal, failures, connections and any
+        cassette, leave strict mode, go back to the default voice, and close open
+        connections (1000). Safe from any thread."""
         self._rules.clear()
         self._journal.clear()
         with self._watch:
             old, self._connections = self._connections, []
             self._failures.clear()
+            self._unhandled.clear()
             self._allow_invalid = False
-            for connection in old:
-                connection._detached = True
+            self._strict = False
+            self._replay = None
+            self._voice = self._default_voice
         self._watch.notify()
         open_ones = [c for c in old if not c.closed]
         if open_ones:
             self._run_in_loop(self._close(open_ones, 1000, "reset", wait=False), wait=True)
 
-    def check(self) -> None:
-        """Raise AssertionError listing every failure recorded inside the mock since the
-        last reset: invalid client events, handler exceptions, invalid scripted events."""
-        failures = self.failures
-        if failures:
-            lines = "\n".join(f"  {n}. {text}" for n, text in enumerate(failures, 1))
-            raise AssertionError(
-                f"the mock OpenAI Realtime recorded {len(failures)} failure(s):\n{lines}"
-            )
+    # --- the verdict ------------------------------------------------------------------
+    def check(self, *, rules: bool = True) -> None:
+        """Raise AssertionError listing every `problems()` (the `mock_openai` fixture
+        calls it when the test ends)."""
+        __tracebackhide__ = True
+        verdict = self.verdict(rules=rules)
+        if verdict is not None:
+            raise AssertionError(verdict)
+
+    def verdict(self, *, rules: bool = True) -> str | None:
+        """`problems()` as one numbered message, or None when there are none."""
+        problems = self.problems(rules=rules)
+        if not problems:
+            return None
+        lines = "\n".join(f"  {n}. {text}" for n, text in enumerate(problems, 1))
+        return f"the mock OpenAI Realtime found {len(problems)} problem(s):\n{lines}"
+
+    def problems(self, *, rules: bool = True) -> list[str]:
+        """Everything that makes a test fail, in this order:
+
+        * failures recorded inside the mock since the last reset (invalid client events,
+          exceptions in handlers and responders, invalid scripted events);
+        * rules whose expected count was not met (unless `rules=False`);
+        * a replayed cassette the client left or did not finish;
+        * in strict mode, client events no rule handled and the default refused.
+        """
+        problems = self.failures
+        if rules:
+            problems.extend(self._rules.unmet())
+        replay = self._current_replay()
+        if replay is not None:
+            problems.extend(replay.unfinished())
+        if self.strict:
+            problems.extend(self.unhandled_events)
+        return problems
+
+    def verify(self) -> None:
+        """Raise AssertionError naming every rule whose expected count was not met
+        (`once()`: exactly once, `times(n)`: exactly n, unmarked: at least once)."""
+        __tracebackhide__ = True
+        unmet = self._rules.unmet()
+        if unmet:
+            raise AssertionError("\n".join(unmet))
+
+    @property
+    def rules(self) -> list[Rule]:
+        """The rules registered since the last reset, in order."""
+        return self._rules.rules()
 
     @property
     def failures(self) -> list[str]:
+        """Failures recorded inside the mock since the last reset."""
         with self._watch:
             return list(self._failures)
+
+    @property
+    def unhandled_events(self) -> list[str]:
+        """Client events no rule handled and the default behaviour refused with an
+        `error` event (each a failure in strict mode)."""
+        with self._watch:
+            return list(self._unhandled)
+
+    @property
+    def strict(self) -> bool:
+        """In strict mode `check()` also fails on `unhandled_events`. Reset by `reset()`."""
+        with self._watch:
+            return self._strict
+
+    @strict.setter
+    def strict(self, value: bool) -> None:
+        with self._watch:
+            self._strict = value
 
     def allow_invalid_client_events(self, allow: bool = True) -> None:
         """Still answer invalid client events with an error event, but do not record
         them as failures (for tests that send them on purpose). Reset by `reset()`."""
         with self._watch:
             self._allow_invalid = allow
+
+    @property
+    def voice(self) -> VoiceName:
+        """How replies sound on connections opened from now on: "tone" or "speech"."""
+        with self._watch:
+            return self._voice.name
+
+    @voice.setter
+    def voice(self, name: VoiceName) -> None:
+        voice = voice_named(name)
+        if name == "speech" and not speech_available():
+            raise RuntimeError(
+                "the speech voice needs espeak-ng: `apt-get install espeak-ng` "
+                "(scripts/test installs it)"
+            )
+        with self._watch:
+            self._voice = voice
 
     # --- journal ------------------------------------------------------------------------
     def received(self, type: str | None = None) -> list[dict[str, Any]]:
@@ -270,9 +305,10 @@ class MockRealtime:
         *,
         count: int = 1,
         timeout: float = 5.0,
-        where: EventPredicate | None = None,
+        where: EventFilter | None = None,
     ) -> dict[str, Any]:
-        """Wait for the `count`-th client event of `type` (matching `where`) and return it.
+        """Wait for the `count`-th client event of `type` (matching `where`, a predicate
+        or a JSON pattern the event contains) and return it.
 
         Works on any event loop, including one that is not the mock's. Raises
         AssertionError naming what was received instead on timeout.
@@ -285,7 +321,7 @@ class MockRealtime:
         *,
         count: int = 1,
         timeout: float = 5.0,
-        where: EventPredicate | None = None,
+        where: EventFilter | None = None,
     ) -> dict[str, Any]:
         """Blocking `wait_for` for sync tests (not from the mock's own loop thread)."""
         self._refuse_blocking_in_loop()
@@ -294,6 +330,21 @@ class MockRealtime:
     def assert_received_in_order(self, types: Iterable[str]) -> None:
         """Assert the client events include `types` in this order (others may interleave)."""
         self._journal.assert_received_in_order(types)
+
+    def assert_received(
+        self, type: str, *, times: int | None = None, where: EventFilter | None = None
+    ) -> list[dict[str, Any]]:
+        """Assert clients sent `type` (matching `where`) exactly `times` times, or at
+        least once when `times` is None; return those events."""
+        found = self._journal.matching(type, where)
+        if (len(found) != times) if times is not None else not found:
+            expected = f"exactly {times}" if times is not None else "at least one"
+            raise AssertionError(
+                f"expected {expected} client event(s) {type!r}"
+                f"{' matching `where`' if where is not None else ''}, found {len(found)}; "
+                f"the mock received: {self._journal.summary()}"
+            )
+        return found
 
     @property
     def connections(self) -> list[MockConnection]:
@@ -328,36 +379,76 @@ class MockRealtime:
             f"got {len(self.connections)}"
         )
 
+    async def wait_idle(self, timeout: float = 5.0) -> None:
+        """Wait, from any event loop, until no open connection has a response in progress
+        or a frame still to send: after it, the mock sends nothing unprompted."""
+        loop = self._loop
+        if loop is None:
+            return
+
+        async def idle() -> None:
+            runtimes = list(self._runtimes.values())
+            await asyncio.wait_for(asyncio.gather(*(r.idle() for r in runtimes)), timeout)
+
+        try:
+            if loop is asyncio.get_running_loop():
+                await idle()
+            else:
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(idle(), loop))
+        except TimeoutError:
+            raise AssertionError(f"the mock was still busy after {timeout:g}s") from None
+
     # --- scripting ----------------------------------------------------------------------
     def on_user_text(self, text: TextMatcher = None) -> Rule:
         """A response to a user text turn whose text contains `text` (str), matches it
         (re.Pattern), or any text (None)."""
-        what = "any user text" if text is None else f"user text {_describe(text)}"
-        return self._rules.new_rule(Trigger.USER_TEXT, what, text=text)
+        return self._rules.add(Rule(self._rules, Trigger.USER_TEXT, _describe(text), text=text))
 
     def on_user_speech(self) -> Rule:
-        """A spoken user turn: `transcribe_as` sets what the mock hears; reply actions
+        """A spoken user turn: `transcribe_as` sets what the mock hears; reply steps
         set the response to it."""
-        return self._rules.new_rule(Trigger.USER_SPEECH, "user speech")
+        return self._rules.add(Rule(self._rules, Trigger.USER_SPEECH, ""))
 
     def on_function_output(self, name: str | None = None) -> Rule:
         """A response after a function_call_output for a call of function `name` (None:
         any)."""
-        what = "any function output" if name is None else f"output of function {name!r}"
-        return self._rules.new_rule(Trigger.FUNCTION_OUTPUT, what, function=name)
+        shown = "" if name is None else repr(name)
+        return self._rules.add(Rule(self._rules, Trigger.FUNCTION_OUTPUT, shown, function=name))
 
-    def on_client_event(self, type: str, where: EventPredicate | None = None) -> Rule:
-        """Any valid client event of `type` (optionally matching `where`). Only-stall
-        rules delay the default handling; other actions replace it."""
-        return self._rules.new_rule(
-            Trigger.CLIENT_EVENT, f"client event {type!r}", event_type=type, where=where
+    def on_client_event(self, type: str, where: EventFilter | None = None) -> Rule:
+        """Any valid client event of `type` (matching `where`: a predicate, or a JSON
+        pattern the event contains). Only-stall rules delay the default handling; other
+        steps replace it."""
+        shown = repr(type) if where is None else f"{type!r}, where=..."
+        return self._rules.add(
+            Rule(self._rules, Trigger.CLIENT_EVENT, shown, event_type=type, where=where)
         )
 
     def on_connect(self) -> Rule:
-        """A new connection: actions run before `session.created` (only stalls) or
+        """A new connection: steps run before `session.created` (only stalls) or
         instead of it; `reject_handshake` refuses the upgrade."""
-        return self._rules.new_rule(Trigger.CONNECT, "new connection")
+        return self._rules.add(Rule(self._rules, Trigger.CONNECT, ""))
 
+    def load_rules(self, rules: Any, *, source: str = "JSON") -> list[Rule]:
+        """Add rules written as JSON data (the admin API's format: see
+        `harness.mock_openai.rules_json`); returns them. Raises ValueError, adding
+        nothing, when any of them is invalid."""
+        return rules_from_json(self, rules, source=source)
+
+    def replay(self, cassette: Cassette | str | os.PathLike[str], *, speed: float = 1.0) -> None:
+        """Serve the recorded cassette (a `Cassette` or a JSON Lines file) instead of the
+        default behaviour: connection #k since now replays the cassette's connection #k,
+        its server events paced as recorded (`speed` 2.0: twice as fast; 0: no pauses).
+        Client events must match the recorded ones by type and content; a divergence,
+        or a recording the client did not finish, fails `check()` with a diff. Rules are
+        not consulted while replaying. `reset()` ends it."""
+        if not isinstance(cassette, Cassette):
+            cassette = Cassette.load(Path(cassette))
+        replay = CassetteReplay(cassette, speed=speed, first_connection=len(self.connections))
+        with self._watch:
+            self._replay = replay
+
+    # --- faults -----------------------------------------------------------------------
     def push(self, event: dict[str, Any], connection: int | None = None) -> None:
         """Send a server event now to every open connection (or connection #`connection`).
 
@@ -367,14 +458,13 @@ class MockRealtime:
         event = dict(event)
         event.setdefault("event_id", new_id("event"))
         validate_server_event(event)
-        payload = orjson.dumps(event)
         for target in self._targets(connection):
-            self._call_in_loop(self._enqueue, target, payload, True, event)
+            self._call_in_loop(target, lambda runtime: runtime.send_event(dict(event)))
 
     def push_garbage(self, data: str | bytes = "not json{", connection: int | None = None) -> None:
         """Fault: send a frame the real API never would (text for str, binary for bytes)."""
         for target in self._targets(connection):
-            self._call_in_loop(self._enqueue, target, data, isinstance(data, str), None)
+            self._call_in_loop(target, lambda runtime: runtime.send_frame(data))
 
     def stop_reading(self, connection: int | None = None) -> None:
         """Fault: stop reading what the client sends (a deaf upstream that still talks).
@@ -382,12 +472,12 @@ class MockRealtime:
         The client's frames pile up in websockets' queue and then in the TCP buffers, so
         its writes eventually block, as with a wedged server."""
         for target in self._targets(connection):
-            self._call_in_loop(_set_deaf, target)
+            self._call_in_loop(target, ConnectionRuntime.stop_reading)
 
     def close_connections(self, code: int = 1011, reason: str = "") -> None:
         """Close every open connection with `code`, after what is already queued."""
         for target in self._targets(None):
-            self._call_in_loop(self._enqueue_close, target, code, reason)
+            self._call_in_loop(target, lambda runtime: runtime.close_after_queued(code, reason))
 
     # --- internals: threads -----------------------------------------------------------
     def _in_loop_thread(self) -> bool:
@@ -399,16 +489,25 @@ class MockRealtime:
                 "a blocking wait on the mock's own loop thread would deadlock; use `await`"
             )
 
-    def _call_in_loop(self, function: Callable[..., None], *args: Any) -> None:
+    def _call_in_loop(
+        self, connection: MockConnection, action: Callable[[ConnectionRuntime], None]
+    ) -> None:
+        """Run `action` on the connection's runtime, on the loop thread."""
+
+        def run() -> None:
+            runtime = self._runtimes.get(connection)
+            if runtime is not None:
+                action(runtime)
+
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         if self._in_loop_thread():
-            function(*args)
+            run()
         else:
-            loop.call_soon_threadsafe(function, *args)
+            loop.call_soon_threadsafe(run)
 
-    def _run_in_loop(self, coroutine: Any, *, wait: bool) -> None:
+    def _run_in_loop(self, coroutine: Coroutine[Any, Any, None], *, wait: bool) -> None:
         loop = self._loop
         if loop is None or loop.is_closed() or not loop.is_running():
             coroutine.close()
@@ -431,20 +530,39 @@ class MockRealtime:
             )
         return [connections[connection]]
 
-    def _fail(
-        self, connection: MockConnection, message: str, *, invalid_client: bool = False
-    ) -> None:
+    def _current_replay(self) -> CassetteReplay | None:
         with self._watch:
-            if connection._detached or (invalid_client and self._allow_invalid):
-                return
-            self._failures.append(f"connection #{connection.index}: {message}")
+            return self._replay
+
+    # --- internals: what runtimes report (ConnectionHost) -------------------------------
+    @property
+    def keeps_journal(self) -> bool:
+        return self._keep_journal
+
+    def record_received(self, connection: MockConnection, event: dict[str, Any]) -> None:
+        if self._is_current(connection):
+            self._journal.record(event)
+
+    def fail(self, connection: MockConnection, message: str, kind: FailureKind) -> None:
+        text = f"connection #{connection.index}: {message}"
+        with self._watch:
+            if connection not in self._connections:
+                return  # from before the last reset
+            if kind is FailureKind.UNHANDLED_CLIENT_EVENT:
+                self._unhandled.append(text)
+            elif kind is not FailureKind.INVALID_CLIENT_EVENT or not self._allow_invalid:
+                self._failures.append(text)
         self._watch.notify()
         log.debug("mock failure on connection #%d: %s", connection.index, message)
+
+    def _is_current(self, connection: MockConnection) -> bool:
+        with self._watch:
+            return connection in self._connections
 
     # --- internals: handshake -----------------------------------------------------------
     def _register(self, path: str, headers: dict[str, str]) -> MockConnection:
         with self._watch:
-            connection = MockConnection(len(self._connections), path, headers)
+            connection = MockConnection(len(self._connections), path, headers, self._watch)
             self._connections.append(connection)
         self._watch.notify()
         return connection
@@ -464,10 +582,11 @@ class MockRealtime:
             }
             return self._refuse(ws, connection, 404, error)
         if "openai-beta" in headers and "realtime" in headers["openai-beta"]:
-            self._fail(
+            self.fail(
                 connection,
                 "the client sent 'OpenAI-Beta: realtime=v1': that selects the beta protocol, "
                 "but this project speaks the GA API",
+                FailureKind.MOCK,
             )
         match = re.fullmatch(r"Bearer\s+(\S+)\s*", headers.get("authorization", ""))
         if match is None:
@@ -480,11 +599,14 @@ class MockRealtime:
             return self._refuse(ws, connection, 401, error)
         if self._api_key is not None and match.group(1) != self._api_key:
             return self._refuse(ws, connection, 401)
-        actions = self._rules.match(Trigger.CONNECT)
-        for action in actions or ():
-            if isinstance(action, RejectHandshake):
-                return self._refuse(ws, connection, action.status)
-        self._pending[ws] = (connection, actions)
+        replay = self._current_replay()
+        if replay is not None and (status := replay.refusal(connection.index)) is not None:
+            return self._refuse(ws, connection, status)
+        rule = None if replay is not None else self._rules.match(Trigger.CONNECT)
+        for step in rule.steps if rule is not None else ():
+            if isinstance(step, RejectHandshake):
+                return self._refuse(ws, connection, step.status)
+        self._pending[ws] = (connection, rule)
         return None
 
     def _refuse(
@@ -500,172 +622,33 @@ class MockRealtime:
                 status, ("server_error", None, _status_phrase(status))
             )
             error = {"message": message, "type": kind, "param": None, "code": code}
-        body = {"error": error}
-        response = ws.respond(status, orjson.dumps(body).decode())
+        response = ws.respond(status, orjson.dumps({"error": error}).decode())
         del response.headers["Content-Type"]
         response.headers["Content-Type"] = "application/json"
-        with connection._lock:
-            connection.rejected_status = status
-            connection._closed = True
-        self._watch.notify()
+        connection._mark_rejected(status)
         return response
 
     # --- internals: serving ----------------------------------------------------------------
     async def _serve_connection(self, ws: ServerConnection) -> None:
-        connection, actions = self._pending.pop(ws)
-        session = RealtimeSession(self._rules, model=connection.model)
-        connection._ws = ws
-        connection._session = session
-        connection._outbox = asyncio.Queue()
-        connection._closing = asyncio.Event()
-        connection._deaf = asyncio.Event()
-        writer = asyncio.create_task(self._write(connection, ws))
-        crashed = False
-        try:
-            await self._execute(connection, session.open(actions))
-            async for message in ws:
-                if connection._closing.is_set():
-                    break
-                if connection._deaf.is_set():
-                    await _until_closed(connection._closing, ws)
-                    break
-                if isinstance(message, bytes):
-                    steps: Iterable[Step] = session.reject_frame(
-                        "Binary frames are not supported: send events as JSON text frames.",
-                        message,
-                    )
-                else:
-                    try:
-                        event = decode_event(message)
-                    except SchemaError as exc:
-                        steps = session.reject_frame(exc.api_message, message)
-                    else:
-                        self._record(connection, event)
-                        steps = session.receive(event)
-                await self._execute(connection, steps)
-        except ConnectionClosed:
-            pass
-        except Exception:
-            crashed = True
-            self._fail(
-                connection, f"the mock's connection handler raised:\n{traceback.format_exc()}"
+        connection, rule = self._pending.pop(ws)
+        replay = self._current_replay()
+        model: SessionModel
+        if replay is not None:
+            replayed = replay.session_for(connection.index)
+            model, opening = replayed, replayed.open()
+        else:
+            with self._watch:
+                voice = self._voice
+            session = RealtimeSession(
+                self._rules, model=connection.model, voice=voice, connection_index=connection.index
             )
+            model, opening = session, session.open(rule)
+        runtime = ConnectionRuntime(connection, ws, model, self)
+        self._runtimes[connection] = runtime
+        try:
+            await runtime.serve(opening)
         finally:
-            connection._closing.set()
-            tasks = list(connection._tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if not writer.done():
-                # Let queued events (and a queued close) go out before we return.
-                connection._outbox.put_nowait(_OUTBOX_CLOSE)
-                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                    await asyncio.wait_for(writer, timeout=5)
-            # A no-op when the connection is already closed or closing.
-            await ws.close(1011 if crashed else 1000, "mock failure" if crashed else "")
-            with connection._lock:
-                connection._closed = True
-                connection.close_code = ws.close_code
-                connection.close_reason = ws.close_reason or ""
-            self._watch.notify()
-
-    def _record(self, connection: MockConnection, event: dict[str, Any]) -> None:
-        if not self._keep_journal:
-            return
-        with connection._lock:
-            connection._received.append(event)
-            detached = connection._detached
-        if not detached:
-            self._journal.record(event)
-
-    async def _execute(self, connection: MockConnection, steps: Iterable[Step]) -> None:
-        """Carry out steps in order; record (never raise) what goes wrong."""
-        closing = connection._closing
-        assert closing is not None
-        iterator = iter(steps)
-        while not closing.is_set():
-            try:
-                step = next(iterator, None)
-                if step is None or not await self._do(connection, step, closing):
-                    return
-            except Exception:
-                self._fail(connection, f"the mock's behaviour raised:\n{traceback.format_exc()}")
-                return
-
-    async def _do(self, connection: MockConnection, step: Step, closing: asyncio.Event) -> bool:
-        """Carry out one step; False when the sequence must end (the connection closes)."""
-        if isinstance(step, Send):
-            self._send(connection, step.event)
-        elif isinstance(step, Sleep):
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(closing.wait(), step.seconds)
-        elif isinstance(step, SendRaw):
-            self._enqueue(connection, step.data, isinstance(step.data, str), None)
-        elif isinstance(step, CloseConnection):
-            self._enqueue_close(connection, step.code, step.reason)
-            return False
-        elif isinstance(step, StartResponse):
-            self._start_response(connection, step.run)
-        elif isinstance(step, StopResponse):
-            task = step.run.task
-            if task is not None and task is not asyncio.current_task():
-                task.cancel()
-        elif isinstance(step, Fail):
-            self._fail(connection, step.message, invalid_client=step.invalid_client_event)
-        return True
-
-    def _start_response(self, connection: MockConnection, run: ResponseRun) -> None:
-        task = asyncio.create_task(self._execute(connection, run.steps))
-        run.task = task
-        connection._tasks.add(task)
-        task.add_done_callback(connection._tasks.discard)
-
-    def _send(self, connection: MockConnection, event: dict[str, Any]) -> None:
-        if "event_id" not in event:
-            event["event_id"] = new_id("event")
-        try:
-            validate_server_event(event)
-        except SchemaError as exc:
-            self._fail(connection, f"the mock refused to send an invalid server event:\n{exc}")
-            return
-        self._enqueue(connection, orjson.dumps(event), True, event)
-
-    def _enqueue(
-        self,
-        connection: MockConnection,
-        payload: str | bytes,
-        text: bool,
-        event: dict[str, Any] | None,
-    ) -> None:
-        outbox = connection._outbox
-        if outbox is not None and not connection.closed:
-            outbox.put_nowait((payload, text, event))
-
-    def _enqueue_close(self, connection: MockConnection, code: int, reason: str) -> None:
-        outbox = connection._outbox
-        if outbox is not None and not connection.closed:
-            outbox.put_nowait((_OUTBOX_CLOSE, code, reason))
-
-    async def _write(self, connection: MockConnection, ws: ServerConnection) -> None:
-        outbox = connection._outbox
-        assert outbox is not None
-        try:
-            while True:
-                item = await outbox.get()
-                if item is _OUTBOX_CLOSE:
-                    return
-                payload, second, third = item
-                if payload is _OUTBOX_CLOSE:  # (marker, code, reason): a scripted close
-                    assert connection._closing is not None
-                    connection._closing.set()
-                    await ws.close(second, third)
-                    return
-                await ws.send(payload, text=second)
-                if third is not None and self._keep_journal:
-                    with connection._lock:
-                        connection._sent.append(third)
-        except ConnectionClosed:
-            pass
+            del self._runtimes[connection]
 
     async def _close(
         self, connections: list[MockConnection], code: int, reason: str, *, wait: bool
@@ -674,10 +657,9 @@ class MockRealtime:
         a client whose loop is blocked (a sync fixture calling reset()) cannot answer."""
         tasks = []
         for connection in connections:
-            if connection._closing is not None:
-                connection._closing.set()
-            if connection._ws is not None:
-                task = asyncio.create_task(connection._ws.close(code, reason))
+            runtime = self._runtimes.get(connection)
+            if runtime is not None:
+                task = runtime.close_now(code, reason)
                 self._closing_tasks.add(task)
                 task.add_done_callback(self._closing_tasks.discard)
                 tasks.append(task)
@@ -687,23 +669,10 @@ class MockRealtime:
             await asyncio.sleep(0)  # let each close() send its frame
 
 
-def _set_deaf(connection: MockConnection) -> None:
-    if connection._deaf is not None:
-        connection._deaf.set()
-
-
-async def _until_closed(closing: asyncio.Event, ws: ServerConnection) -> None:
-    """Wait, reading nothing, until the mock closes the connection or it is lost."""
-    waits = [asyncio.ensure_future(closing.wait()), asyncio.ensure_future(ws.wait_closed())]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()
-
-
-def _describe(text: str | re.Pattern[str]) -> str:
-    return f"containing {text!r}" if isinstance(text, str) else f"matching /{text.pattern}/"
+def _describe(text: TextMatcher) -> str:
+    if text is None:
+        return ""
+    return repr(text) if isinstance(text, str) else f"re.compile({text.pattern!r})"
 
 
 def _status_phrase(status: int) -> str:

@@ -1,35 +1,60 @@
-"""The vocabulary between the behaviour (deciding what to do) and the server (doing it).
+"""The one vocabulary of the mock: steps.
 
-The behaviour turns what a client sent into `Step`s; the server carries them out in
-order: send an event, pause, close, start or stop a concurrent response run, record a
-failure. Also here: the ids and JSON helpers every step builder needs.
+A rule holds steps (`on_user_text("hi").stall(200).reply_with_audio("Hello")` is
+``[Sleep(0.2), ReplyAudio("Hello")]``), a responder returns steps, and the service model
+(`service.py`) turns what a client sent into steps that the connection carries out.
+
+Two kinds share the family:
+
+* **wire steps** the connection carries out as they are: send an event, send a raw
+  frame, pause, close, refuse the handshake, record a failure, start or stop a response;
+* **content steps** the service model first turns into events, because their form depends
+  on the session: a reply (audio + transcript, or text), a function call, an `error`
+  naming the client event that caused it, the transcript of a spoken turn, or a
+  responder to call.
+
+Also here: ids, JSON copies and the `error` event every step builder needs.
 """
 
 from __future__ import annotations
 
+import enum
 import itertools
 import random
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import orjson
 
-from .script import Action, Close, SendError, SendEvent, SendGarbage, Stall
-
 if TYPE_CHECKING:
+    from .responders import Turn
     from .responses import ResponseRun
 
 __all__ = [
+    "OUTPUT_STEPS",
+    "PASSIVE_STEPS",
+    "CallFunction",
     "CloseConnection",
     "Fail",
+    "FailureKind",
+    "RejectHandshake",
+    "ReplyAudio",
+    "ReplyText",
+    "Resolve",
+    "Respond",
+    "Responder",
+    "ResponderResult",
+    "RuleStep",
     "Send",
+    "SendError",
     "SendRaw",
     "Sleep",
     "StartResponse",
     "Step",
     "StopResponse",
+    "TranscribeAs",
     "copy_json",
     "error_event",
     "inline_steps",
@@ -37,33 +62,65 @@ __all__ = [
 ]
 
 
+# --- wire steps ----------------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Send this server event (the server validates it and fills a missing event_id)."""
+    """Send this server event. It is copied, validated against the schema and given an
+    `event_id` when it goes out."""
 
-    event: dict[str, Any]
+    event: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
 class SendRaw:
-    """Send this frame as is (a fault: text for str, binary for bytes)."""
+    """Send this frame as is, never validated (a fault: text for str, binary for bytes)."""
 
     data: str | bytes
 
 
 @dataclass(frozen=True, slots=True)
 class Sleep:
-    """Pause this sequence of steps."""
+    """Pause before the next step (or the default handling)."""
 
     seconds: float
+
+    def __post_init__(self) -> None:
+        if self.seconds < 0:
+            raise ValueError("a pause needs a duration >= 0")
 
 
 @dataclass(frozen=True, slots=True)
 class CloseConnection:
-    """Close the connection after what is already queued."""
+    """Close the connection with this code, after what is already queued."""
 
-    code: int
-    reason: str
+    code: int = 1011
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RejectHandshake:
+    """Refuse the WebSocket upgrade with this HTTP status (on_connect rules only)."""
+
+    status: int = 401
+
+
+class FailureKind(enum.Enum):
+    """Why the mock records a failure; `MockRealtime` decides which ones count."""
+
+    MOCK = "the mock or a script went wrong"
+    INVALID_CLIENT_EVENT = "the client sent an event the real API rejects"
+    UNHANDLED_CLIENT_EVENT = "no rule handled a client event and the default refused it"
+    REPLAY_DIVERGED = "the client left the recorded cassette"
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """Record a failure in the mock (raised in the test by `MockRealtime.check()`)."""
+
+    message: str
+    kind: FailureKind = FailureKind.MOCK
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,14 +138,127 @@ class StopResponse:
 
 
 @dataclass(frozen=True, slots=True)
-class Fail:
-    """Record a failure in the mock (re-raised by `MockRealtime.check()`)."""
+class Resolve:
+    """Call a responder (awaiting it when async), then carry out `then(its steps)`.
 
+    The service model stays free of I/O: it hands the call to the connection, which
+    awaits it before reading the next client event, as a stall would."""
+
+    responder: Responder
+    turn: Turn
+    then: Callable[[Sequence[RuleStep]], Iterator[Step]]
+
+
+# --- content steps -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyAudio:
+    """An assistant message saying `text`: audio + transcript in an audio session (or
+    response), text otherwise. Audio comes in `chunk_ms` pieces; with the tone voice
+    there are `chunks` of them, with the speech voice as many as the speech needs."""
+
+    text: str
+    chunks: int = 3
+    chunk_ms: int = 100
+    chunk_interval_ms: int = 0
+    stop_after_events: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.chunks < 1 or self.chunk_ms < 1 or self.chunk_interval_ms < 0:
+            raise ValueError("need chunks >= 1, chunk_ms >= 1 and chunk_interval_ms >= 0")
+        _check_stop_after(self.stop_after_events)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyText:
+    """An assistant message saying `text` in the form the session (or
+    `output_modalities`, as a response.create may ask) chooses; default audio pacing."""
+
+    text: str
+    stop_after_events: int | None = None
+    output_modalities: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        _check_stop_after(self.stop_after_events)
+        modalities = self.output_modalities
+        if modalities is not None and (len(set(modalities)) != 1 or modalities[0] not in _FORMS):
+            raise ValueError("output_modalities is ['text'] or ['audio'], as on the real API")
+
+
+@dataclass(frozen=True, slots=True)
+class CallFunction:
+    """A function_call output item; `arguments` is a JSON string."""
+
+    name: str
+    arguments: str = "{}"
+    call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TranscribeAs:
+    """What the mock "hears" in a spoken user turn (on_user_speech rules only)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendError:
+    """An `error` event shaped like the real service's, naming the client event that
+    caused it (`error.event_id`)."""
+
+    code: str
     message: str
-    invalid_client_event: bool = False
+    type: str = "invalid_request_error"
+    param: str | None = None
 
 
-Step: TypeAlias = Send | SendRaw | Sleep | CloseConnection | StartResponse | StopResponse | Fail
+@dataclass(frozen=True, slots=True)
+class Respond:
+    """Call `responder(turn)` when the rule fires; what it returns is the reply."""
+
+    responder: Responder
+
+    @property
+    def name(self) -> str:
+        return getattr(self.responder, "__qualname__", repr(self.responder))
+
+
+#: Steps a rule (or a responder) may hold.
+RuleStep: TypeAlias = (
+    Send
+    | SendRaw
+    | Sleep
+    | CloseConnection
+    | RejectHandshake
+    | ReplyAudio
+    | ReplyText
+    | CallFunction
+    | TranscribeAs
+    | SendError
+    | Respond
+)
+#: What a responder may return: one step, text (a `ReplyText`), a sequence of them, or
+#: None for the mock's default answer.
+ResponderResult: TypeAlias = RuleStep | str | Sequence[RuleStep | str] | None
+#: A callable that computes the reply when its rule fires, sync or async.
+Responder: TypeAlias = Callable[["Turn"], ResponderResult | Awaitable[ResponderResult]]
+Step: TypeAlias = RuleStep | Fail | StartResponse | StopResponse | Resolve
+
+#: Steps that produce the output items of a response.
+OUTPUT_STEPS: Final = (ReplyAudio, ReplyText, CallFunction)
+#: Steps after which the default handling still runs (they only delay or annotate).
+PASSIVE_STEPS: Final = (Sleep, TranscribeAs)
+
+_FORMS: Final = ("text", "audio")
+
+
+def _check_stop_after(stop_after_events: int | None) -> None:
+    if stop_after_events is not None and stop_after_events < 1:
+        raise ValueError("stop_after_events counts from response.created: use N >= 1")
+
+
+# --- ids and JSON ----------------------------------------------------------------------------
 
 _ID_TAG: Final = "".join(random.choices(string.ascii_letters + string.digits, k=8))
 _ID_COUNTER = itertools.count(1)
@@ -126,29 +296,28 @@ def error_event(
     }
 
 
-def inline_steps(actions: Sequence[Action], client_event_id: str | None = None) -> Iterator[Step]:
-    """Scripted actions outside any response: delays, errors, events, faults, close.
+def inline_steps(steps: Sequence[RuleStep], client_event_id: str | None = None) -> Iterator[Step]:
+    """The wire steps of rule steps outside any response: pauses, errors, events, raw
+    frames, a close (which ends them).
 
-    Output actions (replies, function calls) and annotations are not inline actions and
+    Replies, function calls, transcripts and handshake refusals are not inline steps and
     are skipped here.
     """
-    for action in actions:
-        if isinstance(action, Stall):
-            yield Sleep(action.ms / 1000)
-        elif isinstance(action, SendError):
+    for step in steps:
+        if isinstance(step, Sleep | SendRaw):
+            yield step
+        elif isinstance(step, SendError):
             yield Send(
                 error_event(
-                    action.code,
-                    action.message,
-                    param=action.param,
-                    type=action.type,
+                    step.code,
+                    step.message,
+                    param=step.param,
+                    type=step.type,
                     client_event_id=client_event_id,  # as the real service names the culprit
                 )
             )
-        elif isinstance(action, SendEvent):
-            yield Send(copy_json(action.event))
-        elif isinstance(action, SendGarbage):
-            yield SendRaw(action.data)
-        elif isinstance(action, Close):
-            yield CloseConnection(action.code, action.reason)
+        elif isinstance(step, Send):
+            yield Send(copy_json(step.event))
+        elif isinstance(step, CloseConnection):
+            yield step
             return

@@ -33,6 +33,7 @@ export class VoiceAgent extends EventTarget {
       } catch (error) {
         this.#emit("log", `Cannot connect to ${this.endpoint}: ${error.message}`);
         this.#setStatus("error");
+        this.#returnUnsent();
         reject(error);
         return;
       }
@@ -73,6 +74,7 @@ export class VoiceAgent extends EventTarget {
         this.settingsApplied = false;
         this.socket = null;
         this.#setStatus(failed ? "error" : "closed", event);
+        this.#returnUnsent();
         reject(new Error(`closed with ${event.code} ${event.reason}`.trim()));
       };
     });
@@ -84,7 +86,8 @@ export class VoiceAgent extends EventTarget {
     if (this.socket) this.socket.close(1000, "user stopped");
   }
 
-  /** Send user text; before SettingsApplied it is queued, after a disconnect it reconnects. */
+  /** Send user text; before SettingsApplied it is queued, after a disconnect it
+   * reconnects. If the connection fails first, an "unsent" event gives the text back. */
   sendText(text) {
     this.pendingText.push(text);
     if (this.settingsApplied) this.#flushPendingText();
@@ -97,6 +100,14 @@ export class VoiceAgent extends EventTarget {
 
   sendFunctionResult(id, name, content) {
     this.#send({ type: "FunctionCallResponse", id, name, content });
+  }
+
+  /** Text still waiting when the connection failed or closed goes back to the page. */
+  #returnUnsent() {
+    if (!this.pendingText.length) return;
+    const texts = this.pendingText;
+    this.pendingText = [];
+    this.#emit("unsent", texts);
   }
 
   #flushPendingText() {

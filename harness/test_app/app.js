@@ -32,13 +32,17 @@ for (const name of (query.get("functions") || "").split(",").filter(Boolean)) {
 
 // ------------------------------------------------------------------ state
 
+// proxyEndpoint is a ws(s):// URL or a path on this server ("/openai": ws: for an http:
+// page, wss: for https:). The token passed to the page (proxyAuthToken, or token) is
+// carried into the connection as ?token=.
 function endpointFromQuery() {
   const endpoint = query.get("proxyEndpoint");
   if (!endpoint) return null;
-  const token = query.get("proxyAuthToken");
-  if (!token) return endpoint;
-  const url = new URL(endpoint);
-  url.searchParams.set("token", token);
+  const url = new URL(endpoint, location.href);
+  if (url.protocol === "http:") url.protocol = "ws:";
+  else if (url.protocol === "https:") url.protocol = "wss:";
+  const token = query.get("proxyAuthToken") || query.get("token");
+  if (token) url.searchParams.set("token", token);
   return url.toString();
 }
 
@@ -82,6 +86,13 @@ function renderAudio() {
   setText("audio-played-ms", Math.round(speaker.playedMs));
   setText("audio-playing-status", speaker.playing);
   setText("playback-interrupted", speaker.interruptions);
+}
+
+function showError(code, description) {
+  const banner = $("error-banner");
+  banner.querySelector("[data-testid=error-code]").textContent = code || "error";
+  banner.querySelector("[data-testid=error-description]").textContent = description || "";
+  banner.hidden = false;
 }
 
 function addToHistory(role, content) {
@@ -146,6 +157,7 @@ const onMessage = {
     errors += 1;
     setText("agent-error-count", errors);
     log(`Error (agent): ${m.description} [${m.code}]`);
+    showError(m.code, m.description);
   },
   Warning: (m) => log(`Warning (agent): ${m.description}`),
 };
@@ -173,6 +185,14 @@ agent.addEventListener("status", ({ detail }) => {
     stopMicrophone();
     setAgentState("idle");
   }
+});
+
+// Text that could not be sent (the connection failed or closed first) goes back into
+// the box, so nothing typed is lost.
+agent.addEventListener("unsent", ({ detail: texts }) => {
+  const input = $("text-input");
+  input.value = [...texts, input.value].filter(Boolean).join(" ");
+  log(`Not sent (no connection): ${texts.join(" | ")}`);
 });
 
 agent.addEventListener("sent", ({ detail: message }) => {
@@ -208,6 +228,7 @@ async function runFunction({ id, name, arguments: rawArguments, client_side: cli
 function connect() {
   if (!endpoint) {
     log("No proxyEndpoint in the page's query: nothing to connect to");
+    showError("no_endpoint", "No proxyEndpoint in the page's query: nothing to connect to");
     return Promise.reject(new Error("no proxyEndpoint"));
   }
   speaker.resume(); // inside the user's gesture, so playback is allowed
@@ -240,15 +261,22 @@ async function stopMicrophone() {
   await closing.stop();
 }
 
+// Each action makes at most one connection attempt: Connect, Send and the microphone
+// connect when needed; focusing the text box does not (it would make a second attempt
+// when the first one fails between typing and sending).
 $("connect-button").addEventListener("click", () => connect().catch(() => {}));
-$("text-input").addEventListener("focus", () => {
-  if (endpoint && agent.status !== "connected" && agent.status !== "connecting") connect().catch(() => {});
-});
 $("text-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const input = $("text-input");
-  sendText(input.value);
+  const text = input.value;
+  if (!text.trim()) return;
   input.value = "";
+  if (!endpoint) {
+    input.value = text;
+    showError("no_endpoint", "No proxyEndpoint in the page's query: nothing to send to");
+    return;
+  }
+  sendText(text);
 });
 $("microphone-button").addEventListener("click", () => {
   (microphone ? stopMicrophone() : startMicrophone()).catch((error) => log(`Microphone: ${error.message}`));

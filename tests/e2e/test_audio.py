@@ -7,10 +7,13 @@ import re
 import wave
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import expect
 
+from harness.audio_profile import profile_pcm16
 from harness.browser import VoiceAgentApp
 from harness.mock_openai import MockRealtime, tone_pcm16
+from harness.speech import speech_pcm16
 
 MIC_RATE = 16000
 
@@ -88,4 +91,28 @@ def test_speaking_while_the_agent_talks_stops_playback_and_truncates_upstream(
         ("user", "stop please"),
         ("assistant", "Stopped."),
     ]
+    voice_app.stop_microphone()
+
+
+@pytest.mark.mock_openai(voice="speech")
+def test_a_spoken_question_gets_a_spoken_answer_played_in_full(
+    voice_app: VoiceAgentApp, mock_openai: MockRealtime
+) -> None:
+    answer = "It is noon in Paris."
+    mock_openai.on_user_speech().transcribe_as("what time is it").reply_with_audio(answer).once()
+    voice_app.connect()
+
+    voice_app.say("what time is it")
+
+    expect(voice_app.testid("transcription")).to_have_text("what time is it")
+    assert voice_app.wait_for_reply() == answer
+    # The whole spoken answer was played: as long as its words take to say.
+    answer_ms = len(speech_pcm16(answer)) / 48  # 24 kHz PCM16
+    voice_app.wait_for_played_ms(int(answer_ms))
+    assert abs(voice_app.audio_stats().played_ms - answer_ms) <= 1
+    # What the microphone sent upstream was speech, not a tone.
+    appended = b"".join(
+        base64.b64decode(e["audio"]) for e in mock_openai.received("input_audio_buffer.append")
+    )
+    assert profile_pcm16(appended, 24000).looks_like_speech()
     voice_app.stop_microphone()

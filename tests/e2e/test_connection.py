@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from playwright.sync_api import expect
 
 from harness.browser import VoiceAgentApp
 from harness.mock_openai import MockRealtime
 from harness.pytest_plugin import ProxyEndpoint
+from harness.test_app import http_response
 
 
 def test_connect_sends_settings_first_and_shows_settings_applied(
@@ -66,11 +69,10 @@ def test_keepalive_is_sent_periodically_after_settings_and_never_errors(
 ) -> None:
     voice_app.open(keep_alive_ms=200)
     voice_app.connect()
-    voice_app.page.wait_for_timeout(900)
+    voice_app.wait_for_frames("KeepAlive", 3)
 
     sent = voice_app.frame_types("sent")
     assert sent[0] == "Settings"
-    assert sent.count("KeepAlive") >= 3, sent
     expect(voice_app.testid("agent-error-count")).to_have_text("0")
     expect(voice_app.testid("connection-status")).to_have_text("connected")
     assert mock_openai.received("input_audio_buffer.append") == []  # KeepAlive goes nowhere
@@ -107,3 +109,46 @@ def test_proxy_auth_token_from_the_page_query_is_required_and_accepted(
     voice_app.connect()
 
     assert voice_app.ask("let me in") == "You said: let me in"
+
+
+def test_text_sent_while_the_proxy_refuses_stays_in_the_box_after_one_attempt(
+    voice_app: VoiceAgentApp, proxy_factory: Callable[..., ProxyEndpoint]
+) -> None:
+    guarded = proxy_factory(client_token="the-right-token")
+    voice_app.open(proxy_url=guarded.url, token="a-wrong-token")
+
+    voice_app.send_text("keep this for later")  # focus, type, Send: one action
+
+    expect(voice_app.testid("connection-status")).to_have_text("error")
+    expect(voice_app.testid("text-input")).to_have_value("keep this for later")
+    assert len(voice_app.sockets) == 1  # one connection attempt for one action
+
+
+def test_a_path_only_endpoint_and_the_token_given_to_the_page_reach_the_proxy(
+    voice_app: VoiceAgentApp,
+    mock_openai: MockRealtime,
+    proxy_factory: Callable[..., ProxyEndpoint],
+) -> None:
+    # The proxy serves the app itself; the page's endpoint is a path on the same server.
+    serving = proxy_factory(
+        client_token="abc",
+        http_handler=functools.partial(http_response, proxy_path="/openai"),
+    )
+    host = urlsplit(serving.url).netloc
+    voice_app.page.goto(f"http://{host}/?token=abc&proxyEndpoint=%2Fopenai")
+
+    voice_app.connect()
+
+    assert voice_app.ask("hi") == "You said: hi"
+    assert [socket.url for socket in voice_app.sockets] == [f"ws://{host}/openai?token=abc"]
+
+
+def test_every_button_has_a_name_of_its_own(voice_app: VoiceAgentApp) -> None:
+    voice_app.connect()
+    voice_app.start_microphone()  # the microphone button now offers to stop it
+
+    names = [button.inner_text() for button in voice_app.page.get_by_role("button").all()]
+
+    assert len(set(names)) == len(names)
+    assert not [(a, b) for a in names for b in names if a != b and a in b], names
+    voice_app.stop_microphone()

@@ -44,19 +44,33 @@ def test_unreachable_upstream_shows_an_error_then_closes(
     expect(voice_app.testid("agent-error-count")).to_have_text("1", timeout=5000)
     expect(voice_app.testid("connection-status")).to_have_text("closed", timeout=5000)
     assert any("[upstream_unavailable]" in line for line in voice_app.event_log())
+    code, description = voice_app.error_banner() or ("", "")
+    assert code == "upstream_unavailable" and description
 
 
-def test_upstream_error_is_counted_and_logged_and_the_chat_goes_on(
+def test_upstream_error_is_counted_logged_and_shown_and_the_chat_goes_on(
     voice_app: VoiceAgentApp, mock_openai: MockRealtime
 ) -> None:
     mock_openai.on_user_text("boom").send_error(
         "server_error", "The server had an error processing your request.", type="server_error"
     )
+    mock_openai.on_user_text("slow").send_error(
+        "rate_limit_exceeded", "Slow down.", type="invalid_request_error"
+    )
+    expect(voice_app.testid("error-banner")).to_be_hidden()
     voice_app.connect()
 
     voice_app.send_text("boom")
 
     expect(voice_app.testid("agent-error-count")).to_have_text("1")
+    expect(voice_app.testid("error-banner")).to_be_visible()
+    assert voice_app.error_banner() == (
+        "server_error",
+        "The server had an error processing your request.",
+    )
+    voice_app.send_text("slow down")
+    expect(voice_app.testid("agent-error-count")).to_have_text("2")
+    assert voice_app.error_banner() == ("rate_limit_exceeded", "Slow down.")  # the last one
     assert any(
         re.search(r"Error \(agent\): The server had an error.*\[server_error\]", line)
         for line in voice_app.event_log()

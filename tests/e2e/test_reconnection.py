@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from playwright.sync_api import expect
 
 from harness.browser import VoiceAgentApp
@@ -19,8 +16,7 @@ def test_next_message_after_a_disconnect_reconnects_and_is_answered(
 
     voice_app.disconnect()
     expect(voice_app.testid("has-sent-settings")).to_have_text("false")
-    first = mock_openai.wait_for_connections_sync(1)[0]
-    _wait_until(lambda: first.closed)
+    mock_openai.wait_for_connections_sync(1)[0].wait_closed_sync()
 
     assert voice_app.ask("after the break") == "You said: after the break"
     expect(voice_app.testid("connection-status")).to_have_text("connected")
@@ -51,10 +47,3 @@ def test_reconnect_sends_the_history_as_context_and_does_not_greet_again(
     # The page shows the greeting once: the proxy did not greet the reconnect.
     assert [text for _, text in voice_app.history()].count(greeting) == 1
     assert voice_app.history()[-1] == ("assistant", "You said: what is my name?")
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)

@@ -25,7 +25,9 @@ def test_a_new_user_opens_the_proxy_in_a_browser_and_gets_an_answer(new_context:
         # Redirected to the same page with this proxy's path as its endpoint.
         assert page.url.endswith("/?proxyEndpoint=%2Fopenai"), page.url
         page.get_by_test_id("text-input").fill("Hello proxy")
-        page.get_by_test_id("send-button").click()
+        with page.expect_websocket() as opened:
+            page.get_by_test_id("send-button").click()
+        assert opened.value.url == app_url.group(1).replace("http://", "ws://") + "openai"
         reply = page.get_by_test_id("conversation-history").locator('li[data-role="assistant"]')
         expect(reply).to_have_text("assistant:You said: Hello proxy")
         expect(page.get_by_test_id("connection-status")).to_have_text("connected")

@@ -12,101 +12,34 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from harness.background import BackgroundLoop
 from harness.mock_openai import MockRealtime, silence_pcm16, tone_pcm16
-from harness.schema import SchemaError, validate_server_event
+from harness.schema import SchemaError
+from tests.realtime_client import (
+    API_KEY,
+    AUDIO_REPLY,
+    AUDIO_REPLY_END,
+    AUTH,
+    Client,
+    running_mock,
+    session,
+    types,
+)
 
 pytestmark = pytest.mark.integration
-
-API_KEY = "sk-test-mock-key"
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
-AUDIO_REPLY = [
-    "response.created",
-    "response.output_item.added",
-    "conversation.item.added",
-    "response.content_part.added",
-]
-AUDIO_REPLY_END = [
-    "response.output_audio.done",
-    "response.output_audio_transcript.done",
-    "response.content_part.done",
-    "response.output_item.done",
-    "conversation.item.done",
-    "response.done",
-]
-
-
-class Client:
-    """A test client: JSON in and out, every server event checked against the schema."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-
-    async def send(self, event: dict[str, Any]) -> None:
-        await self.ws.send(orjson.dumps(event).decode())
-
-    async def recv(self, timeout: float = 3.0) -> dict[str, Any]:
-        message = await asyncio.wait_for(self.ws.recv(), timeout)
-        event: dict[str, Any] = orjson.loads(message)
-        validate_server_event(event)
-        return event
-
-    async def recv_until(self, last: str, timeout: float = 3.0) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        while not events or events[-1]["type"] != last:
-            events.append(await self.recv(timeout))
-        return events
-
-    async def say_text(self, text: str) -> None:
-        await self.send(
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "message",
-                    "role": "user",
-                    "content": [{"type": "input_text", "text": text}],
-                },
-            }
-        )
-        added = await self.recv_until("conversation.item.done")
-        assert [e["type"] for e in added] == ["conversation.item.added", "conversation.item.done"]
-        await self.send({"type": "response.create"})
-
-    async def append_audio(self, pcm: bytes, chunk_ms: int = 100) -> None:
-        size = chunk_ms * 48
-        for start in range(0, len(pcm), size):
-            audio = base64.b64encode(pcm[start : start + size]).decode()
-            await self.send({"type": "input_audio_buffer.append", "audio": audio})
-
-
-def types(events: list[dict[str, Any]]) -> list[str]:
-    return [e["type"] for e in events]
 
 
 @pytest.fixture
 async def mock() -> AsyncIterator[MockRealtime]:
-    mock = MockRealtime(api_key=API_KEY)
-    await mock.start()
-    yield mock
-    await mock.stop()
-
-
-@asynccontextmanager
-async def session(mock: MockRealtime, url: str | None = None) -> AsyncIterator[Client]:
-    """A connected client that has received session.created."""
-    async with connect(url or mock.url, additional_headers=AUTH) as ws:
-        client = Client(ws)
-        created = await client.recv()
-        assert created["type"] == "session.created"
-        yield client
+    async with running_mock() as mock:
+        yield mock
 
 
 # --- connecting -----------------------------------------------------------------------
@@ -399,19 +332,7 @@ async def test_a_function_call_and_its_output(mock: MockRealtime) -> None:
         assert args_done["name"] == "get_weather"
         assert "".join(d["delta"] for d in deltas) == args_done["arguments"]
         assert orjson.loads(args_done["arguments"]) == {"city": "Paris"}
-        await client.send(
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "type": "function_call_output",
-                    "call_id": "call_42",
-                    "output": '{"temp": 21}',
-                },
-            }
-        )
-        await client.recv_until("conversation.item.done")
-        await client.send({"type": "response.create"})
-        answer = await client.recv_until("response.done")
+        answer = await client.answer_function("call_42", '{"temp": 21}')
     transcript = next(e for e in answer if e["type"] == "response.output_audio_transcript.done")
     assert transcript["transcript"] == "Sunny in Paris"
 
@@ -466,9 +387,9 @@ async def test_response_cancel_stops_the_active_response(mock: MockRealtime) -> 
         await client.send({"type": "response.cancel"})
         error = await client.recv()
         assert error["error"]["code"] == "response_cancel_not_active"
-        await asyncio.sleep(0.3)  # the cancelled response sends nothing more
-        await client.send({"type": "input_audio_buffer.clear"})
-        assert (await client.recv())["type"] == "input_audio_buffer.cleared"
+        await mock.wait_idle()  # a response still running would end, or time out, first
+        sent = types(mock.sent())
+        assert sent[sent.index("response.done") + 1 :] == ["error"]  # nothing more of it
 
 
 # --- input audio ---------------------------------------------------------------------------
@@ -591,9 +512,9 @@ async def test_commit_needs_100_ms_of_audio(mock: MockRealtime) -> None:
             "conversation.item.added",
             "conversation.item.done",
         ]
-        await asyncio.sleep(0.2)
+        # A response would have been queued with the commit's events, before this error.
         await client.send({"type": "output_audio_buffer.clear"})
-        assert (await client.recv())["type"] == "error"  # no response came in between
+        assert (await client.recv())["type"] == "error"
 
 
 # --- validation and faults -------------------------------------------------------------------
@@ -683,6 +604,14 @@ async def test_wait_for_times_out_naming_what_was_received(mock: MockRealtime) -
     mock.assert_received_in_order(["conversation.item.create", "response.create"])
     with pytest.raises(AssertionError, match="Actual sequence"):
         mock.assert_received_in_order(["response.create", "conversation.item.create"])
+    (created,) = mock.assert_received("response.create", times=1)
+    assert created == {"type": "response.create"}
+    with pytest.raises(
+        AssertionError, match=r"exactly 2 client event\(s\) 'response\.create'.*found 1"
+    ):
+        mock.assert_received("response.create", times=2)
+    with pytest.raises(AssertionError, match="at least one"):
+        mock.assert_received("conversation.item.create", where={"item": {"role": "assistant"}})
 
 
 async def test_wait_for_where_and_count(mock: MockRealtime) -> None:
@@ -721,11 +650,7 @@ async def test_rule_close_gives_the_client_that_code(mock: MockRealtime) -> None
         assert client.ws.close_code == 1011
         assert client.ws.close_reason == "upstream died"
     (connection,) = await mock.wait_for_connections(1)
-    for _ in range(50):
-        if connection.closed:
-            break
-        await asyncio.sleep(0.01)
-    assert connection.closed and connection.close_code == 1011
+    assert await connection.wait_closed() == 1011
 
 
 async def test_rule_stall_delays_the_default_handling(mock: MockRealtime) -> None:
@@ -875,8 +800,7 @@ async def test_background_mock_scripted_and_awaited_from_the_test_loop(
     mock.on_user_text("time").call_function("get_time")
     async with session(mock) as client:
         waiter = asyncio.create_task(mock.wait_for("response.create", timeout=3))
-        await asyncio.sleep(0.05)
-        assert not waiter.done()  # waiting does not block this loop
+        # Waiting does not block this loop: the client below talks while it waits.
         await client.say_text("what time is it?")
         event = await waiter
         assert event == {"type": "response.create"}

@@ -1,12 +1,16 @@
-"""What the mock does by default: a sans-I/O model of one Realtime GA session.
+"""The service model: what the mock does by default, as a sans-I/O model of one
+Realtime GA session.
 
 `RealtimeSession` holds the state of one connection (session configuration,
 conversation, input audio buffer and its voice activity detector, responses) and turns
-what the client sent into `Step`s (steps.py) that `server.py` carries out. It never
-touches a socket or a clock.
+what the client sent into `Step`s (steps.py) that the connection (connection.py)
+carries out. It never touches a socket or a clock.
 
-Rules (script.py) decide the *content* of answers and inject faults; the session's
+Rules (rules.py) decide the *content* of answers and inject faults; the session's
 configuration decides their *form* (audio + transcript, or text), as on the real service.
+When no rule handled a client event and the default refuses it with an `error` event,
+the session also says so (`FailureKind.UNHANDLED_CLIENT_EVENT`): strict mode fails the
+test on it.
 """
 
 from __future__ import annotations
@@ -23,23 +27,35 @@ from harness.schema import SchemaError, validate_client_event
 from .audio import (
     BYTES_PER_MS,
     SAMPLE_RATE,
+    TONE,
     SpeechStarted,
+    Voice,
     VoiceActivityDetector,
     base64_length,
 )
 from .conversation import Conversation, ItemRecord
+from .responders import Turn
 from .responses import ResponseRun, words
-from .script import (
-    OUTPUT_ACTIONS,
-    PASSIVE_ACTIONS,
-    Action,
-    RejectHandshake,
+from .rules import Match, RuleBook, Trigger
+from .steps import (
+    OUTPUT_STEPS,
+    PASSIVE_STEPS,
+    Fail,
+    FailureKind,
     ReplyAudio,
-    RuleBook,
+    ReplyText,
+    Resolve,
+    Respond,
+    RuleStep,
+    Send,
+    StartResponse,
+    Step,
     TranscribeAs,
-    Trigger,
+    copy_json,
+    error_event,
+    inline_steps,
+    new_id,
 )
-from .steps import Fail, Send, StartResponse, Step, copy_json, error_event, inline_steps, new_id
 
 __all__ = ["DEFAULT_MODEL", "RealtimeSession", "default_session"]
 
@@ -123,8 +139,18 @@ class _Turn:
 class RealtimeSession:
     """One connection's worth of Realtime API behaviour (no I/O)."""
 
-    def __init__(self, rules: RuleBook, *, model: str = DEFAULT_MODEL) -> None:
+    def __init__(
+        self,
+        rules: RuleBook,
+        *,
+        model: str = DEFAULT_MODEL,
+        voice: Voice = TONE,
+        connection_index: int = 0,
+    ) -> None:
         self.rules = rules
+        self.voice = voice
+        self.connection_index = connection_index
+        self._rules_fired = 0  # rules that fired on this connection
         self.session = default_session(model)
         self.conversation = Conversation()
         self.active: ResponseRun | None = None  # the in-conversation response, if any
@@ -148,11 +174,17 @@ class RealtimeSession:
         }
 
     # -- entry points ----------------------------------------------------------------------
-    def open(self, actions: Sequence[Action] | None) -> Iterator[Step]:
+    def open(self, match: Match | None) -> Iterator[Step]:
         """A client connected: `session.created`, unless an on_connect rule replaces it."""
-        actions = [a for a in actions or () if not isinstance(a, RejectHandshake)]
-        yield from inline_steps(actions)
-        if all(isinstance(a, PASSIVE_ACTIONS) for a in actions):
+        if match is None:
+            yield from self._opened(())
+            return
+        turn = self._turn_for(match, event=None, text="")
+        yield from self._resolved(match.steps, turn, self._opened)
+
+    def _opened(self, steps: Sequence[RuleStep]) -> Iterator[Step]:
+        yield from inline_steps(steps)
+        if all(isinstance(s, PASSIVE_STEPS) for s in steps):
             yield Send(
                 {"type": "session.created", "event_id": new_id("event"), "session": self._session()}
             )
@@ -169,17 +201,51 @@ class RealtimeSession:
                     exc.code, exc.api_message, param=exc.param, client_event_id=client_event_id
                 )
             )
-            yield Fail(str(exc), invalid_client_event=True)
+            yield Fail(str(exc), FailureKind.INVALID_CLIENT_EVENT)
             return
-        actions = self.rules.match(Trigger.CLIENT_EVENT, event)
-        if actions is None:
-            yield from self._handlers[event["type"]](event)
-        elif any(isinstance(a, OUTPUT_ACTIONS) for a in actions):
-            yield from self._start_response(actions, None, client_event_id)
-        else:
-            yield from inline_steps(actions, client_event_id)
-            if all(isinstance(a, PASSIVE_ACTIONS) for a in actions):  # a stall only delays
-                yield from self._handlers[event["type"]](event)
+        match = self._match(Trigger.CLIENT_EVENT, event)
+        if match is None:
+            yield from self._default(event)
+            return
+        turn = self._turn_for(match, event=event, text="")
+        yield from self._resolved(
+            match.steps, turn, lambda steps: self._scripted(event, steps, client_event_id)
+        )
+
+    def _scripted(
+        self, event: dict[str, Any], steps: Sequence[RuleStep], client_event_id: str | None
+    ) -> Iterator[Step]:
+        """An on_client_event rule's steps: a response, inline steps, or a delay."""
+        if any(isinstance(s, OUTPUT_STEPS) for s in steps):
+            yield from self._start_response(steps, None, client_event_id)
+            return
+        yield from inline_steps(steps, client_event_id)
+        if all(isinstance(s, PASSIVE_STEPS) for s in steps):  # a stall only delays
+            yield from self._default(event)
+
+    def _match(self, trigger: Trigger, subject: Any = None) -> Match | None:
+        match = self.rules.match(trigger, subject)
+        if match is not None:
+            self._rules_fired += 1
+        return match
+
+    def _default(self, event: dict[str, Any]) -> Iterator[Step]:
+        """The real service's handling; a refusal is reported for strict mode (unless a
+        rule fired meanwhile: a scripted error is what the test asked for)."""
+        fired = self._rules_fired
+        for step in self._handlers[event["type"]](event):
+            yield step
+            if (
+                isinstance(step, Send)
+                and step.event.get("type") == "error"
+                and self._rules_fired == fired
+            ):
+                error = step.event["error"]
+                yield Fail(
+                    f"no rule handled client event {event['type']!r} and the default "
+                    f"refused it: [{error.get('code')}] {error.get('message')}",
+                    FailureKind.UNHANDLED_CLIENT_EVENT,
+                )
 
     def reject_frame(self, message: str, frame: str | bytes) -> list[Step]:
         """A frame that is not a JSON event object (binary, or text that is not JSON)."""
@@ -188,9 +254,54 @@ class RealtimeSession:
             Send(error_event("invalid_json", message)),
             Fail(
                 f"the client sent a frame that is not a JSON event ({message}): {shown!r}",
-                invalid_client_event=True,
+                FailureKind.INVALID_CLIENT_EVENT,
             ),
         ]
+
+    def conversation_snapshots(self) -> list[dict[str, Any]]:
+        """The conversation items as the mock holds them now (copies)."""
+        return self.conversation.snapshots()
+
+    # -- responders --------------------------------------------------------------------
+    def _turn_for(
+        self,
+        match: Match,
+        *,
+        event: dict[str, Any] | None,
+        text: str,
+        function: str | None = None,
+    ) -> Turn:
+        return Turn(
+            trigger=match.rule.trigger.value,
+            event=copy_json(event) if event is not None else None,
+            text=text,
+            function=function,
+            conversation=self.conversation.snapshots(),
+            session=self._session(),
+            connection=self.connection_index,
+            number=match.number,
+        )
+
+    def _resolved(
+        self,
+        steps: Sequence[RuleStep],
+        turn: Turn,
+        then: Callable[[Sequence[RuleStep]], Iterator[Step]],
+    ) -> Iterator[Step]:
+        """`then(steps)`, once each responder among `steps` has been replaced by what it
+        returned (the connection calls it: it may be async)."""
+        index = next((i for i, s in enumerate(steps) if isinstance(s, Respond)), None)
+        if index is None:
+            yield from then(steps)
+            return
+        respond = steps[index]
+        assert isinstance(respond, Respond)
+
+        def carry_on(answer: Sequence[RuleStep]) -> Iterator[Step]:
+            rest = [*steps[:index], *answer, *steps[index + 1 :]]
+            return self._resolved(rest, turn, then)
+
+        yield Resolve(respond.responder, turn, carry_on)
 
     # -- helpers ---------------------------------------------------------------------------
     def _session(self) -> dict[str, Any]:
@@ -414,8 +525,9 @@ class RealtimeSession:
     def _commit(self, item_id: str, *, audio_ms: int, heard_ms: int, now_ms: int) -> Iterator[Step]:
         """The buffer becomes a user audio item (+ transcription when configured)."""
         self._buffer_start_ms = now_ms
-        actions = self.rules.match(Trigger.USER_SPEECH)
-        heard = next((a.text for a in actions or () if isinstance(a, TranscribeAs)), None)
+        match = self._match(Trigger.USER_SPEECH)
+        steps = match.steps if match is not None else ()
+        heard = next((s.text for s in steps if isinstance(s, TranscribeAs)), None)
         item: dict[str, Any] = {
             "id": item_id,
             "type": "message",
@@ -427,7 +539,8 @@ class RealtimeSession:
         record = ItemRecord(
             item,
             audio_ms=audio_ms,
-            speech_actions=actions,
+            speech_rule=match,
+            speech_asked=True,
             heard=heard or f"[speech {heard_ms} ms]",
         )
         previous_id = self.conversation.insert(record)
@@ -506,7 +619,7 @@ class RealtimeSession:
 
     # -- responses ----------------------------------------------------------------------------
     def _response_create(self, event: dict[str, Any]) -> Iterator[Step]:
-        yield from self._start_response(None, event.get("response"), event.get("event_id"))
+        yield from self._start_response(None, event.get("response"), event.get("event_id"), event)
 
     def _response_cancel(self, event: dict[str, Any]) -> Iterator[Step]:
         response_id = event.get("response_id")
@@ -546,34 +659,30 @@ class RealtimeSession:
                     )
         return _Turn(None)
 
-    def _actions_for(self, turn: _Turn) -> tuple[Action, ...]:
-        """The matching rule's actions, completed by the default reply when they only
-        stall or transcribe."""
-        actions: tuple[Action, ...] | None = None
+    def _rule_for(self, turn: _Turn) -> tuple[Match | None, str]:
+        """The rule that answers `turn` (if any) and the default reply's text."""
         if turn.kind is Trigger.USER_TEXT:
-            actions = self.rules.match(Trigger.USER_TEXT, turn.text)
-            default = f"You said: {turn.text}"
-        elif turn.kind is Trigger.FUNCTION_OUTPUT:
-            actions = self.rules.match(Trigger.FUNCTION_OUTPUT, turn.function)
-            default = f"The function returned: {turn.text}"
-        elif turn.kind is Trigger.USER_SPEECH and turn.record is not None:
-            if turn.record.speech_actions is None:  # an audio item the client created
-                turn.record.speech_actions = self.rules.match(Trigger.USER_SPEECH)
-            actions = turn.record.speech_actions
-            default = f"I heard: {turn.text}"
-        else:
-            default = "Hello! How can I help you today?"
-        actions = actions or ()
-        if all(isinstance(a, PASSIVE_ACTIONS) for a in actions):
-            actions = (*actions, ReplyAudio(default))
-        return actions
+            return self._match(Trigger.USER_TEXT, turn.text), f"You said: {turn.text}"
+        if turn.kind is Trigger.FUNCTION_OUTPUT:
+            match = self._match(Trigger.FUNCTION_OUTPUT, turn.function)
+            return match, f"The function returned: {turn.text}"
+        if turn.kind is Trigger.USER_SPEECH and turn.record is not None:
+            record = turn.record
+            if not record.speech_asked:  # an audio item the client created
+                record.speech_rule = self._match(Trigger.USER_SPEECH)
+                record.speech_asked = True
+            return record.speech_rule, f"I heard: {turn.text}"
+        return None, "Hello! How can I help you today?"
 
     def _start_response(
         self,
-        actions: Sequence[Action] | None,
+        steps: Sequence[RuleStep] | None,
         params: dict[str, Any] | None,
         client_event_id: str | None,
+        event: dict[str, Any] | None = None,
     ) -> Iterator[Step]:
+        """Start a response: `steps` from an on_client_event rule, else the rule (or the
+        default) that answers the latest user turn."""
         params = params or {}
         in_conversation = params.get("conversation", "auto") != "none"
         if in_conversation and self.active is not None:
@@ -587,19 +696,49 @@ class RealtimeSession:
                 )
             )
             return
-        if actions is None:
-            given = params.get("input")
-            records = (
-                [ItemRecord(i) for i in given]
-                if isinstance(given, list)
-                else list(self.conversation)
-            )
-            actions = self._actions_for(self._turn(records))
-        if not any(isinstance(a, OUTPUT_ACTIONS) for a in actions):
-            yield from inline_steps(actions, client_event_id)  # only an error or a close
+        if steps is not None:
+            yield from self._respond(steps, params, client_event_id, in_conversation)
+            return
+        given = params.get("input")
+        records = (
+            [ItemRecord(i) for i in given] if isinstance(given, list) else list(self.conversation)
+        )
+        turn = self._turn(records)
+        match, default = self._rule_for(turn)
+
+        def answer(chosen: Sequence[RuleStep]) -> Iterator[Step]:
+            if all(isinstance(s, PASSIVE_STEPS) for s in chosen):
+                chosen = (*chosen, ReplyAudio(default))
+            return self._respond(chosen, params, client_event_id, in_conversation)
+
+        if match is None:
+            yield from answer(())
+            return
+        responder_turn = self._turn_for(match, event=event, text=turn.text, function=turn.function)
+        yield from self._resolved(match.steps, responder_turn, answer)
+
+    def _respond(
+        self,
+        steps: Sequence[RuleStep],
+        params: dict[str, Any],
+        client_event_id: str | None,
+        in_conversation: bool,
+    ) -> Iterator[Step]:
+        if not any(isinstance(s, OUTPUT_STEPS) for s in steps):
+            yield from inline_steps(steps, client_event_id)  # only an error or a close
             return
         output = self.session["audio"]["output"]
-        modalities = list(params.get("output_modalities") or self.session["output_modalities"])
+        asked = next(
+            (
+                s.output_modalities
+                for s in steps
+                if isinstance(s, ReplyText) and s.output_modalities
+            ),
+            None,
+        )
+        modalities = list(
+            asked or params.get("output_modalities") or self.session["output_modalities"]
+        )
         voice = ((params.get("audio") or {}).get("output") or {}).get("voice") or output["voice"]
         if isinstance(voice, dict):  # a custom voice {id}: responses name it by id
             voice = voice.get("id", "alloy")
@@ -607,6 +746,7 @@ class RealtimeSession:
             self.conversation,
             in_conversation=in_conversation,
             audio="audio" in modalities,
+            voice=self.voice,
             response={
                 "object": "realtime.response",
                 "status_details": None,
@@ -624,7 +764,7 @@ class RealtimeSession:
         self.running[run.id] = run
         if in_conversation:
             self.active = run
-        yield run.start(actions)
+        yield run.start(steps)
         yield StartResponse(run)
 
     def _response_ended(self, run: ResponseRun) -> None:

@@ -1,0 +1,28 @@
+"""What the harness's command-line programs share: run until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Coroutine
+from typing import Any
+
+__all__ = ["run_until_stopped", "until_stopped"]
+
+
+async def until_stopped() -> None:
+    """Return at the first SIGINT or SIGTERM (Ctrl-C, `kill`, a supervisor)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # not on Windows
+            loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+
+def run_until_stopped(serve: Coroutine[Any, Any, None]) -> int:
+    """Run a program's `serve()` coroutine; exit status 0 when it was asked to stop."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve)
+    return 0

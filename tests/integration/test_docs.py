@@ -1,0 +1,89 @@
+"""The documentation runs: every Python how-to example is executed here (the JavaScript
+one with the JavaScript suite, test_mock_from_javascript.py; the README's browser
+example with the browser tests), and no page points at a file not in the repository."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from harness.pytest_plugin import MOCK_API_KEY
+from tests.docs_examples import DOCS, PROJECT_INI, ROOT, example_files, pages
+from tests.processes import clean_env, free_port, running
+
+HOW_TO = DOCS / "how-to"
+
+
+def test_every_python_example_passes_even_against_an_external_proxy(
+    pytester: pytest.Pytester,
+) -> None:
+    """All the Python examples, in one run against a proxy started as a user would (the
+    own-proxy how-to's setup: its claim is that the tests do not change)."""
+    pytester.makeini(PROJECT_INI)
+    readme = example_files(ROOT / "README.md")
+    files = {
+        **example_files(HOW_TO / "script-a-function-call.md"),
+        **example_files(HOW_TO / "kill-the-upstream-mid-answer.md"),
+        "test_weather.py": readme["test_weather.py"],
+        **example_files(HOW_TO / "test-your-own-proxy.md"),
+        **example_files(HOW_TO / "replay-a-cassette.md"),  # the recorder, then the replay
+    }
+    for name, code in files.items():
+        (pytester.path / name).write_text(code)
+    mock_port = free_port()
+    env = clean_env(
+        OPENAI_API_KEY=MOCK_API_KEY,
+        OPENAI_REALTIME_URL=f"ws://127.0.0.1:{mock_port}/v1/realtime",
+    )
+    with running(["-m", "proxy", "--port", "0"], env, r"listening on ws://") as (_, lines):
+        your_proxy = re.search(r"ws://\S+", lines[-1])
+        assert your_proxy is not None, lines
+        result = pytester.runpytest_subprocess(
+            "-p",
+            "no:cacheprovider",
+            "-v",
+            "--mock-port",
+            str(mock_port),
+            "--proxy-url",
+            your_proxy.group(0),
+            *files,  # named, so record_weather.py runs (CI would not collect it)
+        )
+    result.assert_outcomes(passed=9)
+    result.stdout.re_match_lines(
+        [r"record_weather.py::\S+ PASSED", r"test_weather_replay.py::\S+ PASSED"]
+    )
+    assert "sunny" in (pytester.path / "cassettes" / "weather.jsonl").read_text()
+
+
+# ------------------------------------------------------------------ links
+
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+_REPO_PATH = re.compile(r"`((?:harness|proxy|tests|docs|scripts|benchmarks)/[\w./-]*[\w/])`")
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_page_points_only_at_files_in_the_repository(page: Path) -> None:
+    text = page.read_text()
+    missing = []
+    for target in _LINK.findall(text):
+        if re.match(r"[a-z]+:", target):
+            continue  # a web address
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path).resolve() if path else page
+        if not file.exists() or (anchor and file.suffix == ".md" and anchor not in _anchors(file)):
+            missing.append(target)
+    for path in _REPO_PATH.findall(text):
+        if not (ROOT / path).exists():
+            missing.append(path)
+    assert not missing, f"{page.relative_to(ROOT)} points at what is not there: {missing}"
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's anchors for the headings of a page."""
+    anchors = set()
+    for heading in re.findall(r"^#+ (.+)$", page.read_text(), re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.replace("`", "").lower()).replace(" ", "-")
+        anchors.add(slug)
+    return anchors

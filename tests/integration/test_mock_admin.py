@@ -1,0 +1,144 @@
+"""The mock's HTTP admin API on its WebSocket port, endpoint by endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+
+from harness.mock_openai import MockRealtime
+from tests.realtime_client import API_KEY, AUTH, running_mock, session
+
+
+@pytest.fixture
+async def mock() -> AsyncIterator[MockRealtime]:
+    async with running_mock(admin=True) as mock:
+        yield mock
+
+
+async def call(
+    mock: MockRealtime, method: str, path: str, body: Any = None, *, raw: bytes | None = None
+) -> tuple[int, dict[str, str], Any]:
+    """One HTTP/1.1 request on a fresh connection; (status, headers, JSON body)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", mock.port)
+    content = raw if raw is not None else (b"" if body is None else orjson.dumps(body))
+    writer.write(
+        f"{method} /__admin/{path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(content)}\r\n"
+        "Content-Type: application/json\r\n\r\n".encode()
+        + content
+    )
+    response = await reader.read()
+    writer.close()
+    head, _, payload = response.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    return int(status_line.split()[1]), headers, orjson.loads(payload) if payload else None
+
+
+async def test_rules_journal_verdict_and_reset(mock: MockRealtime) -> None:
+    status, headers, added = await call(
+        mock, "POST", "rules", {"on": "user_text", "do": [{"reply_with_text": "Hi."}], "once": True}
+    )
+    assert status == 201 and headers["Access-Control-Allow-Origin"] == "*"
+    assert added["rules"][0]["description"] == "on_user_text().reply_with_text('Hi.').once()"
+    _, _, verdict = await call(mock, "GET", "check")
+    assert verdict["ok"] is False and "fired never" in verdict["problems"][0]
+    async with session(mock) as client:
+        await client.say_text("hello")
+        await client.recv_until("response.done")
+        _, _, waited = await call(mock, "POST", "wait", {"type": "response.create", "timeout": 2})
+        assert waited == {"event": {"type": "response.create"}}
+    _, _, rules = await call(mock, "GET", "rules")
+    assert rules["rules"][0] | {"site": "-"} == {
+        "description": "on_user_text().reply_with_text('Hi.').once()",
+        "site": "-",
+        "expected": "exactly once",
+        "hits": 1,
+        "met": True,
+    }
+    assert (await call(mock, "GET", "check"))[2] == {"ok": True, "problems": []}
+    _, _, received = await call(mock, "GET", "received?type=conversation.item.create")
+    assert received["events"][0]["item"]["content"][0]["text"] == "hello"
+    _, _, sent = await call(mock, "GET", "sent?type=response.done")
+    assert sent["events"][0]["response"]["status"] == "completed"
+    _, _, connections = await call(mock, "GET", "connections")
+    assert connections["connections"][0]["path"].startswith("/v1/realtime")
+    assert (await call(mock, "POST", "reset"))[0] == 200
+    assert mock.rules == [] and mock.received() == []
+
+
+async def test_settings_push_and_close(mock: MockRealtime) -> None:
+    status, _, settings = await call(mock, "POST", "settings", {"strict": True})
+    assert status == 200 and settings["strict"] is True and mock.strict
+    async with session(mock) as client:
+        assert (
+            await call(mock, "POST", "push", {"type": "rate_limits.updated", "rate_limits": []})
+        )[0] == 200
+        assert (await client.recv())["type"] == "rate_limits.updated"
+        status, _, refused = await call(
+            mock, "POST", "push", {"type": "rate_limits.updated", "rate_limits": 5}
+        )
+        assert status == 400 and "rate_limits" in refused["error"]
+        await call(mock, "POST", "close_connections", {"code": 4001, "reason": "bye"})
+        await client.ws.wait_closed()
+        assert client.ws.close_code == 4001
+
+
+async def test_a_cassette_can_be_loaded_over_http(mock: MockRealtime, tmp_path: Path) -> None:
+    cassette = tmp_path / "tiny.jsonl"
+    created = {"type": "session.created", "event_id": "event_1", "session": {"type": "realtime"}}
+    cassette.write_text(
+        '{"cassette": 1, "upstream": "ws://x", "audio": "full"}\n'
+        '{"connection": 0, "t": 0, "open": "/v1/realtime"}\n'
+        + orjson.dumps({"connection": 0, "t": 0.01, "from": "server", "event": created}).decode()
+        + "\n"
+    )
+    assert (await call(mock, "POST", "replay", {"cassette": str(cassette), "speed": 0}))[0] == 200
+    async with connect(mock.url, additional_headers=AUTH) as ws:
+        assert orjson.loads(await ws.recv()) == created
+    status, _, refused = await call(
+        mock, "POST", "replay", {"cassette": str(tmp_path / "no.jsonl")}
+    )
+    assert status == 400 and "cannot read the cassette" in refused["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "raw", "status", "complaint"),
+    [
+        ("GET", "nowhere", None, 404, "no admin endpoint 'nowhere'"),
+        ("DELETE", "rules", None, 405, "DELETE not allowed"),
+        ("POST", "rules", b"{not json", 400, "the body is not JSON"),
+        ("POST", "rules", b'{"on": "user_text", "do": [{"dance": 1}]}', 400, "unknown step"),
+        ("POST", "settings", b'{"voice": "robot"}', 400, "no voice 'robot'"),
+        ("OPTIONS", "rules", None, 204, None),
+    ],
+)
+async def test_bad_requests_get_a_reason(
+    mock: MockRealtime,
+    method: str,
+    path: str,
+    raw: bytes | None,
+    status: int,
+    complaint: str | None,
+) -> None:
+    got, headers, body = await call(mock, method, path, raw=raw)
+    assert got == status
+    if complaint is None:
+        assert "POST" in headers["Access-Control-Allow-Methods"]
+    else:
+        assert complaint in body["error"]
+
+
+async def test_without_admin_the_path_is_a_refused_handshake() -> None:
+    plain = MockRealtime(api_key=API_KEY)
+    await plain.start()
+    try:
+        status, _, body = await call(plain, "GET", "check")
+        assert status == 404 and "Invalid URL" in body["error"]["message"]
+    finally:
+        await plain.stop()

@@ -7,34 +7,34 @@ functions a test calls itself::
 
     from harness import ComponentClient, MockRealtime, Turn, reply
 
-`VoiceAgentApp` and `FakeMicrophone` need the ``e2e`` extra (Playwright) and are
-imported on first use.
+Each is imported on first use, so `import harness` works with the runtime install
+alone; `VoiceAgentApp` and `FakeMicrophone` need the ``e2e`` extra (Playwright).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from .audio_profile import AudioProfile, profile_pcm16
-from .background import BackgroundLoop
-from .cassette import Cassette
-from .client import ComponentClient, default_settings
-from .endpoint import ProxyEndpoint
-from .mock_openai import (
-    Expectation,
-    MockConnection,
-    MockRealtime,
-    Rule,
-    Turn,
-    reply,
-    silence_pcm16,
-    tone_pcm16,
-)
-from .recorder import Recording, RecordingRelay
-from .speech import speech_available, speech_pcm16
-
 if TYPE_CHECKING:
+    from .audio_profile import AudioProfile, profile_pcm16
+    from .background import BackgroundLoop
     from .browser import FakeMicrophone, VoiceAgentApp
+    from .cassette import Cassette
+    from .client import ComponentClient, default_settings
+    from .endpoint import ProxyEndpoint
+    from .mock_openai import (
+        Expectation,
+        MockConnection,
+        MockRealtime,
+        Rule,
+        Turn,
+        reply,
+        silence_pcm16,
+        tone_pcm16,
+    )
+    from .recorder import Recording, RecordingRelay
+    from .speech import speech_available, speech_pcm16
 
 __all__ = [
     "AudioProfile",
@@ -60,13 +60,36 @@ __all__ = [
     "tone_pcm16",
 ]
 
-_BROWSER = ("FakeMicrophone", "VoiceAgentApp")
+# Where each name lives. Imported on first use: the package itself must import with the
+# runtime install only (the proxy serves `harness.test_app` and loads the pytest entry
+# point), while these need the [harness] extra (pydantic, the SDKs) or [e2e] (Playwright).
+_HOMES = {
+    "AudioProfile": "audio_profile",
+    "profile_pcm16": "audio_profile",
+    "BackgroundLoop": "background",
+    "FakeMicrophone": "browser",
+    "VoiceAgentApp": "browser",
+    "Cassette": "cassette",
+    "ComponentClient": "client",
+    "default_settings": "client",
+    "ProxyEndpoint": "endpoint",
+    "Expectation": "mock_openai",
+    "MockConnection": "mock_openai",
+    "MockRealtime": "mock_openai",
+    "Rule": "mock_openai",
+    "Turn": "mock_openai",
+    "reply": "mock_openai",
+    "silence_pcm16": "mock_openai",
+    "tone_pcm16": "mock_openai",
+    "Recording": "recorder",
+    "RecordingRelay": "recorder",
+    "speech_available": "speech",
+    "speech_pcm16": "speech",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """The browser types, imported only when asked for (Playwright is optional)."""
-    if name in _BROWSER:
-        from . import browser
-
-        return getattr(browser, name)
-    raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

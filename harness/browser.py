@@ -227,6 +227,14 @@ class VoiceAgentApp:
         expect(reply).to_be_visible(timeout=timeout * 1000)
         return reply.locator(".content").inner_text()
 
+    def inject_agent_message(self, text: str, behavior: str | None = None) -> None:
+        """Have the agent say `text` (InjectAgentMessage), as the component's
+        `injectAgentMessage` does; `behavior`: "default", "queue" or "interrupt"."""
+        self.page.evaluate(
+            "([text, behavior]) => window.voiceAgentApp.agent.injectAgentMessage(text, behavior)",
+            [text, behavior],
+        )
+
     def speak(self, pcm16: bytes, rate: int = FakeMicrophone.RATE) -> None:
         """Say `pcm16` (mono) into the microphone and return once it has been said.
 

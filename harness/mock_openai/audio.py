@@ -9,11 +9,17 @@ may send audio much faster than real time and still get exact, repeatable timest
 from __future__ import annotations
 
 import base64
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final, Literal, Protocol
 
 import numpy as np
+import soxr
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)  # G.711 (audioop-lts from 3.13)
+    import audioop
 
 from harness.speech import speech_pcm16
 
@@ -123,6 +129,37 @@ def _speech_chunks(text: str, chunk_ms: int) -> tuple[str, ...]:
     return tuple(
         base64.b64encode(pcm[start : start + size]).decode() for start in range(0, len(pcm), size)
     )
+
+
+#: The G.711 formats of the GA API: 8 kHz, one byte a sample.
+G711_FORMATS: Final = {"audio/pcmu": "ulaw", "audio/pcma": "alaw"}
+
+
+def heard_pcm16(audio: bytes, format_type: str) -> bytes:
+    """Input audio as the detector listens to it: PCM16 at 24 kHz. G.711 is decoded and
+    each sample repeated three times (energy and timing are what matter here)."""
+    law = G711_FORMATS.get(format_type)
+    if law is None:
+        return audio
+    linear = audioop.ulaw2lin(audio, 2) if law == "ulaw" else audioop.alaw2lin(audio, 2)
+    return np.repeat(np.frombuffer(linear, dtype="<i2"), 3).tobytes()
+
+
+def spoken_in(chunks: tuple[str, ...], format_type: str) -> tuple[str, ...]:
+    """Base64 PCM16 24 kHz deltas in the session's output format (G.711 at 8 kHz)."""
+    law = G711_FORMATS.get(format_type)
+    return chunks if law is None else _g711_chunks(chunks, law)
+
+
+@lru_cache(maxsize=64)
+def _g711_chunks(chunks: tuple[str, ...], law: str) -> tuple[str, ...]:
+    converted = []
+    for chunk in chunks:
+        samples = np.frombuffer(base64.b64decode(chunk), dtype="<i2")
+        narrow = soxr.resample(samples, SAMPLE_RATE, 8000).astype("<i2").tobytes()
+        encoded = audioop.lin2ulaw(narrow, 2) if law == "ulaw" else audioop.lin2alaw(narrow, 2)
+        converted.append(base64.b64encode(encoded).decode())
+    return tuple(converted)
 
 
 def base64_length(data: str) -> int:

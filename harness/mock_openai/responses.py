@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from .audio import BYTES_PER_MS, Voice, base64_length
+from .audio import BYTES_PER_MS, Voice, base64_length, spoken_in
 from .conversation import Conversation, ItemRecord
 from .steps import (
     CallFunction,
@@ -65,6 +65,8 @@ class ResponseRun:
         self.in_conversation = in_conversation
         self.audio = audio  # the form of replies: audio + transcript, or text
         self.voice = voice
+        # audio/pcm (24 kHz PCM16), or G.711 (audio/pcmu, audio/pcma) at 8 kHz.
+        self.audio_format: str = response["audio"]["output"]["format"]["type"]
         self.response = {**response, "id": self.id, "status": "in_progress", "output": []}
         self.records: list[ItemRecord] = []
         self.cancelled = False
@@ -225,7 +227,7 @@ class ResponseRun:
                 chunks, chunk_ms, interval_ms = step.chunks, step.chunk_ms, step.chunk_interval_ms
             else:
                 chunks, chunk_ms, interval_ms = DEFAULT_CHUNKS, DEFAULT_CHUNK_MS, 0
-            audio = self.voice.audio(text, chunks, chunk_ms)
+            audio = spoken_in(self.voice.audio(text, chunks, chunk_ms), self.audio_format)
             chunks = len(audio)  # the speech voice takes as many as the words need
             # The transcript runs a little ahead of the audio, as on the real service:
             # chunk i is preceded by words [ceil(i*n/chunks), ceil((i+1)*n/chunks)).

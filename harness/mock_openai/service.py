@@ -32,6 +32,7 @@ from .audio import (
     Voice,
     VoiceActivityDetector,
     base64_length,
+    heard_pcm16,
 )
 from .conversation import Conversation, ItemRecord
 from .responders import Turn
@@ -474,12 +475,13 @@ class RealtimeSession:
     # -- input audio -------------------------------------------------------------------------
     def _buffer_append(self, event: dict[str, Any]) -> Iterator[Step]:
         try:
-            pcm = base64.b64decode(event["audio"], validate=True)
+            audio = base64.b64decode(event["audio"], validate=True)
         except (binascii.Error, ValueError):
             yield self._error(
                 event, "invalid_value", "Invalid 'audio'. Expected base64-encoded audio.", "audio"
             )
             return
+        pcm = heard_pcm16(audio, self.session["audio"]["input"]["format"]["type"])
         detection: dict[str, Any] | None = self.session["audio"]["input"].get("turn_detection")
         if detection is None:
             self._vad.feed(pcm, level=None, silence_ms=0)
@@ -700,9 +702,14 @@ class RealtimeSession:
             yield from self._respond(steps, params, client_event_id, in_conversation)
             return
         given = params.get("input")
-        records = (
-            [ItemRecord(i) for i in given] if isinstance(given, list) else list(self.conversation)
-        )
+        if not in_conversation and isinstance(given, list):
+            # Out of band with its own input (how a client makes the model say a text):
+            # the model does as asked, so the mock says the input's text. User-text rules
+            # are for conversation turns; script these with on_client_event.
+            said = self._turn([ItemRecord(i) for i in given]).text
+            yield from self._respond((ReplyAudio(said),), params, client_event_id, False)
+            return
+        records = list(self.conversation)
         turn = self._turn(records)
         match, default = self._rule_for(turn)
 

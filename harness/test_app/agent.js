@@ -98,6 +98,12 @@ export class VoiceAgent extends EventTarget {
     if (this.settingsApplied) this.socket.send(frame);
   }
 
+  /** Have the agent say `message` (Deepgram's InjectAgentMessage); `behavior` is
+   * "default", "queue" or "interrupt". */
+  injectAgentMessage(message, behavior) {
+    this.#send({ type: "InjectAgentMessage", message, ...(behavior ? { behavior } : {}) });
+  }
+
   sendFunctionResult(id, name, content) {
     this.#send({ type: "FunctionCallResponse", id, name, content });
   }

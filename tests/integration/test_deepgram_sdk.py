@@ -455,3 +455,64 @@ async def test_an_unsupported_format_is_refused_and_the_session_goes_on(
         error = await agent.wait_for("Error")
         assert error.code == "unsupported_audio_format" and "mulaw" in error.description
         await started(agent)
+
+
+def _g711(pcm: bytes, law: str) -> bytes:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop
+    return audioop.lin2ulaw(pcm, 2) if law == "mulaw" else audioop.lin2alaw(pcm, 2)
+
+
+@pytest.mark.parametrize("law", ["mulaw", "alaw"])
+async def test_telephony_g711_passes_straight_through_both_ways(
+    mock_openai: MockRealtime, endpoint: ProxyEndpoint, law: str
+) -> None:
+    async with sdk_agent(endpoint.url, TOKEN) as agent:
+        fields = settings().model_dump(exclude_none=True)
+        fields["audio"] = {
+            "input": {"encoding": law, "sample_rate": 8000},
+            "output": {"encoding": law, "sample_rate": 8000},
+        }
+        await agent.socket.send_settings(AgentV1Settings.model_validate(fields))
+        await agent.wait_for("SettingsApplied")
+        update = (await mock_openai.wait_for("session.update"))["session"]
+        upstream_type = "audio/pcmu" if law == "mulaw" else "audio/pcma"
+        assert update["audio"]["input"]["format"] == {"type": upstream_type}
+        assert update["audio"]["output"]["format"] == {"type": upstream_type}
+        spoken = _g711(tone_pcm16(400, rate=8000), law) + _g711(silence_pcm16(800, rate=8000), law)
+        for start in range(0, len(spoken), 160):  # 20 ms telephony frames
+            await agent.socket.send_media(spoken[start : start + 160])
+        reply = await agent.wait_for("ConversationText", where=lambda m: m.role == "assistant")
+        assert reply.content.startswith("I heard")
+        await agent.wait_for("AgentAudioDone")
+        assert abs(len(agent.audio) - 300 * 8) <= 16  # 300 ms, one byte a sample at 8 kHz
+    import base64
+
+    appended = b"".join(
+        base64.b64decode(e["audio"]) for e in mock_openai.received("input_audio_buffer.append")
+    )
+    assert appended == spoken  # not a byte transcoded on the way up
+
+
+async def test_mulaw_in_and_linear16_out_are_converted(
+    mock_openai: MockRealtime, endpoint: ProxyEndpoint
+) -> None:
+    async with sdk_agent(endpoint.url, TOKEN) as agent:
+        fields = settings().model_dump(exclude_none=True)
+        fields["audio"] = {
+            "input": {"encoding": "mulaw", "sample_rate": 8000},
+            "output": {"encoding": "linear16", "sample_rate": 16000},
+        }
+        await agent.socket.send_settings(AgentV1Settings.model_validate(fields))
+        await agent.wait_for("SettingsApplied")
+        update = (await mock_openai.wait_for("session.update"))["session"]
+        assert update["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+        await agent.socket.send_media(_g711(tone_pcm16(400, rate=8000), "mulaw"))
+        await agent.socket.send_media(_g711(silence_pcm16(800, rate=8000), "mulaw"))
+        reply = await agent.wait_for("ConversationText", where=lambda m: m.role == "assistant")
+        assert reply.content.startswith("I heard")
+        await agent.wait_for("AgentAudioDone")
+        assert abs(len(agent.audio) - 300 * 32) <= 32  # linear16 at 16 kHz

@@ -874,3 +874,74 @@ def test_the_cli_serves_until_sigterm() -> None:
         finally:
             if process.poll() is None:
                 process.kill()
+
+
+# --- what the proxy's v1 mappings need from the model ----------------------------------
+
+
+async def test_an_out_of_band_response_says_its_input_and_leaves_rules_alone(
+    mock: MockRealtime,
+) -> None:
+    rule = mock.on_user_text().reply_with_text("a rule's answer").optional()
+    async with session(mock) as client:
+        await client.send(
+            {
+                "type": "response.create",
+                "response": {
+                    "conversation": "none",
+                    "input": [
+                        {
+                            "type": "message",
+                            "role": "user",
+                            "content": [{"type": "input_text", "text": "Read me aloud."}],
+                        }
+                    ],
+                    "metadata": {"purpose": "speak"},
+                },
+            }
+        )
+        events = await client.recv_until("response.done")
+    done = events[-1]["response"]
+    assert done["conversation_id"] is None and done["metadata"] == {"purpose": "speak"}
+    transcript = next(e for e in events if e["type"] == "response.output_audio_transcript.done")
+    assert transcript["transcript"] == "Read me aloud."
+    assert not [e for e in events if e["type"].startswith("conversation.item")]  # out of band
+    assert rule.hits == 0
+
+
+@pytest.mark.parametrize(("format_type", "law"), [("audio/pcmu", "ulaw"), ("audio/pcma", "alaw")])
+async def test_g711_sessions_hear_and_speak_g711(
+    mock: MockRealtime, format_type: str, law: str
+) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop
+
+    encode = audioop.lin2ulaw if law == "ulaw" else audioop.lin2alaw
+    async with session(mock) as client:
+        g711 = {"type": format_type}
+        await client.send(
+            {
+                "type": "session.update",
+                "session": {
+                    "type": "realtime",
+                    "audio": {"input": {"format": g711}, "output": {"format": g711}},
+                },
+            }
+        )
+        await client.recv_until("session.updated")
+        spoken = encode(tone_pcm16(400, rate=8000), 2) + encode(silence_pcm16(800, rate=8000), 2)
+        for start in range(0, len(spoken), 800):  # 100 ms at 8 kHz, one byte a sample
+            chunk = base64.b64encode(spoken[start : start + 800]).decode()
+            await client.send({"type": "input_audio_buffer.append", "audio": chunk})
+        events = await client.recv_until("response.done", timeout=5)
+    started = next(e for e in events if e["type"] == "input_audio_buffer.speech_started")
+    stopped = next(e for e in events if e["type"] == "input_audio_buffer.speech_stopped")
+    assert started["audio_start_ms"] == 0 and 390 <= stopped["audio_end_ms"] <= 410
+    audio = b"".join(
+        base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"
+    )
+    assert abs(len(audio) - 300 * 8) <= 8  # 300 ms at 8 kHz, one byte a sample
+    assert events[-1]["response"]["audio"]["output"]["format"] == g711

@@ -24,6 +24,14 @@ from websockets.exceptions import (
 )
 from websockets.protocol import State
 
+from .actions import (
+    Action,
+    CallFunction,
+    CloseClient,
+    CloseUpstream,
+    SendToClient,
+    SendUpstream,
+)
 from .config import ProxyConfig
 from .errors import ErrorCode
 from .function_calls import call_function_endpoint
@@ -31,15 +39,7 @@ from .logs import SessionLog
 from .metrics import ProxyMetrics
 from .outbox import CLOSE_GRACE, WRITE_LIMIT, Outbox
 from .redaction import redact, redacting_logger
-from .session import (
-    Action,
-    CallFunction,
-    CloseClient,
-    CloseUpstream,
-    ProxySession,
-    SendToClient,
-    SendUpstream,
-)
+from .session import ProxySession
 
 __all__ = ["Bridge"]
 

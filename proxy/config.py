@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from .session import SessionOptions
+from .session_options import SessionOptions
 
 __all__ = ["DEEPGRAM_PATH", "DEFAULT_UPSTREAM_URL", "ProxyConfig"]
 

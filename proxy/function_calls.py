@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urlsplit
 import anyio
 import orjson
 
-from .session import CallFunction
+from .actions import CallFunction
 
 __all__ = ["MAX_RESPONSE_BYTES", "call_function_endpoint"]
 

@@ -30,12 +30,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 
 from . import translate
+from .actions import Action, CallFunction, CloseClient, CloseUpstream, SendToClient, SendUpstream
 from .audio_formats import ClientAudio, UnsupportedAudioFormat, negotiate
 from .audio_path import AgentAudio, MicrophoneInput, RecentIds
 from .client_messages import (
@@ -58,13 +59,13 @@ from .client_messages import (
     parse_client_message,
 )
 from .errors import ErrorCode, WarningCode
+from .latency import TurnLatency
 from .limits import TokenBucket
 from .logs import SessionLog
 from .redaction import Redactor
 from .response_gate import TURN, GateState, Request, ResponseGate, Speech
 from .server_messages import (
     AgentAudioDone,
-    AgentStartedSpeaking,
     AgentThinking,
     ConversationText,
     Error,
@@ -74,7 +75,6 @@ from .server_messages import (
     FunctionRef,
     History,
     InjectionRefused,
-    LatencyReport,
     ListenUpdated,
     PromptUpdated,
     ServerMessage,
@@ -90,6 +90,7 @@ from .server_messages import (
     encode,
 )
 from .server_messages import FunctionCallResponse as FunctionCallResult_ToClient
+from .session_options import SessionObserver, SessionOptions, Unobserved
 from .upstream_events import (
     UPSTREAM_EVENTS,
     AudioDelta,
@@ -110,108 +111,12 @@ from .upstream_events import (
 )
 from .validation import decode
 
-__all__ = [
-    "Action",
-    "CallFunction",
-    "CloseClient",
-    "CloseUpstream",
-    "Phase",
-    "ProxySession",
-    "SendToClient",
-    "SendUpstream",
-    "SessionObserver",
-    "SessionOptions",
-]
+__all__ = ["Phase", "ProxySession"]
 
 _ACTIVE_RESPONSE = "conversation_already_has_active_response"
 _ALLOWED_TYPES = ", ".join(sorted(CLIENT_MESSAGE_TYPES))
 _TURN_MESSAGES = (InjectUserMessage, InjectAgentMessage, FunctionCallResponse)
 _MAX_TRANSCRIPT_CHARS = 64 * 1024
-
-
-# ---------------------------------------------------------------- actions
-
-
-@dataclass(frozen=True, slots=True)
-class SendToClient:
-    payload: bytes
-    text: bool  # text frame (JSON) or binary frame (agent audio)
-
-
-@dataclass(frozen=True, slots=True)
-class SendUpstream:
-    payload: bytes  # always a JSON text frame
-
-
-@dataclass(frozen=True, slots=True)
-class CloseClient:
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class CloseUpstream:
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class CallFunction:
-    """Call a server-side function's endpoint; answer with `function_result`."""
-
-    call_id: str
-    name: str
-    arguments: str
-    url: str
-    method: str
-    headers: dict[str, str]
-
-
-Action = SendToClient | SendUpstream | CloseClient | CloseUpstream | CallFunction
-
-
-@dataclass(frozen=True, slots=True)
-class SessionOptions:
-    api_key: str | None = None  # only to scrub it from texts
-    max_frame_bytes: int = 1 << 20
-    # What waits before the session is ready, in bytes (PROTOCOL.md section 11).
-    max_buffered_bytes: int = 8 << 20
-    # Input audio goes upstream in batches: at this many ms buffered, or after
-    # `audio_flush_delay` seconds; `audio_pause` seconds without audio flush the filter.
-    audio_batch_ms: int = 100
-    audio_flush_delay: float = 0.05
-    audio_pause: float = 0.3
-    ready_timeout: float = 15.0  # session.created / session.updated
-    response_timeout: float = 30.0  # an active response that says nothing
-    client_idle_timeout: float = 60.0
-    turn_rate: float = 5.0
-    turn_burst: int = 20
-    log_content: bool = False
-    # Hosts whose function endpoints the proxy may call (server-side functions).
-    function_hosts: frozenset[str] = frozenset()
-
-
-class SessionObserver(Protocol):
-    """Where a session reports what operators measure (the server's metrics)."""
-
-    def settings_applied(self, seconds: float) -> None: ...
-    def turn_done(self, latency: float | None) -> None: ...
-    def upstream_error(self, code: str) -> None: ...
-    def audio(self, direction: str, seconds: float) -> None: ...
-
-
-class _Unobserved:
-    def settings_applied(self, seconds: float) -> None:
-        pass
-
-    def turn_done(self, latency: float | None) -> None:
-        pass
-
-    def upstream_error(self, code: str) -> None:
-        pass
-
-    def audio(self, direction: str, seconds: float) -> None:
-        pass
 
 
 class Phase(Enum):
@@ -252,15 +157,6 @@ class _PendingUpdate:
     settings: Settings | None = None  # a Settings (or its replacement agent) to adopt
 
 
-@dataclass(slots=True)
-class _Latency:
-    """Clock readings of the current agent turn."""
-
-    turn_ended: float | None = None
-    response_created: float | None = None
-    first_output: float | None = None
-
-
 # ---------------------------------------------------------------- the session
 
 
@@ -276,7 +172,7 @@ class ProxySession:
     ) -> None:
         self.options = options or SessionOptions()
         self._clock = clock
-        self.observer: SessionObserver = observer or _Unobserved()
+        self.observer: SessionObserver = observer or Unobserved()
         self.close_reason = ""  # why the session ended (a metrics label)
         self._draining = False
         self._out: list[Action] = []
@@ -299,7 +195,7 @@ class ProxySession:
         self.gate = ResponseGate()
         self._response_deadline: float | None = None
         self._speech_responses: dict[str, Speech] = {}  # response id -> exact text said
-        self._latency = _Latency()
+        self._latency = TurnLatency()
         self._user_speaking = False
         self._reported_items = RecentIds()
         self._reported_calls = RecentIds()
@@ -820,15 +716,17 @@ class ProxySession:
             self._speech_responses[response.id] = speech
         self.gate.created(response.id)
         self._response_deadline = self._clock() + self.options.response_timeout
-        self._latency.response_created = self._clock()
-        self._latency.first_output = None
+        self._latency.response_started(self._clock())
         self._to_client(AgentThinking(content=""))
 
     def _on_response_done(self, event: ResponseDone) -> None:
         response = event.response
         speech = self._speech_responses.pop(response.id, None)
         if self.gate.state is not GateState.IDLE and (self.gate.response_id in (None, response.id)):
-            self.observer.turn_done(self._report_latency())
+            report, total = self._latency.turn_done()
+            if report is not None:
+                self._to_client(report)
+            self.observer.turn_done(total)
             self.turns += 1
         self._response_deadline = None
         if speech is not None and response.status != "completed":
@@ -848,8 +746,9 @@ class ProxySession:
         frames = self.agent_audio.deliver(event.item_id, audio, now)
         if not frames:
             return
-        if self._latency.first_output is None:
-            self._first_output(now, spoken=True)
+        started = self._latency.output_started(now)
+        if started is not None:
+            self._to_client(started)
         for frame in frames:
             self._out.append(SendToClient(frame, text=False))
 
@@ -862,8 +761,7 @@ class ProxySession:
         self._report_assistant(event.response_id, event.item_id, event.transcript)
 
     def _on_text_done(self, event: TextDone) -> None:
-        if self._latency.first_output is None:
-            self._first_output(self._clock(), spoken=False)
+        self._latency.output_started(self._clock())  # text only: no AgentStartedSpeaking
         self._report_assistant(event.response_id, event.item_id, event.text)
 
     def _on_item_done(self, event: ItemDone) -> None:
@@ -997,38 +895,7 @@ class ProxySession:
         self._to_client(FunctionCallHistory(function_calls=[result]))
 
     def _turn_ended(self) -> None:
-        self._latency = _Latency(turn_ended=self._clock())
-
-    def _first_output(self, now: float, *, spoken: bool) -> None:
-        latency = self._latency
-        latency.first_output = now
-        turn_end = latency.turn_ended if latency.turn_ended is not None else now
-        created = latency.response_created if latency.response_created is not None else now
-        if spoken:
-            self._to_client(
-                AgentStartedSpeaking(
-                    total_latency=_seconds(now - turn_end),
-                    tts_latency=_seconds(now - created),
-                    ttt_latency=_seconds(created - turn_end),
-                )
-            )
-
-    def _report_latency(self) -> float | None:
-        """LatencyReport for the turn that just ended; returns its total latency."""
-        latency = self._latency
-        if latency.first_output is None or latency.turn_ended is None:
-            return None
-        created = latency.response_created or latency.first_output
-        total = latency.first_output - latency.turn_ended
-        self._to_client(
-            LatencyReport(
-                total_latency=_seconds(latency.first_output - latency.turn_ended),
-                ttt_token_latency=_seconds(created - latency.turn_ended),
-                tts_latency=_seconds(latency.first_output - created),
-            )
-        )
-        latency.turn_ended = None
-        return total
+        self._latency.user_turn_ended(self._clock())
 
     # ------------------------------------------------------------ output helpers
 
@@ -1097,10 +964,6 @@ def _loggable(upstream_id: str) -> str | None:
     """An upstream id fit for a log line: upstream is untrusted (no control characters)."""
     cleaned = re.sub(r"[^A-Za-z0-9_.:-]", "?", upstream_id[:64])
     return cleaned or None
-
-
-def _seconds(value: float) -> float:
-    return round(max(value, 0.0), 4)
 
 
 def _host_of(url: str) -> str:

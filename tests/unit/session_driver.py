@@ -9,16 +9,16 @@ import orjson
 
 from harness.component_schema import validate_component_message
 from harness.schema import validate_client_event
-from proxy.session import (
+from proxy.actions import (
     Action,
     CallFunction,
     CloseClient,
     CloseUpstream,
-    ProxySession,
     SendToClient,
     SendUpstream,
-    SessionOptions,
 )
+from proxy.session import ProxySession
+from proxy.session_options import SessionOptions
 from tests.unit import realtime_events as events
 
 

@@ -21,7 +21,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.session import SessionOptions
+from proxy.session_options import SessionOptions
 from tests.unit import realtime_events as events
 from tests.unit.session_driver import Driver, Outcome
 

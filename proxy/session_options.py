@@ -1,0 +1,54 @@
+"""How a session is configured, and where it reports what operators measure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["SessionObserver", "SessionOptions", "Unobserved"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    api_key: str | None = None  # only to scrub it from texts
+    max_frame_bytes: int = 1 << 20
+    # What waits before the session is ready, in bytes (PROTOCOL.md section 11).
+    max_buffered_bytes: int = 8 << 20
+    # Input audio goes upstream in batches: at this many ms buffered, or after
+    # `audio_flush_delay` seconds; `audio_pause` seconds without audio flush the filter.
+    audio_batch_ms: int = 100
+    audio_flush_delay: float = 0.05
+    audio_pause: float = 0.3
+    ready_timeout: float = 15.0  # session.created / session.updated
+    response_timeout: float = 30.0  # an active response that says nothing
+    client_idle_timeout: float = 60.0
+    turn_rate: float = 5.0
+    turn_burst: int = 20
+    log_content: bool = False
+    # Hosts whose function endpoints the proxy may call (server-side functions).
+    function_hosts: frozenset[str] = frozenset()
+
+
+class SessionObserver(Protocol):
+    """Where a session reports what operators measure (the server's metrics)."""
+
+    def settings_applied(self, seconds: float) -> None: ...
+    def turn_done(self, latency: float | None) -> None: ...
+    def upstream_error(self, code: str) -> None: ...
+    def audio(self, direction: str, seconds: float) -> None: ...
+
+
+class Unobserved:
+    """Reports nowhere (unit tests, tools)."""
+
+    def settings_applied(self, seconds: float) -> None:
+        pass
+
+    def turn_done(self, latency: float | None) -> None:
+        pass
+
+    def upstream_error(self, code: str) -> None:
+        pass
+
+    def audio(self, direction: str, seconds: float) -> None:
+        pass

@@ -136,6 +136,8 @@ async def run(turns: int, audio_mb: float, idle: int, voice: int, voice_seconds:
             # Every session comes from 127.0.0.1: lift the total and per-IP session limits.
             OPENAI_PROXY_MAX_SESSIONS=str(sessions),
             OPENAI_PROXY_MAX_SESSIONS_PER_IP=str(sessions),
+            OPENAI_PROXY_TURN_RATE="100000",
+            OPENAI_PROXY_TURN_BURST="100000",
         )
         with process(["-m", "proxy", "--port", "0"], proxy_env) as (proxy, url):
             await settle()

@@ -16,8 +16,7 @@ async def test_a_failed_wait_shows_each_error_in_full_and_how_the_connection_clo
 ) -> None:
     mock_openai.on_connect().close(1011, "overloaded")
     component_client = await connect_component()
-    await component_client.send_settings()
-    await component_client.wait_closed()
+    await component_client.wait_closed()  # the proxy reports why and closes, unasked
     with pytest.raises(AssertionError) as failure:
         await component_client.wait_for("SettingsApplied", timeout=0.1)
     message = str(failure.value)

@@ -51,6 +51,13 @@ def running(
         lines.extend(rest.splitlines())
 
 
+def listening_url(lines: list[str], scheme: str = "ws") -> str:
+    """The URL a started proxy (or mock) announced on its last line."""
+    found = re.search(scheme + r"://\S+", lines[-1])
+    assert found is not None, lines
+    return found.group(0)
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LOG_LEVEL"))}
     env.update(extra)

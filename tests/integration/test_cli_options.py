@@ -3,7 +3,6 @@ mistakes are one-line usage errors, never tracebacks; risky setups are warned ab
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.client import ComponentClient
-from tests.processes import clean_env, running
+from tests.processes import clean_env, listening_url, running
 
 OPTIONS_AND_ENV = {
     "--host": "OPENAI_PROXY_HOST",
@@ -84,9 +83,8 @@ async def test_log_level_in_any_case_and_a_token_file(tmp_path: Path) -> None:
         str(token_file),
     ]
     with running(args, clean_env(), r"listening on ws://") as (_, lines):
-        url = re.search(r"ws://\S+", lines[-1])
-        assert url is not None
-        async with await ComponentClient.connect(url.group(0), token="file-token-123") as client:
+        url = listening_url(lines)
+        async with await ComponentClient.connect(url, token="file-token-123") as client:
             await client.start()
 
 

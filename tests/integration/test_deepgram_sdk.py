@@ -50,6 +50,17 @@ def settings(**agent: Any) -> AgentV1Settings:
     return AgentV1Settings.model_validate(fields)
 
 
+def with_audio(
+    input_format: dict[str, Any], output_format: dict[str, Any] | None = None
+) -> AgentV1Settings:
+    """The default Settings with these client audio formats."""
+    fields = settings().model_dump(exclude_none=True)
+    fields["audio"] = {"input": input_format}
+    if output_format is not None:
+        fields["audio"]["output"] = output_format
+    return AgentV1Settings.model_validate(fields)
+
+
 async def started(agent: SdkAgent, **agent_fields: Any) -> None:
     await agent.socket.send_settings(settings(**agent_fields))
     await agent.wait_for("SettingsApplied")
@@ -429,12 +440,12 @@ async def test_linear16_at_every_rate_in_and_out(
     mock_openai: MockRealtime, endpoint: ProxyEndpoint, rate: int
 ) -> None:
     async with sdk_agent(endpoint.url, TOKEN) as agent:
-        fields = settings().model_dump(exclude_none=True)
-        fields["audio"] = {
-            "input": {"encoding": "linear16", "sample_rate": rate},
-            "output": {"encoding": "linear16", "sample_rate": rate},
-        }
-        await agent.socket.send_settings(AgentV1Settings.model_validate(fields))
+        await agent.socket.send_settings(
+            with_audio(
+                {"encoding": "linear16", "sample_rate": rate},
+                {"encoding": "linear16", "sample_rate": rate},
+            )
+        )
         await agent.wait_for("SettingsApplied")
         await agent.socket.send_media(tone_pcm16(400, rate=rate))
         await agent.socket.send_media(silence_pcm16(800, rate=rate))
@@ -449,9 +460,7 @@ async def test_an_unsupported_format_is_refused_and_the_session_goes_on(
     mock_openai: MockRealtime, endpoint: ProxyEndpoint
 ) -> None:
     async with sdk_agent(endpoint.url, TOKEN) as agent:
-        fields = settings().model_dump(exclude_none=True)
-        fields["audio"] = {"input": {"encoding": "opus", "sample_rate": 48000}}
-        await agent.socket.send_settings(AgentV1Settings.model_validate(fields))
+        await agent.socket.send_settings(with_audio({"encoding": "opus", "sample_rate": 48000}))
         error = await agent.wait_for("Error")
         assert error.code == "unsupported_audio_format" and "mulaw" in error.description
         await started(agent)
@@ -471,12 +480,11 @@ async def test_telephony_g711_passes_straight_through_both_ways(
     mock_openai: MockRealtime, endpoint: ProxyEndpoint, law: str
 ) -> None:
     async with sdk_agent(endpoint.url, TOKEN) as agent:
-        fields = settings().model_dump(exclude_none=True)
-        fields["audio"] = {
-            "input": {"encoding": law, "sample_rate": 8000},
-            "output": {"encoding": law, "sample_rate": 8000},
-        }
-        await agent.socket.send_settings(AgentV1Settings.model_validate(fields))
+        await agent.socket.send_settings(
+            with_audio(
+                {"encoding": law, "sample_rate": 8000}, {"encoding": law, "sample_rate": 8000}
+            )
+        )
         await agent.wait_for("SettingsApplied")
         update = (await mock_openai.wait_for("session.update"))["session"]
         upstream_type = "audio/pcmu" if law == "mulaw" else "audio/pcma"
@@ -501,12 +509,12 @@ async def test_mulaw_in_and_linear16_out_are_converted(
     mock_openai: MockRealtime, endpoint: ProxyEndpoint
 ) -> None:
     async with sdk_agent(endpoint.url, TOKEN) as agent:
-        fields = settings().model_dump(exclude_none=True)
-        fields["audio"] = {
-            "input": {"encoding": "mulaw", "sample_rate": 8000},
-            "output": {"encoding": "linear16", "sample_rate": 16000},
-        }
-        await agent.socket.send_settings(AgentV1Settings.model_validate(fields))
+        await agent.socket.send_settings(
+            with_audio(
+                {"encoding": "mulaw", "sample_rate": 8000},
+                {"encoding": "linear16", "sample_rate": 16000},
+            )
+        )
         await agent.wait_for("SettingsApplied")
         update = (await mock_openai.wait_for("session.update"))["session"]
         assert update["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}

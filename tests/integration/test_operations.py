@@ -23,7 +23,7 @@ from harness.client import ComponentClient
 from harness.mock_openai import MockRealtime, tone_pcm16
 from harness.pytest_plugin import ProxyEndpoint
 from tests.haproxy import make_certificate
-from tests.processes import clean_env, running
+from tests.processes import clean_env, listening_url, running
 
 ProxyFactory = Callable[..., ProxyEndpoint]
 
@@ -122,9 +122,8 @@ async def test_hostile_upstream_error_codes_cannot_grow_the_metrics(
 async def test_json_logs_parse_and_carry_the_session_ids() -> None:
     args = ["-m", "proxy", "--port", "0", "--log-format", "json", "--log-level", "debug"]
     with running(args, clean_env(), r"listening on ws://") as (process, lines):
-        url = re.search(r"ws://\S+", lines[-1])
-        assert url is not None
-        async with await ComponentClient.connect(url.group(0)) as client:
+        url = listening_url(lines)
+        async with await ComponentClient.connect(url) as client:
             welcome = await client.wait_for("Welcome")
             await client.start()
             await client.inject("my secret text")
@@ -182,9 +181,8 @@ async def test_sigterm_drains_and_exits_zero() -> None:
         process,
         lines,
     ):
-        url = re.search(r"ws://\S+", lines[-1])
-        assert url is not None
-        async with await ComponentClient.connect(url.group(0)) as client:
+        url = listening_url(lines)
+        async with await ComponentClient.connect(url) as client:
             await client.start()
             process.send_signal(signal.SIGTERM)
             assert await client.wait_closed() == 1001
@@ -198,9 +196,9 @@ async def test_sigterm_drains_and_exits_zero() -> None:
 async def test_two_workers_serve_one_port_and_one_sigterm_stops_both() -> None:
     args = ["-m", "proxy", "--port", "0", "--workers", "2", "--log-level", "warning"]
     with running(args, clean_env(), r"listening on ws://") as (process, lines):
-        url = re.search(r"ws://\S+", lines[-1])
-        assert url is not None and "2 workers" in lines[-1]
-        clients = [await ComponentClient.connect(url.group(0)) for _ in range(16)]
+        url = listening_url(lines)
+        assert "2 workers" in lines[-1]
+        clients = [await ComponentClient.connect(url) for _ in range(16)]
         try:
             welcomes = await asyncio.gather(*(c.wait_for("Welcome") for c in clients))
             # Each worker runs its own built-in mock, whose ids carry a per-process tag.
@@ -213,7 +211,7 @@ async def test_two_workers_serve_one_port_and_one_sigterm_stops_both() -> None:
             metrics = (
                 await asyncio.to_thread(
                     http_get,
-                    url.group(0).replace("ws://", "http://").replace("/openai", "/metrics"),
+                    url.replace("ws://", "http://").replace("/openai", "/metrics"),
                 )
             )[2]
             active = samples(metrics)[("voice_proxy_sessions_active", ())]
@@ -233,12 +231,11 @@ async def test_tls_serves_wss_directly(tmp_path: Path) -> None:
     pem, ca = make_certificate(tmp_path)
     args = ["-m", "proxy", "--port", "0", "--tls-cert", str(pem), "--tls-key", str(pem)]
     with running(args, clean_env(), r"listening on wss://") as (_, lines):
-        url = re.search(r"wss://\S+", lines[-1])
-        assert url is not None
+        url = listening_url(lines, "wss")
         trust = ssl.create_default_context(cafile=str(ca))
-        async with connect(url.group(0), ssl=trust) as ws:
+        async with connect(url, ssl=trust) as ws:
             assert '"Welcome"' in str(await ws.recv())
-        health = url.group(0).replace("wss://", "https://").replace("/openai", "/healthz")
+        health = url.replace("wss://", "https://").replace("/openai", "/healthz")
         assert (await asyncio.to_thread(http_get, health, trust))[0] == 200
 
 

@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 from playwright.sync_api import Locator, Page, WebSocket, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from .client import component_fault
 from .speech import speech_pcm16
 
 __all__ = ["AudioStats", "FakeMicrophone", "Frame", "VoiceAgentApp", "chromium_launch_args"]
@@ -136,6 +137,8 @@ class VoiceAgentApp:
         self.microphone = microphone
         self.page_errors: list[str] = []
         self.frames: list[Frame] = []  # every frame of every connection, in order
+        # Received frames a Voice Agent client would not understand (deepgram-sdk oracle).
+        self.protocol_faults: list[str] = []
         self.sockets: list[WebSocket] = []  # every connection the page opened, in order
         page.on("pageerror", lambda error: self.page_errors.append(str(error)))
         page.on("websocket", self._record_frames)
@@ -143,7 +146,14 @@ class VoiceAgentApp:
     def _record_frames(self, socket: WebSocket) -> None:
         self.sockets.append(socket)
         socket.on("framesent", lambda payload: self.frames.append(Frame("sent", payload)))
-        socket.on("framereceived", lambda payload: self.frames.append(Frame("received", payload)))
+        socket.on("framereceived", self._received)
+
+    def _received(self, payload: str | bytes) -> None:
+        self.frames.append(Frame("received", payload))
+        if isinstance(payload, str):  # JSON; binary frames are agent audio
+            fault = component_fault(_json_object(payload))
+            if fault is not None:
+                self.protocol_faults.append(fault)
 
     def wait_for_frames(
         self, type: str, count: int = 1, *, direction: str = "sent", timeout: float = 10.0
@@ -338,3 +348,11 @@ class VoiceAgentApp:
         """The app's event log, oldest first."""
         text = self.testid("event-log").locator("pre").inner_text()
         return list(reversed(text.splitlines()))
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"type": "<not json>"}
+    return value if isinstance(value, dict) else {"type": "<not an object>"}

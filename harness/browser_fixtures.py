@@ -87,3 +87,7 @@ def voice_app(
     context.close()  # closes the app's WebSocket before `proxy` checks for leftover sessions
     fake_microphone.load(b"")
     assert not app.page_errors, f"uncaught errors in the test-app: {app.page_errors}"
+    assert not app.protocol_faults, (
+        f"the proxy sent the page frames that are not valid Voice Agent messages: "
+        f"{app.protocol_faults}"
+    )

@@ -16,6 +16,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from .component_schema import ComponentSchemaError, validate_component_message
 from .describe import summarize_types
 
 __all__ = ["ComponentClient", "default_settings"]
@@ -53,6 +54,9 @@ class ComponentClient:
         self.audio_frames = 0
         self.close_code: int | None = None
         self.close_reason = ""
+        # Frames a Deepgram Voice Agent client would not understand (the deepgram-sdk
+        # models are the oracle); `check()` and the fixtures fail the test on them.
+        self.protocol_faults: list[str] = []
         self._changed = asyncio.Condition()
         self._closed = asyncio.Event()
         self._reader = asyncio.create_task(self._read(), name="component-client-reader")
@@ -192,6 +196,16 @@ class ComponentClient:
             self._reader.cancel()
             await self._reader
 
+    def check(self) -> None:
+        """Raise AssertionError listing every frame the proxy sent that a Deepgram Voice
+        Agent client would not understand."""
+        if self.protocol_faults:
+            listed = "\n".join(f"  - {fault}" for fault in self.protocol_faults)
+            raise AssertionError(
+                f"the proxy sent {len(self.protocol_faults)} frame(s) that are not valid "
+                f"Voice Agent messages:\n{listed}"
+            )
+
     async def __aenter__(self) -> ComponentClient:
         return self
 
@@ -206,7 +220,11 @@ class ComponentClient:
                         self.audio += frame
                         self.audio_frames += 1
                     else:
-                        self.messages.append(_decode(frame))
+                        message = _decode(frame)
+                        self.messages.append(message)
+                        fault = component_fault(message)
+                        if fault is not None:
+                            self.protocol_faults.append(fault)
                     self._changed.notify_all()
         except ConnectionClosed:
             pass
@@ -217,6 +235,15 @@ class ComponentClient:
             self._closed.set()
             async with self._changed:
                 self._changed.notify_all()
+
+
+def component_fault(message: dict[str, Any]) -> str | None:
+    """What is wrong with a received message, by the deepgram-sdk models; None if fine."""
+    try:
+        validate_component_message(message)
+    except ComponentSchemaError as exc:
+        return str(exc)
+    return None
 
 
 def _decode(frame: str) -> dict[str, Any]:

@@ -335,6 +335,8 @@ async def connect_component(
     yield open_client
     for client in clients:
         await client.close()
+    for client in clients:
+        client.check()  # every frame the proxy sent must be a valid Voice Agent message
 
 
 @pytest_asyncio.fixture

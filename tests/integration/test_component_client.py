@@ -35,3 +35,27 @@ async def test_wait_idle_waits_for_sessions_and_names_the_ones_left(
         await proxy.wait_idle(timeout=0.2)
     await client.close()
     await proxy.wait_idle()
+
+
+async def test_frames_a_voice_agent_client_would_not_understand_fail_the_check() -> None:
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from harness.client import ComponentClient
+
+    async def careless_proxy(connection: ServerConnection) -> None:
+        await connection.send('{"type": "Welcome", "request_id": 5}')
+        await connection.send('{"type": "SettingsApplied", "extra": true}')
+        await connection.send('{"type": "Transcript", "transcript": "hi", "is_final": true, '
+                              '"speech_final": true}')  # fmt: skip
+        await connection.wait_closed()
+
+    async with serve(careless_proxy, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with await ComponentClient.connect(f"ws://127.0.0.1:{port}") as client:
+            await client.wait_for("Transcript")
+    with pytest.raises(AssertionError) as failure:
+        client.check()
+    report = str(failure.value)
+    assert "2 frame(s)" in report  # Transcript is not v1, but the component needs it
+    assert "invalid Welcome" in report and "request_id" in report
+    assert "unknown field(s) extra" in report

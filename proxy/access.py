@@ -21,6 +21,7 @@ __all__ = [
     "is_loopback",
     "offered_token",
     "token_matches",
+    "trusted_host",
 ]
 
 #: Deepgram's browser convention: `Sec-WebSocket-Protocol: token, <key>` (or bearer).
@@ -81,7 +82,9 @@ class OriginPolicy:
 
     def allows(self, origin: str | None, *, same_origin_host: str | None = None) -> bool:
         """`same_origin_host`: the request's Host when pages served by this proxy may
-        connect back to it (the test-app)."""
+        connect back to it (the test-app). Only a Host that names this listener counts
+        (see `trusted_host`): a rebound DNS name must not make a foreign page "same
+        origin"."""
         if origin is None:
             return True
         origin = origin.strip().rstrip("/").lower()
@@ -93,6 +96,18 @@ class OriginPolicy:
         if same_origin_host is not None and parts.netloc == same_origin_host.lower():
             return True
         return self.loopback_default and is_loopback(parts.hostname)
+
+
+def trusted_host(host_header: str | None, listener: str) -> str | None:
+    """The request's Host if it names this proxy for certain (a loopback name, or the
+    address it listens on), else None. Protects the same-origin rule from DNS
+    rebinding, where a foreign page reaches 127.0.0.1 under its own name."""
+    if not host_header:
+        return None
+    hostname = urlsplit(f"//{host_header}").hostname or ""
+    if is_loopback(hostname) or (listener not in ("", "0.0.0.0", "::") and hostname == listener):
+        return host_header
+    return None
 
 
 def client_address(peer: str, forwarded_for: str | None, trusted: Sequence[Network]) -> str:

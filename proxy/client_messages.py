@@ -74,16 +74,16 @@ class AudioSettings(DataClassJsonMixin):
 
 @dataclass(kw_only=True, slots=True)
 class FunctionEndpoint(DataClassJsonMixin):
-    """Where a server-side function is called."""
+    """Where a server-side function is called (optional in v1: no url, no call)."""
 
-    url: str
+    url: str | None = None
     method: str | None = None
     headers: dict[str, str] | None = None
 
 
 @dataclass(kw_only=True, slots=True)
 class FunctionDefinition(DataClassJsonMixin):
-    name: str
+    name: str | None = None  # optional in v1; a function without one is not offered
     description: str | None = None
     parameters: dict[str, Any] | None = None
     endpoint: FunctionEndpoint | None = None

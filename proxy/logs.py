@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -18,7 +19,7 @@ import orjson
 
 from .redaction import KeyRedactingFilter
 
-__all__ = ["JsonFormatter", "SessionLog", "configure_logging"]
+__all__ = ["JsonFormatter", "SessionLog", "TextFormatter", "configure_logging"]
 
 #: websockets' own per-connection lines ("connection open") carry no session id: they
 #: are shown at DEBUG only, where the proxy's own lines say the same with the ids.
@@ -37,6 +38,21 @@ class SessionLog(logging.LoggerAdapter[logging.Logger]):
         kwargs["extra"] = {"session": self.session, "upstream_session": self.upstream_session}
         upstream = f" {self.upstream_session}" if self.upstream_session else ""
         return f"[{self.session}{upstream}] {msg}", kwargs
+
+
+class TextFormatter(logging.Formatter):
+    """Plain lines; control characters in messages (from clients or upstream) are
+    escaped, so no one can forge a line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return _CONTROL.sub(_escape, super().formatMessage(record))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group(0).encode("unicode_escape").decode()
 
 
 class JsonFormatter(logging.Formatter):
@@ -78,7 +94,7 @@ def configure_logging(
     else:
         worker = f" [pid {os.getpid()}]" if os.environ.get("VOICE_PROXY_WORKER") else ""
         handler.setFormatter(
-            logging.Formatter(f"%(asctime)s %(levelname)s %(name)s{worker}: %(message)s")
+            TextFormatter(f"%(asctime)s %(levelname)s %(name)s{worker}: %(message)s")
         )
     logging.basicConfig(level=level, handlers=[handler], force=True)
     if level != "DEBUG":

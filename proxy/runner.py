@@ -8,8 +8,10 @@ starts in the same process, so the whole path works without an account.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
+import resource
 import signal
 import ssl
 from collections.abc import Callable
@@ -97,6 +99,7 @@ async def serve_until_signalled(
         reuse_port=reuse_port,
         http_handler=_test_app_handler(args.path) if serve_app else None,
     )
+    _raise_file_limit(config.max_sessions)
     server = ProxyServer(config)
     await server.start()
     app_url = None
@@ -145,6 +148,26 @@ async def _drain(server: ProxyServer, seconds: float, signals: object) -> None:
         group.start_soon(second_signal)
         await server.drain(seconds)
         group.cancel_scope.cancel()
+
+
+def _raise_file_limit(max_sessions: int) -> None:
+    """Each session holds two sockets: take the file-descriptor limit the system allows,
+    and say so when even that is too low for --max-sessions."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    needed = 2 * max_sessions + 64
+    if soft < needed:
+        log.warning(
+            "only %d file descriptors for --max-sessions %d (needs about %d): raise the "
+            "limit (ulimit -n) or lower --max-sessions",
+            soft,
+            max_sessions,
+            needed,
+        )
 
 
 def _tls(cert: str | None, key: str | None) -> ssl.SSLContext | None:

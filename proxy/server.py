@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import logging
-import weakref
 from collections.abc import Sequence
 from http import HTTPStatus
 from urllib.parse import urlsplit
@@ -22,7 +21,14 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from .access import TOKEN_SUBPROTOCOLS, OriginPolicy, client_address, offered_token, token_matches
+from .access import (
+    TOKEN_SUBPROTOCOLS,
+    OriginPolicy,
+    client_address,
+    offered_token,
+    token_matches,
+    trusted_host,
+)
 from .bridge import Bridge
 from .config import DEFAULT_UPSTREAM_URL, ProxyConfig
 from .limits import Admission, Refusal, SessionTicket
@@ -50,9 +56,6 @@ class ProxyServer:
         self._server: Server | None = None
         self._idle: anyio.Event | None = None  # created on the serving loop
         self._admission = Admission(config.max_sessions, config.max_sessions_per_ip)
-        self._tickets: weakref.WeakKeyDictionary[ServerConnection, SessionTicket] = (
-            weakref.WeakKeyDictionary()
-        )
         self._origins = OriginPolicy.for_listener(config.host, config.allowed_origins)
         self._trusted = tuple(
             ipaddress.ip_network(entry, strict=False) for entry in config.trusted_proxies
@@ -82,6 +85,7 @@ class ProxyServer:
             self.config.host,
             self.config.port,
             process_request=self._check_request,
+            create_connection=_AdmittedConnection,
             ssl=self.config.ssl,
             reuse_port=self.config.reuse_port,
             select_subprotocol=_token_subprotocol,
@@ -153,28 +157,37 @@ class ProxyServer:
                 return self.config.http_handler(connection, request)
             return _plain(HTTPStatus.NOT_FOUND, f"no endpoint at {path}\n")
         headers = request.headers
+        hosts, origins = headers.get_all("Host"), headers.get_all("Origin")
+        if len(hosts) > 1:
+            return _plain(HTTPStatus.BAD_REQUEST, "more than one Host header\n")
         if self._tokens and not token_matches(offered_token(request.path, headers), self._tokens):
             return self._refuse("token", HTTPStatus.UNAUTHORIZED, "missing or wrong client token\n")
-        same_origin = headers.get("Host") if self.config.same_origin_pages else None
-        if not self._origins.allows(headers.get("Origin"), same_origin_host=same_origin):
-            log.info("refused a connection from origin %r", headers.get("Origin", "")[:200])
+        same_origin = (
+            trusted_host(hosts[0] if hosts else None, self.config.host)
+            if self.config.same_origin_pages
+            else None
+        )
+        origin = origins[0] if len(origins) == 1 else ("" if origins else None)  # two: refused
+        if not self._origins.allows(origin, same_origin_host=same_origin):
+            log.info("refused a connection from origin %r", ", ".join(origins)[:200])
             return self._refuse("origin", HTTPStatus.FORBIDDEN, "origin not allowed\n")
         if self.draining:
             return self._refuse(
                 "draining", HTTPStatus.SERVICE_UNAVAILABLE, "the proxy is shutting down\n"
             )
         peer = connection.remote_address[0] if connection.remote_address else "?"
-        address = client_address(str(peer), headers.get("X-Forwarded-For"), self._trusted)
+        forwarded = ", ".join(headers.get_all("X-Forwarded-For")) or None
+        address = client_address(str(peer), forwarded, self._trusted)
         ticket = self._admission.admit(address)
         if isinstance(ticket, Refusal):
             log.warning("refused a session from %s: %s", address, ticket.name.lower())
             return self._refuse(
                 ticket.name.lower(), HTTPStatus(ticket.value), _REFUSAL_TEXT[ticket]
             )
-        # Released by the session, or when the connection is dropped if the upgrade
-        # fails after this point (so a torn handshake cannot leak a place).
-        self._tickets[connection] = ticket
-        weakref.finalize(connection, ticket.release)
+        # Released when the session ends, or when the connection is lost if the upgrade
+        # fails after this point: a torn handshake cannot keep a place.
+        assert isinstance(connection, _AdmittedConnection)
+        connection.ticket = ticket
         return None
 
     def _refuse(self, reason: str, status: HTTPStatus, text: str) -> Response:
@@ -187,7 +200,7 @@ class ProxyServer:
     # ------------------------------------------------------------ sessions
 
     async def _handle(self, client: ServerConnection) -> None:
-        ticket = self._tickets.pop(client, None)
+        ticket = client.ticket if isinstance(client, _AdmittedConnection) else None
         self.active_sessions += 1
         if self._idle is None or self._idle.is_set():
             self._idle = anyio.Event()
@@ -210,6 +223,18 @@ class ProxyServer:
             if not self.active_sessions and self._idle is not None:
                 self._idle.set()
             bridge.log.info("client gone")
+
+
+class _AdmittedConnection(ServerConnection):
+    """A connection that gives its session place back when it is lost, whatever stage
+    the handshake reached (no reliance on garbage collection)."""
+
+    ticket: SessionTicket | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.ticket is not None:
+            self.ticket.release()
 
 
 def _token_subprotocol(

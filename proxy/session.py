@@ -59,6 +59,7 @@ from .client_messages import (
     parse_client_message,
 )
 from .errors import ErrorCode, WarningCode
+from .function_calls import endpoint_allowed
 from .latency import TurnLatency
 from .limits import TokenBucket
 from .logs import SessionLog
@@ -117,6 +118,8 @@ _ACTIVE_RESPONSE = "conversation_already_has_active_response"
 _ALLOWED_TYPES = ", ".join(sorted(CLIENT_MESSAGE_TYPES))
 _TURN_MESSAGES = (InjectUserMessage, InjectAgentMessage, FunctionCallResponse)
 _MAX_TRANSCRIPT_CHARS = 64 * 1024
+_MAX_SERVER_CALLS = 4  # server-side function calls in flight per session
+_HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 
 class Phase(Enum):
@@ -429,10 +432,12 @@ class ProxySession:
         self, call_id: str, output: str | None, failure: str | None
     ) -> list[Action]:
         """A server-side function endpoint answered (`output`) or failed (`failure`)."""
-        if self.closed:
+        if self.closed or call_id in self._cancelled_calls:
             return []
-        if call_id in self._cancelled_calls:
-            return []
+        self._server_call_done(call_id, output, failure)
+        return self._take()
+
+    def _server_call_done(self, call_id: str, output: str | None, failure: str | None) -> None:
         name = self._pending_calls.pop(call_id, "")
         arguments = self._server_calls.pop(call_id, "")
         if failure is not None:
@@ -444,7 +449,6 @@ class ProxySession:
         self._upstream(translate.function_output_item(call_id, output))
         self._turn_ended()
         self._ask(TURN)
-        return self._take()
 
     # ------------------------------------------------------------ client side
 
@@ -786,22 +790,31 @@ class ProxySession:
         self._pending_calls[call_id] = event.name
         definition = self._function(event.name)
         endpoint = definition.endpoint if definition else None
-        if endpoint is not None:
+        if endpoint is not None and endpoint.url:
             host = _host_of(endpoint.url)
-            if host in self.options.function_hosts:
+            if endpoint_allowed(endpoint.url, self.options.function_hosts):
                 self._server_calls[call_id] = event.arguments
                 self._to_client(
                     translate.function_call_request(
                         call_id, event.name, event.arguments, client_side=False
                     )
                 )
+                method = (endpoint.method or "POST").upper()
+                if len(self._server_calls) > _MAX_SERVER_CALLS or method not in _HTTP_METHODS:
+                    why = (
+                        "too many calls in flight"
+                        if method in _HTTP_METHODS
+                        else (f"method {method[:20]!r} is not allowed")
+                    )
+                    self._server_call_done(call_id, None, why)
+                    return
                 self._out.append(
                     CallFunction(
                         call_id,
                         event.name,
                         event.arguments,
                         endpoint.url,
-                        (endpoint.method or "POST").upper(),
+                        method,
                         dict(endpoint.headers or {}),
                     )
                 )

@@ -139,10 +139,11 @@ def _session_update(session: dict[str, Any], event_id: str) -> dict[str, Any]:
 def _tools(think: Think | None) -> list[dict[str, Any]]:
     if think is None or not think.functions:
         return []
-    return [_tool(function) for function in think.functions]
+    return [_tool(function) for function in think.functions if function.name]
 
 
 def _tool(function: FunctionDefinition) -> dict[str, Any]:
+    assert function.name
     return {
         "type": "function",
         "name": function.name,
@@ -200,6 +201,8 @@ def _think_ignored(think: Think | list[Think] | None) -> list[str]:
         ignored.append("think temperature")
     if primary.endpoint is not None:
         ignored.append("think.endpoint")
+    if any(not function.name for function in primary.functions or ()):
+        ignored.append("functions without a name")
     if primary.context_length is not None:
         ignored.append("think.context_length")
     if isinstance(think, list) and len(think) > 1:

@@ -69,14 +69,18 @@ def _app_file(path: str) -> Path | None:
     """A regular file of the app itself: no subfolders, no symlinks, no other suffixes."""
     name = path.lstrip("/") or "index.html"
     if (
-        "/" in name
+        len(name) > 64
+        or "/" in name
         or "\\" in name
         or name.startswith(".")
         or Path(name).suffix not in _SERVED_SUFFIXES
     ):
         return None
     file = APP_DIR / name
-    if file.is_symlink() or not file.is_file() or file.resolve().parent != APP_DIR:
+    try:
+        if file.is_symlink() or not file.is_file() or file.resolve().parent != APP_DIR:
+            return None
+    except (OSError, ValueError):  # a name the file system refuses is not an app file
         return None
     return file
 

@@ -6,6 +6,7 @@ operator nothing upstream.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -34,6 +35,20 @@ async def accepted(url: str, **kwargs: object) -> str | None:
         welcome = await ws.recv()
         assert '"Welcome"' in str(welcome)
         return ws.subprotocol
+
+
+async def raw_upgrade_status(port: int, host: str, origin_host: str = "evil.example") -> int:
+    """The status of an upgrade sent as a browser would after DNS rebinding: its own
+    Host and Origin, to 127.0.0.1 (a websockets client always sends the real Host)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET /openai HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{origin_host}:{port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode()
+    )
+    status = int((await reader.readline()).split()[1])
+    writer.close()
+    return status
 
 
 # ------------------------------------------------------------------ client token
@@ -141,6 +156,19 @@ async def test_pages_the_proxy_serves_may_connect_back_to_it(
     netloc = public.url.split("/")[2]
     await accepted(public.url, origin=f"http://{netloc}")
     assert await refused_status(public.url, origin="https://evil.example") == 403
+
+
+async def test_a_rebound_dns_name_does_not_make_a_foreign_page_same_origin(
+    mock_openai: MockRealtime, proxy_factory: ProxyFactory
+) -> None:
+    # DNS rebinding: evil.example now resolves to 127.0.0.1, so the browser sends the
+    # page's own origin and Host: evil.example. Same host and port, but not this proxy.
+    served = proxy_factory(same_origin_pages=True)
+    port = int(served.url.split(":")[2].split("/")[0])
+    assert await raw_upgrade_status(port, host=f"evil.example:{port}") == 403
+    assert not mock_openai.connections
+    # The page this proxy really served, under its real name, still connects back.
+    await accepted(served.url, origin=f"http://127.0.0.1:{port}")
 
 
 async def test_a_refused_client_does_not_hold_a_place(

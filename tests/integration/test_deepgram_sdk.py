@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -66,9 +67,46 @@ async def started(agent: SdkAgent, **agent_fields: Any) -> None:
     await agent.wait_for("SettingsApplied")
 
 
+class _FunctionServer(http.server.ThreadingHTTPServer):
+    requests: list[tuple[str, str, dict[str, str], bytes]]
+    status: int
+    drip: bool  # answer one byte every 0.3 s, for ever (a server that holds on)
+
+
 @pytest.fixture
-def endpoint(proxy_factory: ProxyFactory) -> ProxyEndpoint:
-    return proxy_factory(client_token=TOKEN, function_hosts=frozenset({"127.0.0.1"}))
+def function_server() -> Iterator[_FunctionServer]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            server: _FunctionServer = self.server  # type: ignore[assignment]
+            server.requests.append(("POST", self.path, dict(self.headers), body))
+            self.send_response(server.status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            if server.drip:
+                for _ in range(100):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.3)
+            self.wfile.write(b'{"temperature": 21}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = _FunctionServer(("127.0.0.1", 0), Handler)
+    server.requests, server.status, server.drip = [], 200, False
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def endpoint(proxy_factory: ProxyFactory, function_server: _FunctionServer) -> ProxyEndpoint:
+    """The proxy, allowed to call the local function server (that host and port only)."""
+    port = function_server.server_address[1]
+    return proxy_factory(client_token=TOKEN, function_hosts=frozenset({f"127.0.0.1:{port}"}))
 
 
 # ------------------------------------------------------------------ the basics
@@ -332,36 +370,9 @@ async def test_a_pending_client_function_is_cancelled_when_the_user_barges_in(
 # ------------------------------------------------------------------ server-side functions
 
 
-class _FunctionServer(http.server.ThreadingHTTPServer):
-    requests: list[tuple[str, str, dict[str, str], bytes]]
-    status: int
-
-
-@pytest.fixture
-def function_server() -> Iterator[_FunctionServer]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            server: _FunctionServer = self.server  # type: ignore[assignment]
-            server.requests.append(("POST", self.path, dict(self.headers), body))
-            self.send_response(server.status)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(b'{"temperature": 21}')
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = _FunctionServer(("127.0.0.1", 0), Handler)
-    server.requests, server.status = [], 200
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def _weather_function(port: int, host: str = "127.0.0.1") -> dict[str, Any]:
+def _weather_function(
+    port: int, host: str = "127.0.0.1", headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "name": "get_weather",
         "description": "The weather in a city",
@@ -369,7 +380,7 @@ def _weather_function(port: int, host: str = "127.0.0.1") -> dict[str, Any]:
         "endpoint": {
             "url": f"http://{host}:{port}/weather",
             "method": "post",
-            "headers": {"X-Api-Key": "function-secret"},
+            "headers": headers or {"X-Api-Key": "function-secret"},
         },
     }
 
@@ -524,3 +535,38 @@ async def test_mulaw_in_and_linear16_out_are_converted(
         assert reply.content.startswith("I heard")
         await agent.wait_for("AgentAudioDone")
         assert abs(len(agent.audio) - 300 * 32) <= 32  # linear16 at 16 kHz
+
+
+async def test_a_function_endpoint_cannot_hold_the_call_past_its_deadline_or_steer_it(
+    mock_openai: MockRealtime, proxy_factory: ProxyFactory, function_server: _FunctionServer
+) -> None:
+    function_server.drip = True  # answers, but one byte at a time, for ever
+    mock_openai.on_user_text("weather").call_function("get_weather", {"city": "Paris"})
+    port = int(function_server.server_address[1])
+    endpoint = proxy_factory(
+        client_token=TOKEN, function_hosts=frozenset({f"127.0.0.1:{port}"}), function_timeout=1
+    )
+    steer = {"Host": "admin.internal", "Content-Length": "0", "X-Api-Key": "k"}
+    async with sdk_agent(endpoint.url, TOKEN) as agent:
+        await started(agent, think={**THINK, "functions": [_weather_function(port, headers=steer)]})
+        begun = time.monotonic()
+        await agent.socket.send_inject_user_message(AgentV1InjectUserMessage(content="weather"))
+        error = await agent.wait_for("Error", timeout=5)
+        assert error.code == "function_endpoint_failed" and "within 1 s" in error.description
+        assert time.monotonic() - begun < 3  # one deadline for the whole exchange
+    (_, _, headers, _) = function_server.requests[0]
+    assert headers["Host"] == f"127.0.0.1:{port}" and headers["X-Api-Key"] == "k"
+
+
+async def test_only_the_allowed_port_of_an_allowed_host_is_called(
+    mock_openai: MockRealtime, proxy_factory: ProxyFactory, function_server: _FunctionServer
+) -> None:
+    mock_openai.on_user_text("weather").call_function("get_weather", {"city": "Paris"})
+    port = int(function_server.server_address[1])
+    endpoint = proxy_factory(client_token=TOKEN, function_hosts=frozenset({"127.0.0.1"}))
+    async with sdk_agent(endpoint.url, TOKEN) as agent:
+        await started(agent, think={**THINK, "functions": [_weather_function(port)]})
+        await agent.socket.send_inject_user_message(AgentV1InjectUserMessage(content="weather"))
+        warning = await agent.wait_for("Warning")
+        assert warning.code == "function_endpoint_forbidden"
+    assert not function_server.requests

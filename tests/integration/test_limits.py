@@ -411,3 +411,48 @@ async def black_hole_upstream() -> AsyncIterator[str]:
         yield f"ws://127.0.0.1:{port}/v1/realtime"
     finally:
         server.close()
+
+
+async def test_torn_handshakes_give_their_places_back(
+    mock_openai: MockRealtime, proxy_factory: ProxyFactory
+) -> None:
+    endpoint = proxy_factory(max_sessions_per_ip=5)
+    port = int(endpoint.url.split(":")[2].split("/")[0])
+    for _ in range(30):  # each upgrade request is admitted, then the client resets
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(
+            b"GET /openai HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.close()  # RST
+    await wait_until(lambda: True, timeout=0.1)
+    statuses = []
+    for _ in range(20):  # at most a moment for the server to see the resets
+        statuses.append(await status_of(endpoint.url))
+        if statuses[-1] == 101:
+            break
+        await asyncio.sleep(0.1)
+    assert statuses[-1] == 101, statuses
+
+
+async def test_duplicate_host_or_origin_headers_are_refused_cleanly(
+    mock_openai: MockRealtime, proxy: ProxyEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = int(proxy.url.split(":")[2].split("/")[0])
+
+    async def status(extra: bytes) -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"GET /openai HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra + b"Upgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        line = await reader.readline()
+        writer.close()
+        return int(line.split()[1])
+
+    assert await status(b"Host: evil.example\r\n") == 400
+    assert await status(b"Origin: http://localhost\r\nOrigin: https://evil.example\r\n") == 403
+    no_tracebacks(caplog)

@@ -119,7 +119,15 @@ def test_app_files_are_served_with_their_types(
 
 @pytest.mark.parametrize(
     "path",
-    ["/__init__.py", "/../pyproject.toml", "/%2e%2e/pyproject.toml", "/nope.js", "/x/app.js"],
+    [
+        "/__init__.py",
+        "/../pyproject.toml",
+        "/%2e%2e/pyproject.toml",
+        "/nope.js",
+        "/x/app.js",
+        "/" + "a" * 300 + ".js",  # longer than a file name may be: 404, not a traceback
+        "/app.js%00.html",
+    ],
 )
 def test_nothing_but_the_app_files_is_served(
     serving_proxy: tuple[str, ProxyEndpoint], path: str

@@ -57,7 +57,6 @@ def test_v1_fallback_lists_take_the_first_entry() -> None:
     ("message", "fault"),
     [
         ({"type": "Settings", "agent": {"greeting": 5}}, "Settings.agent.greeting"),
-        ({"type": "Settings", "agent": {"think": {"functions": [{"description": "x"}]}}}, "name"),
         ({"type": "Settings", "audio": {"input": {"sample_rate": True}}}, "sample_rate"),
         ({"type": "Settings", "audio": {"input": {"sample_rate": "16000"}}}, "sample_rate"),
         ({"type": "Settings", "audio": {"input": {"sample_rate": 16000.0}}}, "an integer"),

@@ -589,3 +589,28 @@ def test_client_closing_closes_upstream_and_drops_pending_work(driver: Driver) -
 
 def decode_close(driver: Driver, code: int) -> Outcome:
     return decode(driver.session.upstream_closed(code, ""))
+
+
+def test_v1_functions_without_a_name_or_endpoint_url_are_accepted_not_offered(
+    driver: Driver,
+) -> None:
+    driver.upstream(events.session_created())
+    settings = {
+        "type": "Settings",
+        "agent": {
+            "think": {
+                "functions": [
+                    {"description": "nameless"},
+                    {"name": "local", "endpoint": {"method": "post"}},  # no url: client-side
+                ]
+            }
+        },
+    }
+    out = driver.client(settings)
+    (update,) = out.upstream
+    assert [tool["name"] for tool in update["session"]["tools"]] == ["local"]
+    assert "functions without a name" in out.only("Warning")["description"]
+    driver.upstream(events.session_updated())
+    call = driver.upstream(events.function_call("c1", "local"))
+    assert call.only("FunctionCallRequest")["functions"][0]["client_side"] is True
+    assert call.calls == []

@@ -23,8 +23,10 @@ _KEY_LIKE = re.compile(r"\b(?:sk|rk|ek)-[A-Za-z0-9_\-*.•…]{4,}")
 _SCHEME = re.compile(r"\b(Bearer|Token|Basic)(\s+)[^\s\"',]+", re.IGNORECASE)
 _TOKEN_PARAM = re.compile(r"([?&](?:token|key|api_key|access_token)=)[^&\s\"']+", re.IGNORECASE)
 _TOKEN_PROTOCOL = re.compile(r"(\b(?:token|bearer)\s*,\s*)[^\s,\"']+", re.IGNORECASE)
-# A masked credential: word characters around a run of mask characters.
-_MASKED = re.compile(r"[A-Za-z0-9_\-]*(?:\*{3,}|•{3,}|…|\.{3,}|x{4,})[A-Za-z0-9_\-]*")
+# A masked credential: word characters around a run of mask characters. Bounded and
+# anchored at a word start, so a long word costs linear time (it runs on attacker text).
+_MASKED = re.compile(r"(?<![\w-])[\w-]{0,64}(?:\*{3,}|•{3,}|…|\.{3,}|x{4,})[\w-]{0,64}")
+_MAX_LOGGED = 4096  # characters of one log message
 _FRAME_DUMP = re.compile(r"^([<>] (?:TEXT|BINARY|CONT) ).*?(\[\d+ bytes\])?$", re.DOTALL)
 
 
@@ -94,10 +96,12 @@ class KeyRedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
+        if len(message) > _MAX_LOGGED:  # peers choose what ends up in some messages
+            message = f"{message[:_MAX_LOGGED]}... [{len(message)} characters]"
         cleaned = redact(message, *self.secrets)
         if not self.log_content:
             cleaned = _FRAME_DUMP.sub(_hide_content, cleaned)
-        if cleaned != message:
+        if cleaned != record.getMessage():
             record.msg, record.args = cleaned, None
         return True
 

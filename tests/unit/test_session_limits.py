@@ -338,3 +338,26 @@ def test_long_sessions_do_not_grow_their_bookkeeping() -> None:
     assert len(session._reported_items._set) <= 256
     assert len(session._reported_calls._set) <= 256
     assert len(session._pending_calls) == 0
+
+
+def test_scrubbing_attacker_text_takes_time_linear_in_its_length() -> None:
+    """A guard against catastrophic backtracking (the scrub runs on every client-bound
+    frame): growing the input 8x may grow the time about 8x, not 64x. Compared within
+    one run, so the machine's speed does not matter."""
+    import time
+
+    from proxy.redaction import Redactor, redact
+
+    scrubber = Redactor(KEY)
+
+    def cost(n: int) -> float:
+        words = [b"wait... " + b"a" * n, b"a" * n + b"***", (b"a" * 60 + b"*** ") * (n // 64)]
+        started = time.perf_counter()
+        for word in words:
+            scrubber.scrub(word)
+            redact(word.decode(), KEY)
+        return time.perf_counter() - started
+
+    cost(1000)  # warm up
+    small, large = min(cost(20_000) for _ in range(3)), min(cost(160_000) for _ in range(3))
+    assert large / small < 30, (small, large)

@@ -20,7 +20,6 @@ answered with an `Error` and changes nothing else.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import itertools
 import logging
@@ -65,6 +64,7 @@ from .logs import SessionLog
 from .redaction import Redactor
 from .response_gate import TURN, GateState, Request, ResponseGate, Speech
 from .server_messages import (
+    PROXY_OWNED,
     AgentAudioDone,
     AgentThinking,
     ConversationText,
@@ -283,7 +283,7 @@ class ProxySession:
         self._admit(data, len(data))
         return self._take()
 
-    def upstream_message(self, data: bytes | str) -> list[Action]:
+    def upstream_message(self, data: bytes | bytearray | str) -> list[Action]:
         """A frame from the OpenAI Realtime API."""
         if self.closed:
             return []
@@ -738,7 +738,7 @@ class ProxySession:
 
     def _on_audio_delta(self, event: AudioDelta) -> None:
         try:
-            audio = base64.b64decode(event.delta, validate=True)
+            audio = binascii.a2b_base64(event.delta, strict_mode=True)
         except (binascii.Error, ValueError):
             self._error(ErrorCode.UNMAPPED_UPSTREAM_EVENT, "upstream audio delta is not base64")
             return
@@ -900,7 +900,12 @@ class ProxySession:
     # ------------------------------------------------------------ output helpers
 
     def _to_client(self, message: ServerMessage) -> None:
-        self._out.append(SendToClient(self._redactor.scrub(encode(message)), text=True))
+        """The one way a JSON frame goes to the client: scrubbed of secrets, unless every
+        field of its type is the proxy's own (nothing a peer wrote can be in it)."""
+        payload = encode(message)
+        if type(message) not in PROXY_OWNED:
+            payload = self._redactor.scrub(payload)
+        self._out.append(SendToClient(payload, text=True))
 
     def _upstream(self, event: dict[str, Any]) -> None:
         if self.microphone.holding:

@@ -25,6 +25,7 @@ from websockets.typing import Subprotocol
 from .access import TOKEN_SUBPROTOCOLS, OriginPolicy, client_address, offered_token, token_matches
 from .bridge import Bridge
 from .config import DEFAULT_UPSTREAM_URL, ProxyConfig
+from .legs import ClientLeg
 from .limits import Admission, Refusal, SessionTicket
 from .metrics import CONTENT_TYPE, ProxyMetrics
 from .outbox import CLOSE_GRACE, WRITE_LIMIT
@@ -86,12 +87,11 @@ class ProxyServer:
             reuse_port=self.config.reuse_port,
             select_subprotocol=_token_subprotocol,
             server_header=None,  # no version banner
+            create_connection=ClientLeg,  # messages go straight to the session (legs.py)
             max_size=self.config.hard_frame_bytes,
-            max_queue=4,
             write_limit=WRITE_LIMIT,
             compression=None,  # audio does not compress; deflate would cost CPU per frame
-            ping_interval=self.config.ping_interval,
-            ping_timeout=self.config.ping_timeout,
+            ping_interval=None,  # each session's timer pings both legs (no task per socket)
             close_timeout=CLOSE_GRACE,
             logger=redacting_logger(
                 "proxy.client_ws", self.config.api_key, self.config.client_token
@@ -187,6 +187,7 @@ class ProxyServer:
     # ------------------------------------------------------------ sessions
 
     async def _handle(self, client: ServerConnection) -> None:
+        assert isinstance(client, ClientLeg)
         ticket = self._tickets.pop(client, None)
         self.active_sessions += 1
         if self._idle is None or self._idle.is_set():

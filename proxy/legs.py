@@ -1,0 +1,213 @@
+"""The two WebSocket connections of a session, handing over each message as it is parsed.
+
+websockets' asyncio connection queues every incoming frame and wakes a task per
+message to read it. A session needs no queue: the session core is a plain object that
+takes a message and returns what to send. So each leg here is a websockets connection
+(the same handshake, parser, close handshake and limits) that passes each message to
+its `LegOwner` from `data_received`, then says when the batch read from the socket is
+done, so the owner writes everything the batch produced in one go.
+
+Backpressure is the owner's to decide: `hold()` stops reading the socket and keeps
+messages already parsed, in order; `release()` hands them over and reads again.
+Messages that arrive before the owner is attached (a client's Settings pipelined with
+its upgrade, or `session.created` in the same packet as the handshake response) wait
+the same way.
+
+Keepalive is the owner's too (one timer per session instead of one task per
+connection): `send_keepalive_ping()` sends a Ping, and `ping_at` says since when one is
+unanswered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any, Protocol
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.server import ServerConnection
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.protocol import Event, State
+
+from .outbox import CLOSE_GRACE
+
+__all__ = ["ClientLeg", "Leg", "LegOwner", "UpstreamLeg"]
+
+_TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
+
+
+class LegOwner(Protocol):
+    """Who a leg hands its messages and events to (the session's bridge)."""
+
+    def message_received(self, leg: Leg, data: bytes | str, text: bool) -> None:
+        """A whole message: a text message from the client comes as `str` (UTF-8
+        checked), everything else as bytes."""
+
+    def batch_done(self) -> None: ...
+    def room_made(self, leg: Leg) -> None: ...
+    def leg_lost(self, leg: Leg) -> None: ...
+
+
+class _Delivery:
+    """What both legs add to their websockets connection (see the module docstring)."""
+
+    # Set in `_start_delivery`, called from each leg's __init__.
+    owner: LegOwner | None
+    _backlog: deque[tuple[bytes | str, bool]]
+    _held: bool
+    _fragments: list[bytes] | None
+    _fragments_text: bool
+    ping_at: float | None
+    _pings: int
+
+    # Provided by websockets' Connection.
+    transport: asyncio.Transport
+    protocol: Any
+    loop: asyncio.AbstractEventLoop
+
+    def _start_delivery(self) -> None:
+        self.owner = None
+        self._backlog = deque()
+        self._held = False
+        self._fragments = None
+        self._fragments_text = False
+        self.ping_at = None  # when the unanswered ping went out
+        self._pings = 0
+
+    def attach(self, owner: LegOwner) -> None:
+        """Hand messages to `owner` from now on (those that wait: at `release()`)."""
+        self.owner = owner
+
+    def hold(self) -> None:
+        """Stop reading: messages already parsed wait, in order, for `release()`."""
+        if not self._held:
+            self._held = True
+            self.transport.pause_reading()
+
+    def release(self) -> None:
+        """Hand over the messages that wait (until the owner holds again), then read on."""
+        self._held = False
+        backlog, owner = self._backlog, self.owner
+        while backlog and not self._held and owner is not None:
+            data, text = backlog.popleft()
+            owner.message_received(self, data, text)  # type: ignore[arg-type]
+        if not self._held and not backlog:
+            self.transport.resume_reading()
+
+    def send_keepalive_ping(self) -> None:
+        """Send a keepalive Ping now (even while writes wait: control frames may
+        interleave); `ping_at` is cleared when it is answered."""
+        if self.protocol.state is State.OPEN:
+            self._pings += 1
+            self.protocol.send_ping(self._pings.to_bytes(4, "big"))
+            self.transport.write(b"".join(self.protocol.data_to_send()))
+            if self.ping_at is None:
+                self.ping_at = self.loop.time()
+
+    def fail(self, code: int, reason: str) -> None:
+        """Fail the connection (a peer that stopped answering): close frame, then drop."""
+        if self.protocol.state is State.OPEN:
+            self.protocol.fail(code, reason)
+            self.send_data()  # type: ignore[attr-defined]
+        self.loop.call_later(CLOSE_GRACE, self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        if self.protocol.state is not State.CLOSED:
+            self.transport.abort()
+
+    def _deliver(self, data: bytes | str, text: bool) -> None:
+        owner = self.owner
+        if self._held or self._backlog or owner is None:
+            self._backlog.append((data, text))
+            return
+        owner.message_received(self, data, text)  # type: ignore[arg-type]
+
+    def _frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode is _TEXT or opcode is _BINARY:
+            if frame.fin:
+                self._deliver(bytes(frame.data), opcode is _TEXT)
+            else:  # a fragmented message; websockets bounds its total size
+                self._fragments = [bytes(frame.data)]
+                self._fragments_text = opcode is _TEXT
+        elif opcode is _CONT:
+            if self._fragments is not None:
+                self._fragments.append(bytes(frame.data))
+                if frame.fin:
+                    data, self._fragments = b"".join(self._fragments), None
+                    self._deliver(data, self._fragments_text)
+        elif opcode is _PONG:
+            self.ping_at = None
+
+    def _batch_done(self) -> None:
+        if self.owner is not None:
+            self.owner.batch_done()
+
+
+class ClientLeg(_Delivery, ServerConnection):
+    """The component's connection to the proxy."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._start_delivery()
+
+    def process_event(self, event: Event) -> None:
+        if self.request is None or not isinstance(event, Frame):
+            super().process_event(event)  # the upgrade request
+        else:
+            self._frame(event)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._batch_done()
+
+    def _deliver(self, data: bytes | str, text: bool) -> None:
+        if text and type(data) is bytes:
+            try:
+                data = data.decode()  # invalid UTF-8 closes with 1007, as websockets does
+            except UnicodeDecodeError as exc:
+                self.protocol.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+                self.send_data()
+                return
+        super()._deliver(data, text)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.owner is not None:
+            self.owner.room_made(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.owner is not None:
+            self.owner.leg_lost(self)
+
+
+class UpstreamLeg(_Delivery, ClientConnection):
+    """The proxy's connection to the OpenAI Realtime API."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._start_delivery()
+
+    def process_event(self, event: Event) -> None:
+        if self.response is None or not isinstance(event, Frame):
+            super().process_event(event)  # the handshake response
+        else:
+            self._frame(event)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._batch_done()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.owner is not None:
+            self.owner.room_made(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.owner is not None:
+            self.owner.leg_lost(self)
+
+
+Leg = ClientLeg | UpstreamLeg

@@ -97,7 +97,7 @@ class Bridge:
         self._loop = client.loop
         self._tasks: set[asyncio.Task[None]] | None = set()  # closes, function calls
         self._opening: anyio.CancelScope | None = None  # while upstream is being opened
-        self._held: deque[Action] = deque()  # actions waiting for room, in order
+        self._held: deque[Action] | None = None  # actions waiting for room, in order
         self._holding = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
@@ -132,6 +132,7 @@ class Bridge:
         client = self.client
         try:
             client.attach(self)
+            client.handshake_done()
             if drain_at_once:  # the server began draining while this client connected
                 self._execute(self.session.drain())
             client.release()  # what the client sent with its upgrade
@@ -285,6 +286,7 @@ class Bridge:
     def _upstream_open(self, upstream: UpstreamLeg) -> None:
         self.upstream = upstream
         upstream.attach(self)
+        upstream.handshake_done()
         self.to_upstream.attach(upstream)
         if self._holding:
             upstream.hold()
@@ -408,11 +410,11 @@ class Bridge:
         if self.session.closed and self._holding:
             # Nothing more will be sent: what waits is dropped, and the legs read again
             # so the closing handshakes complete.
-            self._held.clear()
+            self._held = None
             self._release_legs()
 
     def _hold(self, actions: list[Action], index: int) -> None:
-        self._held.extend(actions[index:])
+        self._held = deque(actions[index:])
         if not self._holding:
             self._holding = True
             self.client.hold()
@@ -423,19 +425,22 @@ class Bridge:
         """An outbox made room: send what waits, then let the legs read again."""
         held = self._held
         while held:
-            action = held[0]
+            action = held.popleft()
             if isinstance(action, SendToClient):
                 if self.to_client.must_wait(len(action.payload)):
+                    held.appendleft(action)
                     return
                 self.to_client.put(action.payload, action.text)
             elif isinstance(action, SendUpstream):
                 if self.to_upstream.must_wait(len(action.payload)):
+                    held.appendleft(action)
                     return
                 self.to_upstream.put(action.payload, True)
             else:
                 self._perform(action)
-            if held:
-                held.popleft()
+                if self._held is not held:
+                    return  # the session ended: what waited was dropped
+        self._held = None
         self._release_legs()
 
     def _release_legs(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,11 @@ class ProxyConfig:
         return (self.path, *(p for p in self.extra_paths if p != self.path))
 
     def session_options(self) -> SessionOptions:
+        """What each session is configured with (one object, shared by all sessions)."""
+        return self._session_options
+
+    @functools.cached_property
+    def _session_options(self) -> SessionOptions:
         return SessionOptions(
             api_key=self.api_key,
             max_frame_bytes=self.max_frame_bytes,

@@ -25,6 +25,7 @@ from collections import deque
 from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.messages import Assembler
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Event, State
@@ -53,7 +54,7 @@ class _Delivery:
 
     # Set in `_start_delivery`, called from each leg's __init__.
     owner: LegOwner | None
-    _backlog: deque[tuple[bytes | str, bool]]
+    _backlog: deque[tuple[bytes | str, bool]] | None
     _held: bool
     _fragments: list[bytes] | None
     _fragments_text: bool
@@ -64,10 +65,13 @@ class _Delivery:
     transport: asyncio.Transport
     protocol: Any
     loop: asyncio.AbstractEventLoop
+    recv_messages: Assembler
+    request: Any
+    response: Any
 
     def _start_delivery(self) -> None:
         self.owner = None
-        self._backlog = deque()
+        self._backlog = None  # made when a message first has to wait
         self._held = False
         self._fragments = None
         self._fragments_text = False
@@ -92,7 +96,14 @@ class _Delivery:
             data, text = backlog.popleft()
             owner.message_received(self, data, text)  # type: ignore[arg-type]
         if not self._held and not backlog:
+            self._backlog = None
             self.transport.resume_reading()
+
+    def handshake_done(self) -> None:
+        """Forget the opening handshake: a session never reads its headers again, and an
+        idle session is mostly what it keeps (the upstream request also holds the key)."""
+        self.request = None
+        self.response = None
 
     def send_keepalive_ping(self) -> None:
         """Send a keepalive Ping now (even while writes wait: control frames may
@@ -118,9 +129,16 @@ class _Delivery:
     def _deliver(self, data: bytes | str, text: bool) -> None:
         owner = self.owner
         if self._held or self._backlog or owner is None:
+            if self._backlog is None:
+                self._backlog = deque()
             self._backlog.append((data, text))
             return
         owner.message_received(self, data, text)  # type: ignore[arg-type]
+
+    def _drop_assembler(self) -> None:
+        # Messages never go through websockets' Assembler (it queues frames for recv());
+        # one shared stand-in takes its place, which saves a few objects per connection.
+        self.recv_messages = _NO_ASSEMBLER
 
     def _frame(self, frame: Frame) -> None:
         opcode = frame.opcode
@@ -144,6 +162,19 @@ class _Delivery:
             self.owner.batch_done()
 
 
+class _UnusedAssembler(Assembler):
+    """Stands in for websockets' Assembler, which the legs never use."""
+
+    def __init__(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+_NO_ASSEMBLER = _UnusedAssembler()
+
+
 class ClientLeg(_Delivery, ServerConnection):
     """The component's connection to the proxy."""
 
@@ -151,11 +182,15 @@ class ClientLeg(_Delivery, ServerConnection):
         super().__init__(*args, **kwargs)
         self._start_delivery()
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._drop_assembler()
+
     def process_event(self, event: Event) -> None:
-        if self.request is None or not isinstance(event, Frame):
-            super().process_event(event)  # the upgrade request
-        else:
+        if isinstance(event, Frame):
             self._frame(event)
+        else:
+            super().process_event(event)  # the upgrade request
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -189,11 +224,15 @@ class UpstreamLeg(_Delivery, ClientConnection):
         super().__init__(*args, **kwargs)
         self._start_delivery()
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._drop_assembler()
+
     def process_event(self, event: Event) -> None:
-        if self.response is None or not isinstance(event, Frame):
-            super().process_event(event)  # the handshake response
-        else:
+        if isinstance(event, Frame):
             self._frame(event)
+        else:
+            super().process_event(event)  # the handshake response
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)

@@ -70,7 +70,7 @@ class Outbox:
         self._start_close = start_close  # runs the closing handshake (bounded) for us
         self._clock = clock
         self.ws: Connection | None = None  # attached once the socket exists
-        self._queue: deque[_Entry] = deque()
+        self._queue: deque[_Entry] | None = None  # made when a frame first has to wait
         self.queued_bytes = 0
         self._unflushed = 0  # payload bytes serialized since the last flush
         self._progress_at = 0.0  # when the queue last moved (or began to wait)
@@ -115,6 +115,8 @@ class Outbox:
                 return
         if not self._queue:
             self._progress_at = self._clock()
+            if self._queue is None:
+                self._queue = deque()
         self._queue.append((payload, text))
         self.queued_bytes += len(payload)
         held = self.buffered_bytes
@@ -217,5 +219,5 @@ class Outbox:
                 ws.transport.write(b"".join(chunks))
 
     def _forget(self) -> None:
-        self._queue.clear()
+        self._queue = None
         self.queued_bytes = 0

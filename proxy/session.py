@@ -36,7 +36,7 @@ import orjson
 
 from . import translate
 from .actions import Action, CallFunction, CloseClient, CloseUpstream, SendToClient, SendUpstream
-from .audio_formats import ClientAudio, UnsupportedAudioFormat, negotiate
+from .audio_formats import DEFAULT_AUDIO, UnsupportedAudioFormat, negotiate
 from .audio_path import AgentAudio, MicrophoneInput, RecentIds
 from .client_messages import (
     CLIENT_MESSAGE_TYPES,
@@ -163,6 +163,43 @@ class _PendingUpdate:
 class ProxySession:
     """The translation state machine of one client connection."""
 
+    __slots__ = (
+        "_cancelled_calls",
+        "_clock",
+        "_created_deadline",
+        "_draining",
+        "_idle_deadline",
+        "_ids",
+        "_latency",
+        "_opened_at",
+        "_out",
+        "_pending",
+        "_pending_calls",
+        "_redactor",
+        "_reported_calls",
+        "_reported_items",
+        "_response_deadline",
+        "_server_calls",
+        "_speech_responses",
+        "_tag",
+        "_turn_bucket",
+        "_updates",
+        "_user_speaking",
+        "_user_transcript",
+        "agent_audio",
+        "audio",
+        "close_reason",
+        "gate",
+        "log",
+        "microphone",
+        "observer",
+        "options",
+        "pending_bytes",
+        "phase",
+        "settings",
+        "turns",
+    )
+
     def __init__(
         self,
         options: SessionOptions | None = None,
@@ -179,16 +216,17 @@ class ProxySession:
         self._ids = itertools.count(1)
         self._tag = format(id(self) & 0xFFFFFF, "06x")
         self.log = log or SessionLog(logging.getLogger("proxy.session"), self._tag)
-        self._redactor = Redactor(self.options.api_key)
+        self._redactor = Redactor.for_key(self.options.api_key)
         now = clock()
 
         # Readiness.
         self.phase = Phase.CONNECTING
         self.settings: Settings | None = None  # the applied Settings (agent as updated)
-        self.audio = ClientAudio()
-        self._pending: deque[tuple[ClientMessage | bytes, int]] = deque()  # (message, size)
+        self.audio = DEFAULT_AUDIO
+        # (message, size); a deque only once something waits (most sessions never queue).
+        self._pending: deque[tuple[ClientMessage | bytes, int]] | None = None
         self.pending_bytes = 0
-        self._updates: deque[_PendingUpdate] = deque()
+        self._updates: list[_PendingUpdate] = []  # session.updates asked for, oldest first
         self._created_deadline: float | None = None
 
         # Responses, turns and what the client has been told.
@@ -459,6 +497,8 @@ class ProxySession:
                 "too much sent before the session was ready; message refused",
             )
             return
+        if self._pending is None:
+            self._pending = deque()
         self._pending.append((message, size))
         self.pending_bytes += size
         self._drain()
@@ -474,9 +514,11 @@ class ProxySession:
         """Replay queued messages now that the session moved on."""
         if self.phase is Phase.NEEDS_SETTINGS:
             # The first Settings unblocks everything queued before it.
-            found = next((p for p in self._pending if isinstance(p[0], Settings)), None)
+            pending = self._pending or ()
+            found = next((p for p in pending if isinstance(p[0], Settings)), None)
             if found is None:
                 return
+            assert self._pending is not None
             self._pending.remove(found)
             self.pending_bytes -= found[1]
             self._handle(found[0])
@@ -699,7 +741,7 @@ class ProxySession:
     def _on_session_updated(self, event: SessionUpdated) -> None:
         if not self._updates:
             return  # an update we did not ask for
-        update = self._updates.popleft()
+        update = self._updates.pop(0)
         if update.kind is UpdateKind.FIRST_SETTINGS:
             assert update.settings is not None
             self._settings_applied(update.settings)
@@ -941,7 +983,7 @@ class ProxySession:
 
     def _forget(self) -> None:
         """Release what the session holds; nothing will be sent any more."""
-        self._pending.clear()
+        self._pending = None
         self.pending_bytes = 0
         self.microphone.clear()
         self._updates.clear()

@@ -335,6 +335,6 @@ def test_long_sessions_do_not_grow_their_bookkeeping() -> None:
         driver.upstream(events.function_call(f"call_{n}", "f"))
         driver.client({"type": "FunctionCallResponse", "id": f"call_{n}", "content": "ok"})
     session = driver.session
-    assert len(session._reported_items._set) <= 256
-    assert len(session._reported_calls._set) <= 256
+    assert len(session._reported_items) <= 256
+    assert len(session._reported_calls) <= 256
     assert len(session._pending_calls) == 0

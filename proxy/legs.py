@@ -49,34 +49,40 @@ class LegOwner(Protocol):
     def leg_lost(self, leg: Leg) -> None: ...
 
 
+class _LegState:
+    """A leg's own bookkeeping, in one object: each attribute added to a websockets
+    connection past its shared-keys size would turn its __dict__ into a big one."""
+
+    __slots__ = ("backlog", "fragments", "fragments_text", "held", "ping_at", "pings")
+
+    def __init__(self) -> None:
+        self.backlog: deque[tuple[bytes | str, bool]] | None = None  # made when one waits
+        self.held = False
+        self.fragments: list[bytes] | None = None  # a fragmented message so far
+        self.fragments_text = False
+        self.ping_at: float | None = None  # when the unanswered ping went out
+        self.pings = 0
+
+
 class _Delivery:
     """What both legs add to their websockets connection (see the module docstring)."""
 
     # Set in `_start_delivery`, called from each leg's __init__.
     owner: LegOwner | None
-    _backlog: deque[tuple[bytes | str, bool]] | None
-    _held: bool
-    _fragments: list[bytes] | None
-    _fragments_text: bool
-    ping_at: float | None
-    _pings: int
+    _leg: _LegState
 
     # Provided by websockets' Connection.
     transport: asyncio.Transport
     protocol: Any
     loop: asyncio.AbstractEventLoop
     recv_messages: Assembler
+    drain_waiters: Any
     request: Any
     response: Any
 
     def _start_delivery(self) -> None:
         self.owner = None
-        self._backlog = None  # made when a message first has to wait
-        self._held = False
-        self._fragments = None
-        self._fragments_text = False
-        self.ping_at = None  # when the unanswered ping went out
-        self._pings = 0
+        self._leg = _LegState()
 
     def attach(self, owner: LegOwner) -> None:
         """Hand messages to `owner` from now on (those that wait: at `release()`)."""
@@ -84,36 +90,44 @@ class _Delivery:
 
     def hold(self) -> None:
         """Stop reading: messages already parsed wait, in order, for `release()`."""
-        if not self._held:
-            self._held = True
+        state = self._leg
+        if not state.held:
+            state.held = True
             self.transport.pause_reading()
 
     def release(self) -> None:
         """Hand over the messages that wait (until the owner holds again), then read on."""
-        self._held = False
-        backlog, owner = self._backlog, self.owner
-        while backlog and not self._held and owner is not None:
+        state = self._leg
+        state.held = False
+        backlog, owner = state.backlog, self.owner
+        while backlog and not state.held and owner is not None:
             data, text = backlog.popleft()
             owner.message_received(self, data, text)  # type: ignore[arg-type]
-        if not self._held and not backlog:
-            self._backlog = None
+        if not state.held and not backlog:
+            state.backlog = None
             self.transport.resume_reading()
 
     def handshake_done(self) -> None:
-        """Forget the opening handshake: a session never reads its headers again, and an
-        idle session is mostly what it keeps (the upstream request also holds the key)."""
+        """Forget the opening handshake: a session never reads its headers again (and the
+        upstream request holds the key)."""
         self.request = None
         self.response = None
+
+    @property
+    def ping_at(self) -> float | None:
+        """Since when a keepalive ping is unanswered (None: none is)."""
+        return self._leg.ping_at
 
     def send_keepalive_ping(self) -> None:
         """Send a keepalive Ping now (even while writes wait: control frames may
         interleave); `ping_at` is cleared when it is answered."""
         if self.protocol.state is State.OPEN:
-            self._pings += 1
-            self.protocol.send_ping(self._pings.to_bytes(4, "big"))
+            state = self._leg
+            state.pings += 1
+            self.protocol.send_ping(state.pings.to_bytes(4, "big"))
             self.transport.write(b"".join(self.protocol.data_to_send()))
-            if self.ping_at is None:
-                self.ping_at = self.loop.time()
+            if state.ping_at is None:
+                state.ping_at = self.loop.time()
 
     def fail(self, code: int, reason: str) -> None:
         """Fail the connection (a peer that stopped answering): close frame, then drop."""
@@ -127,18 +141,21 @@ class _Delivery:
             self.transport.abort()
 
     def _deliver(self, data: bytes | str, text: bool) -> None:
-        owner = self.owner
-        if self._held or self._backlog or owner is None:
-            if self._backlog is None:
-                self._backlog = deque()
-            self._backlog.append((data, text))
+        owner, state = self.owner, self._leg
+        if state.held or state.backlog or owner is None:
+            if state.backlog is None:
+                state.backlog = deque()
+            state.backlog.append((data, text))
             return
         owner.message_received(self, data, text)  # type: ignore[arg-type]
 
-    def _drop_assembler(self) -> None:
-        # Messages never go through websockets' Assembler (it queues frames for recv());
-        # one shared stand-in takes its place, which saves a few objects per connection.
+    def _slim_down(self) -> None:
+        # Messages never go through websockets' Assembler (it queues frames for recv()):
+        # one shared stand-in takes its place. Writers rarely wait for drain: a list
+        # (all websockets asks of it) is a tenth of an empty deque. An idle session is
+        # mostly its two connections, so this is a good part of its memory.
         self.recv_messages = _NO_ASSEMBLER
+        self.drain_waiters = []
 
     def _frame(self, frame: Frame) -> None:
         opcode = frame.opcode
@@ -146,16 +163,18 @@ class _Delivery:
             if frame.fin:
                 self._deliver(bytes(frame.data), opcode is _TEXT)
             else:  # a fragmented message; websockets bounds its total size
-                self._fragments = [bytes(frame.data)]
-                self._fragments_text = opcode is _TEXT
+                state = self._leg
+                state.fragments = [bytes(frame.data)]
+                state.fragments_text = opcode is _TEXT
         elif opcode is _CONT:
-            if self._fragments is not None:
-                self._fragments.append(bytes(frame.data))
+            state = self._leg
+            if state.fragments is not None:
+                state.fragments.append(bytes(frame.data))
                 if frame.fin:
-                    data, self._fragments = b"".join(self._fragments), None
-                    self._deliver(data, self._fragments_text)
+                    data, state.fragments = b"".join(state.fragments), None
+                    self._deliver(data, state.fragments_text)
         elif opcode is _PONG:
-            self.ping_at = None
+            self._leg.ping_at = None
 
     def _batch_done(self) -> None:
         if self.owner is not None:
@@ -184,7 +203,7 @@ class ClientLeg(_Delivery, ServerConnection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._drop_assembler()
+        self._slim_down()
 
     def process_event(self, event: Event) -> None:
         if isinstance(event, Frame):
@@ -226,7 +245,7 @@ class UpstreamLeg(_Delivery, ClientConnection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._drop_assembler()
+        self._slim_down()
 
     def process_event(self, event: Event) -> None:
         if isinstance(event, Frame):

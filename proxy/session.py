@@ -526,6 +526,8 @@ class ProxySession:
             message, size = self._pending.popleft()
             self.pending_bytes -= size
             self._handle(message)
+        if not self._pending:
+            self._pending = None  # nothing waits: do not keep the empty deque
 
     def _handle(self, message: ClientMessage | bytes) -> None:
         if isinstance(message, bytes):

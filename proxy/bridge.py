@@ -245,6 +245,7 @@ class Bridge:
                     upstream = await connect(
                         config.upstream_url,
                         create_connection=UpstreamLeg,
+                        proxy=config.upstream_proxy,
                         additional_headers=headers,
                         max_size=config.hard_frame_bytes,
                         write_limit=WRITE_LIMIT,

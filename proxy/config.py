@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
+from websockets.proxy import get_proxy
+from websockets.uri import parse_uri
 
 from .session_options import SessionOptions
 
@@ -69,6 +71,12 @@ class ProxyConfig:
     def session_options(self) -> SessionOptions:
         """What each session is configured with (one object, shared by all sessions)."""
         return self._session_options
+
+    @functools.cached_property
+    def upstream_proxy(self) -> str | None:
+        """The HTTP/SOCKS proxy for upstream from the environment (`HTTPS_PROXY`, ...),
+        looked up once: websockets would scan the whole environment at every connect."""
+        return get_proxy(parse_uri(self.upstream_url))
 
     @functools.cached_property
     def _session_options(self) -> SessionOptions:

@@ -4,9 +4,11 @@ The server feeds it what happened ("the client sent this text", "upstream sent t
 event", "time passed", "upstream closed") and sends the actions it returns, in order.
 Every ordering rule of the proxy lives here:
 
-- readiness: nothing goes upstream before `session.created`; then the first `Settings`
-  goes at once and everything else waits, in order, until it is applied (then context
-  items, then the greeting);
+- readiness: nothing goes upstream before the upstream socket is open; then the first
+  `Settings` goes at once (not waiting for `session.created`: the API takes events as
+  soon as the socket is open, which saves a round trip) and everything else waits, in
+  order, until it is applied (then context items, then the greeting). What a Settings
+  tells the client (a Warning, an Error) still follows `Welcome`;
 - one response at a time (`ResponseGate`): `response.create` is held while a response
   is requested or running;
 - barge-in: user speech while agent audio is still playing truncates the item upstream
@@ -122,7 +124,7 @@ _MAX_TRANSCRIPT_CHARS = 64 * 1024
 class Phase(Enum):
     """Where the session is in its opening."""
 
-    CONNECTING = "waiting for session.created"
+    CONNECTING = "waiting for the upstream socket"
     NEEDS_SETTINGS = "waiting for the client's Settings"
     APPLYING = "waiting for session.updated"
     READY = "ready"
@@ -168,6 +170,7 @@ class ProxySession:
         "_clock",
         "_created_deadline",
         "_draining",
+        "_early",
         "_idle_deadline",
         "_ids",
         "_latency",
@@ -186,6 +189,7 @@ class ProxySession:
         "_updates",
         "_user_speaking",
         "_user_transcript",
+        "_welcomed",
         "agent_audio",
         "audio",
         "close_reason",
@@ -221,6 +225,8 @@ class ProxySession:
 
         # Readiness.
         self.phase = Phase.CONNECTING
+        self._welcomed = False  # session.created came, Welcome went
+        self._early: list[Action] | None = None  # what a Settings said before Welcome
         self.settings: Settings | None = None  # the applied Settings (agent as updated)
         self.audio = DEFAULT_AUDIO
         # (message, size); a deque only once something waits (most sessions never queue).
@@ -265,9 +271,19 @@ class ProxySession:
         return self.phase is Phase.CLOSED
 
     def upstream_connected(self) -> list[Action]:
-        """The upstream socket is open: session.created must follow in time."""
+        """The upstream socket is open: the first Settings may go now (OpenAI's own Agents
+        SDK sends its session.update as the socket opens, before session.created), and
+        session.created must follow in time."""
+        if self.closed:
+            return []
         self._created_deadline = self._clock() + self.options.ready_timeout
-        return []
+        self._socket_open()
+        return self._take()
+
+    def _socket_open(self) -> None:
+        if self.phase is Phase.CONNECTING:
+            self.phase = Phase.NEEDS_SETTINGS
+            self._drain()
 
     def client_text(self, text: str) -> list[Action]:
         """A text frame from the component."""
@@ -408,7 +424,7 @@ class ProxySession:
         """Upstream closed its side (or the connection dropped)."""
         if self.closed:
             return []
-        if self.phase is Phase.CONNECTING:
+        if not self._welcomed:
             self._fail_upstream(
                 ErrorCode.UPSTREAM_CLOSED_BEFORE_SESSION_READY,
                 f"upstream closed before the session was ready (code {code})",
@@ -540,7 +556,10 @@ class ProxySession:
         elif isinstance(message, FunctionCallResponse):
             self._on_function_response(message)
         elif isinstance(message, Settings):
+            mark = len(self._out)
             self._apply_settings(message)
+            if not self._welcomed:
+                self._after_welcome(mark)
         elif isinstance(message, InjectAgentMessage):
             self._inject_agent_message(message)
         elif isinstance(message, UpdatePrompt):
@@ -583,6 +602,20 @@ class ProxySession:
         if first_settings:
             self.phase = Phase.APPLYING
         self._upstream(translate.settings_update(settings, audio, event_id=event_id))
+
+    def _after_welcome(self, mark: int) -> None:
+        """Settings went upstream before session.created: what they told the client (a
+        Warning, an Error) waits for Welcome, so the client hears Welcome first, as it
+        did when Settings waited for session.created."""
+        produced = self._out[mark:]
+        del self._out[mark:]
+        for action in produced:
+            if isinstance(action, SendToClient):
+                if self._early is None:
+                    self._early = []
+                self._early.append(action)
+            else:
+                self._out.append(action)
 
     def _settings_applied(self, settings: Settings) -> None:
         """session.updated for the first Settings: SettingsApplied, context, greeting."""
@@ -734,11 +767,14 @@ class ProxySession:
         session_id = event.session.id or ""
         self.log.upstream_session = _loggable(session_id)
         self._created_deadline = None
-        if self.phase is not Phase.CONNECTING:
+        if self._welcomed:
             return  # a second session.created is not ours to act on
+        self._welcomed = True
+        early, self._early = self._early, None
         self._to_client(Welcome(request_id=session_id))
-        self.phase = Phase.NEEDS_SETTINGS
-        self._drain()
+        if early:
+            self._out.extend(early)  # what the session said since the socket opened
+        self._socket_open()  # (a session not told the socket is open: this says it)
 
     def _on_session_updated(self, event: SessionUpdated) -> None:
         if not self._updates:
@@ -977,6 +1013,9 @@ class ProxySession:
 
     def _close(self, code: int, text: str, *, reason: str | None = None) -> None:
         """Close both sides; `reason` (default: `text`) labels why in the metrics."""
+        if self._early:
+            self._out.extend(self._early)  # no Welcome will come: say it all before closing
+        self._early = None
         self.phase = Phase.CLOSED
         self.close_reason = reason or text.replace(" ", "_")
         self._forget()

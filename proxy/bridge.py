@@ -190,7 +190,7 @@ class Bridge:
 
     # ------------------------------------------------------------ what the legs report
 
-    def message_received(self, leg: Leg, data: bytes | str, text: bool) -> None:
+    def message_received(self, leg: Leg, data: bytes | bytearray | str, text: bool) -> None:
         session = self.session
         try:
             if leg is self.client:

@@ -40,9 +40,9 @@ _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.P
 class LegOwner(Protocol):
     """Who a leg hands its messages and events to (the session's bridge)."""
 
-    def message_received(self, leg: Leg, data: bytes | str, text: bool) -> None:
+    def message_received(self, leg: Leg, data: bytes | bytearray | str, text: bool) -> None:
         """A whole message: a text message from the client comes as `str` (UTF-8
-        checked), everything else as bytes."""
+        checked), a binary one as bytes, upstream's as bytes or the parser's bytearray."""
 
     def batch_done(self) -> None: ...
     def room_made(self, leg: Leg) -> None: ...
@@ -206,10 +206,19 @@ class ClientLeg(_Delivery, ServerConnection):
         self._slim_down()
 
     def process_event(self, event: Event) -> None:
-        if isinstance(event, Frame):
-            self._frame(event)
-        else:
+        if type(event) is not Frame:
             super().process_event(event)  # the upgrade request
+            return
+        owner, opcode = self.owner, event.opcode
+        if event.fin and owner is not None and not self._leg.held and not self._leg.backlog:
+            # The common case, in one step: a whole message, handed over at once.
+            if opcode is _BINARY:
+                owner.message_received(self, bytes(event.data), False)
+                return
+            if opcode is _TEXT:
+                self._deliver(bytes(event.data), True)
+                return
+        self._frame(event)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -248,10 +257,23 @@ class UpstreamLeg(_Delivery, ClientConnection):
         self._slim_down()
 
     def process_event(self, event: Event) -> None:
-        if isinstance(event, Frame):
-            self._frame(event)
-        else:
+        if type(event) is not Frame:
             super().process_event(event)  # the handshake response
+            return
+        owner, opcode = self.owner, event.opcode
+        if (
+            event.fin
+            and (opcode is _TEXT or opcode is _BINARY)
+            and owner is not None
+            and not self._leg.held
+            and not self._leg.backlog
+        ):
+            # The common case, in one step: a whole message, handed over at once (the
+            # parser's own copy of the payload; orjson reads a bytearray as it is).
+            data = event.data  # a bytearray: websockets' parser copies each payload out
+            owner.message_received(self, data, opcode is _TEXT)  # type: ignore[arg-type]
+            return
+        self._frame(event)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)

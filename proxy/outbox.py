@@ -33,6 +33,7 @@ WRITE_LIMIT = 64 * 1024
 CLOSE_GRACE = 2.0  # seconds a close may take before the connection is dropped
 
 log = logging.getLogger("proxy.outbox")
+_OPEN = State.OPEN
 
 # A queued entry: a frame (payload, text), or a close (code, reason) after the frames.
 _Entry = tuple[bytes, bool] | tuple[int, str]
@@ -102,16 +103,25 @@ class Outbox:
             return
         ws = self.ws
         if ws is not None:
-            if self.stalled:
-                self._serialize(ws, payload, text)
-                self.flush()
-                return
             if (
                 not self._queue
                 and ws.transport.get_write_buffer_size() + self._unflushed + len(payload)
                 <= WRITE_LIMIT
             ):
+                protocol = ws.protocol  # _serialize, inlined: this is every frame's path
+                if protocol.state is _OPEN:
+                    self.bytes_out += len(payload)
+                    self._unflushed += len(payload) or 1
+                    if text:
+                        protocol.send_text(payload)
+                    else:
+                        protocol.send_binary(payload)
+                if self.stalled:
+                    self.flush()
+                return
+            if self.stalled:
                 self._serialize(ws, payload, text)
+                self.flush()
                 return
         if not self._queue:
             self._progress_at = self._clock()

@@ -131,6 +131,11 @@ class Phase(Enum):
     CLOSED = "closed"
 
 
+# Compared on every frame: module names are cheaper to reach than Enum members.
+_CLOSED = Phase.CLOSED
+_IDLE = GateState.IDLE
+
+
 class UpdateKind(Enum):
     """What a `session.update` we sent was for: decides the reply to the client."""
 
@@ -169,6 +174,7 @@ class ProxySession:
         "_cancelled_calls",
         "_clock",
         "_created_deadline",
+        "_debug",
         "_draining",
         "_early",
         "_idle_deadline",
@@ -220,6 +226,7 @@ class ProxySession:
         self._ids = itertools.count(1)
         self._tag = format(id(self) & 0xFFFFFF, "06x")
         self.log = log or SessionLog(logging.getLogger("proxy.session"), self._tag)
+        self._debug = self.log.isEnabledFor(logging.DEBUG)  # levels are set before sessions
         self._redactor = Redactor.for_key(self.options.api_key)
         now = clock()
 
@@ -287,7 +294,7 @@ class ProxySession:
 
     def client_text(self, text: str) -> list[Action]:
         """A text frame from the component."""
-        if self.closed:
+        if self.phase is _CLOSED:
             return []
         now = self._clock()
         self._idle_deadline = now + self.options.client_idle_timeout
@@ -326,7 +333,7 @@ class ProxySession:
 
     def client_binary(self, data: bytes) -> list[Action]:
         """A binary frame from the component: microphone audio."""
-        if self.closed:
+        if self.phase is _CLOSED:
             return []
         self._idle_deadline = self._clock() + self.options.client_idle_timeout
         if not data:
@@ -339,9 +346,9 @@ class ProxySession:
 
     def upstream_message(self, data: bytes | bytearray | str) -> list[Action]:
         """A frame from the OpenAI Realtime API."""
-        if self.closed:
+        if self.phase is _CLOSED:
             return []
-        if self.gate.busy:
+        if self.gate.state is not _IDLE:
             self._response_deadline = self._clock() + self.options.response_timeout
         try:
             event = orjson.loads(data)
@@ -354,7 +361,8 @@ class ProxySession:
             return self._take()
         model = UPSTREAM_EVENTS.get(kind)
         if model is None:
-            self.log.debug("upstream %s not mapped", kind[:80])
+            if self._debug:  # most events of a turn land here: skip the logging call
+                self.log.debug("upstream %s not mapped", kind[:80])
             return self._take()
         try:
             typed = decode(model, event, kind)
@@ -368,20 +376,22 @@ class ProxySession:
     @property
     def next_deadline(self) -> float | None:
         """When `tick()` should next be called (None: nothing is timed)."""
-        if self.closed:
+        if self.phase is _CLOSED:
             return None
-        deadlines = [self._idle_deadline]
+        # Asked after every batch of input: no list, no min() over a sequence.
+        deadline = self._idle_deadline
+        microphone = self.microphone
         for candidate in (
             self._created_deadline,
             self._response_deadline,
-            self.microphone.flush_at,
-            self.microphone.pause_at,
+            microphone.flush_at,
+            microphone.pause_at,
         ):
-            if candidate is not None:
-                deadlines.append(candidate)
-        if self._updates:
-            deadlines.append(self._updates[0].deadline)
-        return min(deadlines)
+            if candidate is not None and candidate < deadline:
+                deadline = candidate
+        if self._updates and self._updates[0].deadline < deadline:
+            deadline = self._updates[0].deadline
+        return deadline
 
     def tick(self) -> list[Action]:
         """Time passed: act on every deadline that is due."""

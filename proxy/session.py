@@ -22,7 +22,6 @@ answered with an `Error` and changes nothing else.
 
 from __future__ import annotations
 
-import binascii
 import itertools
 import logging
 import re
@@ -36,7 +35,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from . import translate
+from . import base64_audio, translate
 from .actions import Action, CallFunction, CloseClient, CloseUpstream, SendToClient, SendUpstream
 from .audio_formats import DEFAULT_AUDIO, UnsupportedAudioFormat, negotiate
 from .audio_path import AgentAudio, MicrophoneInput, RecentIds
@@ -828,8 +827,8 @@ class ProxySession:
 
     def _on_audio_delta(self, event: AudioDelta) -> None:
         try:
-            audio = binascii.a2b_base64(event.delta, strict_mode=True)
-        except (binascii.Error, ValueError):
+            audio = base64_audio.decode(event.delta)
+        except ValueError:  # binascii.Error is one
             self._error(ErrorCode.UNMAPPED_UPSTREAM_EVENT, "upstream audio delta is not base64")
             return
         now = self._clock()

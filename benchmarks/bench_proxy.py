@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import gc
 import os
 import platform
 import statistics
@@ -87,7 +88,19 @@ LABELS = {
     "rss_per_idle_session_kib": "RSS per idle session (KiB)",
     "cpu_per_mb_audio_s": "proxy CPU per MB of 16 kHz audio (s)",
 }
-MOCK = ["-m", "harness.mock_openai", "--port", "0", "--api-key", MOCK_KEY, "--no-admin"]
+# The mock, with its import-time objects (the openai SDK's models: 100,000 and more)
+# frozen out of the garbage collector: otherwise each of its full collections stalls every
+# turn in flight for ~100 ms, direct and proxied alike, and p99 measures the mock's GC.
+MOCK = [
+    "-c",
+    "import gc, sys; import harness.mock_openai.__main__ as mock; gc.freeze(); "
+    "sys.exit(mock.main(sys.argv[1:]))",
+    "--port",
+    "0",
+    "--api-key",
+    MOCK_KEY,
+    "--no-admin",
+]
 
 
 def proxy_command(workers: int) -> list[str]:
@@ -108,6 +121,7 @@ def proxy_env(mock_url: str, sessions: int) -> dict[str, str]:
 
 
 async def settle(seconds: float = 1.0) -> None:
+    gc.collect()  # the driver's, between measurements (see main)
     await asyncio.sleep(seconds)  # let the last burst's buffers be freed
 
 
@@ -182,6 +196,7 @@ async def turn_rounds(
     for index in range(rounds):
         order = (False, True) if index % 4 in (0, 3) else (True, False)  # ABBA
         for through_proxy in order:
+            gc.collect()
             cpu0, mock0 = cpu_seconds(proxy_pid), cpu_seconds(mock_pid)
             latencies = await one_round(through_proxy, turns)
             cpu, mock = cpu_seconds(proxy_pid) - cpu0, cpu_seconds(mock_pid) - mock0
@@ -419,6 +434,10 @@ def main() -> None:
     out: Path = args.out or Path(__file__).parent / "results" / stamp
     out.parent.mkdir(parents=True, exist_ok=True)
 
+    # The driver's own garbage collections would stall every turn in flight at once:
+    # freeze what the imports made, and collect only between measurements (settle()).
+    gc.freeze()
+    gc.disable()
     started_at = time.time()
     result: dict[str, Any] = {
         "command": "python benchmarks/bench_proxy.py " + " ".join(sys.argv[1:]),

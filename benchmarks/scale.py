@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import math
 import random
 import time
@@ -118,6 +119,7 @@ async def ramp(
     results: list[ScaleStep] = []
     try:
         for count in steps:
+            gc.collect()  # the driver collects only between steps (bench_proxy.main)
             await load.grow(count)
             await asyncio.sleep(warmup)
             results.append(await _measure(load, proxy_pid, mock_pid, hold))

@@ -413,7 +413,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--scale-steps",
-        default="25,50,100,150,200,300,400,500,600,800,1000,1200,1500",
+        default="25,50,100,150,200,250,300,350,400,500,600,800,1000,1200,1500",
         help="session counts of the ramp",
     )
     parser.add_argument("--scale-hold", type=float, default=10.0, help="seconds measured a step")

@@ -121,6 +121,7 @@ async def _connect(url: str, **kwargs: Any) -> WatchedConnection:
         compression=None,
         max_size=None,
         ping_interval=None,
+        proxy=None,  # websockets would scan the whole environment for one at each connect
         open_timeout=30,
         **kwargs,
     )

@@ -12,7 +12,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["MOCK_KEY", "clean_env", "cpu_seconds", "descendants", "rss_bytes", "started"]
+__all__ = [
+    "MOCK_KEY",
+    "clean_env",
+    "cpu_seconds",
+    "descendants",
+    "rss_bytes",
+    "started",
+    "steal_seconds",
+]
 
 MOCK_KEY = "sk-bench-key-0000"
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -105,3 +113,13 @@ def _ticks(task: Path) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
+
+
+def steal_seconds() -> float:
+    """CPU time the hypervisor took from this machine's CPUs so far (all CPUs summed): on
+    a shared virtual machine, the noise every measurement here carries."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    except OSError:
+        return 0.0
+    return int(fields[8]) / _TICKS if len(fields) > 8 else 0.0

@@ -5,7 +5,8 @@ starts no answers of its own) and asks for a text turn every `turn_interval` sec
 at a random phase. Sessions are added in steps; at each step, after a warm-up, the turn
 latencies (InjectUserMessage -> the turn's LatencyReport) of a `hold`-second window give
 p50 and p99, and /proc gives the CPU the proxy, the mock and this driver used. The ramp
-stops at the first step whose p99 passes the bound.
+stops at the first step whose p99 passes the bound twice in a row (the machine is shared:
+one noisy window is not a limit).
 
 One task writes every session's microphone frames (in staggered groups, so they do not
 all land in the same millisecond) and records how late it woke: when the driver itself
@@ -24,7 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from drivers import WatchedConnection, open_proxied, proxied_turn, send_frame_now
-from processes import cpu_seconds
+from processes import cpu_seconds, steal_seconds
 from stats import percentile
 
 __all__ = ["ScaleStep", "ramp"]
@@ -36,6 +37,7 @@ _TURN_TIMEOUT = 10.0
 @dataclass
 class ScaleStep:
     sessions: int
+    attempt: int  # a step over the bound is measured once more before the ramp stops
     turns: int
     unfinished: int  # still unanswered a second after the window
     p50_ms: float
@@ -44,6 +46,7 @@ class ScaleStep:
     mock_cores: float
     driver_cores: float
     driver_late_ms: float  # the most the microphone task woke late
+    steal_cores: float  # CPU the hypervisor took from the machine meanwhile
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,18 +125,14 @@ async def ramp(
             gc.collect()  # the driver collects only between steps (bench_proxy.main)
             await load.grow(count)
             await asyncio.sleep(warmup)
-            results.append(await _measure(load, proxy_pid, mock_pid, hold))
-            step = results[-1]
-            print(
-                f"  {step.sessions:5d} sessions: p50 {step.p50_ms:6.1f} ms, p99 "
-                f"{step.p99_ms:6.1f} ms over {step.turns} turns ({step.unfinished} unanswered); "
-                "CPU "
-                f"proxy {step.proxy_cores:.2f}, mock {step.mock_cores:.2f}, driver "
-                f"{step.driver_cores:.2f} cores; driver late by up to {step.driver_late_ms:.0f} ms",
-                flush=True,
-            )
-            if not step.p99_ms <= bound_ms:  # also nan: no turn in the window
-                break
+            for attempt in (1, 2):  # on a shared machine one noisy window is not a limit
+                step = await _measure(load, proxy_pid, mock_pid, hold, attempt)
+                results.append(step)
+                _show(step)
+                if step.p99_ms <= bound_ms:
+                    break
+            else:
+                break  # over the bound twice: this is the limit
     finally:
         microphone.cancel()
         await asyncio.gather(microphone, return_exceptions=True)
@@ -141,19 +140,36 @@ async def ramp(
     return results
 
 
-async def _measure(load: _Load, proxy_pid: int, mock_pid: int, hold: float) -> ScaleStep:
+def _show(step: ScaleStep) -> None:
+    again = " (again)" if step.attempt > 1 else ""
+    print(
+        f"  {step.sessions:5d} sessions{again}: p50 {step.p50_ms:6.1f} ms, p99 "
+        f"{step.p99_ms:6.1f} ms over {step.turns} turns ({step.unfinished} unanswered); CPU "
+        f"proxy {step.proxy_cores:.2f}, mock {step.mock_cores:.2f}, driver "
+        f"{step.driver_cores:.2f}, stolen {step.steal_cores:.2f} cores; driver late by up to "
+        f"{step.driver_late_ms:.0f} ms",
+        flush=True,
+    )
+
+
+async def _measure(
+    load: _Load, proxy_pid: int, mock_pid: int, hold: float, attempt: int
+) -> ScaleStep:
     loop = asyncio.get_running_loop()
     start, load.late = loop.time(), 0.0
     proxy0, mock0, driver0 = cpu_seconds(proxy_pid), cpu_seconds(mock_pid), time.process_time()
+    steal0 = steal_seconds()
     await asyncio.sleep(hold)
     end = loop.time()
     proxy1, mock1, driver1 = cpu_seconds(proxy_pid), cpu_seconds(mock_pid), time.process_time()
+    steal1 = steal_seconds()
     late = load.late
     await asyncio.sleep(1.0)  # turns begun in the window may finish
     window = [seconds for begun, seconds in load.turns if start <= begun < end]
     elapsed = end - start
     return ScaleStep(
         sessions=len(load.callers),
+        attempt=attempt,
         turns=len(window),
         unfinished=sum(1 for seconds in window if seconds == math.inf),
         p50_ms=percentile(window, 50) * 1e3,
@@ -162,4 +178,5 @@ async def _measure(load: _Load, proxy_pid: int, mock_pid: int, hold: float) -> S
         mock_cores=(mock1 - mock0) / elapsed,
         driver_cores=(driver1 - driver0) / elapsed,
         driver_late_ms=late * 1e3,
+        steal_cores=(steal1 - steal0) / elapsed,
     )

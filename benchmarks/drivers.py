@@ -20,6 +20,7 @@ from websockets.protocol import Event
 
 __all__ = [
     "WatchedConnection",
+    "close_within",
     "direct_turn",
     "open_direct",
     "open_proxied",
@@ -166,3 +167,14 @@ async def direct_turn(ws: WatchedConnection, text: str, *, timeout: float = 30.0
     send_frame_now(ws, orjson.dumps({"type": "conversation.item.create", "item": item}), text=True)
     send_frame_now(ws, b'{"type":"response.create"}', text=True)
     return await asyncio.wait_for(done, timeout) - start
+
+
+async def close_within(connections: list[WatchedConnection], seconds: float) -> None:
+    """Close every connection; what has not closed after `seconds` is dropped (a driver
+    that hangs in a closing handshake would end the whole benchmark)."""
+    closing = asyncio.gather(*(ws.close() for ws in connections), return_exceptions=True)
+    try:
+        await asyncio.wait_for(closing, seconds)
+    except TimeoutError:
+        for ws in connections:
+            ws.transport.abort()

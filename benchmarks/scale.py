@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from drivers import WatchedConnection, open_proxied, proxied_turn, send_frame_now
+from drivers import WatchedConnection, close_within, open_proxied, proxied_turn, send_frame_now
 from processes import cpu_seconds, steal_seconds
 from stats import percentile
 
@@ -32,6 +32,7 @@ __all__ = ["ScaleStep", "ramp"]
 
 _OPEN_BATCH = 50
 _TURN_TIMEOUT = 10.0
+_CLOSE_WITHIN = 15.0
 
 
 @dataclass
@@ -102,7 +103,7 @@ class _Load:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        await asyncio.gather(*(ws.close() for ws in self.callers), return_exceptions=True)
+        await close_within(self.callers, _CLOSE_WITHIN)
 
 
 async def ramp(

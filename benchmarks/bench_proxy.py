@@ -1,122 +1,261 @@
-"""Proxy cost, measured: CPU per text turn, CPU per MB of input audio, added latency,
-memory per idle session, CPU per second of a voice conversation.
+"""Proxy cost, measured side by side with the mock alone, in one run (issue 11's table):
 
-    python benchmarks/bench_proxy.py [--turns 300] [--audio-mb 4] [--idle-sessions 200]
-                                     [--voice-sessions 20] [--voice-seconds 10]
+    python benchmarks/bench_proxy.py [--sessions 20] [--rounds 8] [--turns 25]
+                                     [--connects 100] [--idle-sessions 1000] [--audio-mb 4]
+                                     [--scale-workers 1,2] [--out benchmarks/results/NAME]
 
-Runs the mock upstream and the proxy as separate processes and reads the proxy's own
-CPU time and resident memory from /proc, so the driver's and the mock's work is not
-counted. Latency is compared in the same run: the same turn sent straight to the mock,
-then through the proxy (ratios, not absolute times, are what to compare on a shared
-machine). Idle sessions are opened after the turns, each up to SettingsApplied, and held
-while the proxy's RSS is read: (RSS with them - RSS before) / N is what one costs. Voice
-sessions stream a microphone in real time (speech and pauses the mock's VAD answers with
-spoken replies) to give CPU per session-second of conversation.
-docs/deploy.md sizes the Kubernetes resources from these figures.
+- CPU per text turn: `--sessions` component sessions at once, each sending
+  InjectUserMessage and waiting for the end of the turn (LatencyReport), `--turns` times
+  per round. The mock answers each with ~17 events and 3 x 100 ms of audio.
+- Turn latency, as a multiple of talking to the mock directly: the same number of
+  sessions send the mock what the proxy would (conversation.item.create,
+  response.create) and wait for response.done. Direct and proxied rounds alternate
+  (ABBA), so drift on a shared machine hits both.
+- Connect -> SettingsApplied: one session at a time, from the TCP connect to
+  SettingsApplied; alternating with the direct equivalent (connect, session.update,
+  session.updated).
+- Memory per idle session: (RSS with `--idle-sessions` sessions past SettingsApplied -
+  RSS before) / N.
+- CPU per MB of 16 kHz input audio: one session sends `--audio-mb` MB in 20 ms frames
+  as fast as it can.
+- CPU per second of a voice conversation (for docs/deploy.md): `--voice-sessions`
+  sessions speak in real time (1.5 s of tone, 1.5 s of pause) and the mock answers.
+- Scale (`scale.py`): real-time sessions until p99 turn latency passes 50 ms, with 1
+  and 2 worker processes.
+
+The mock (`python -m harness.mock_openai --no-admin`) and the proxy (`python -m proxy`)
+run as their own processes; CPU and memory come from /proc for each (workers
+included), so the driver's and the mock's work is not counted as the proxy's. Results
+go to a JSON file and, with matplotlib (the `[bench]` extra), a PNG next to it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
+import gc
 import os
-import re
+import platform
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
+import websockets
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: harness
+
+from drivers import (
+    WatchedConnection,
+    close_within,
+    direct_turn,
+    open_direct,
+    open_proxied,
+    proxied_turn,
+)
+from plot import plot_result
+from processes import MOCK_KEY, clean_env, cpu_seconds, rss_bytes, started, steal_seconds
+from scale import ramp
+from stats import percentile
 
 from harness.client import ComponentClient
 
-KEY = "sk-bench-key-0000"
-TICKS = os.sysconf("SC_CLK_TCK")
+#: Issue 11: what the TypeScript reference proxy measured, and the targets.
+REFERENCE = {
+    "cpu_per_text_turn_ms": "0.32-0.38",
+    "turn_p50_ratio": "1.29-1.34",
+    "turn_p99_ratio": "1.44-1.82",
+    "connect_p50_ms": "1.6-1.9",
+    "rss_per_idle_session_kib": "43",
+    "cpu_per_mb_audio_s": "0.056",
+}
+TARGETS = {
+    "cpu_per_text_turn_ms": 0.25,
+    "turn_p50_ratio": 1.20,
+    "turn_p99_ratio": 1.35,
+    "connect_p50_ms": 1.5,
+    "rss_per_idle_session_kib": 40.0,
+    "cpu_per_mb_audio_s": 0.02,
+}
+LABELS = {
+    "cpu_per_text_turn_ms": "proxy CPU per text turn (ms)",
+    "turn_p50_ratio": "turn latency p50, x direct",
+    "turn_p99_ratio": "turn latency p99, x direct",
+    "connect_p50_ms": "connect -> SettingsApplied p50 (ms)",
+    "rss_per_idle_session_kib": "RSS per idle session (KiB)",
+    "cpu_per_mb_audio_s": "proxy CPU per MB of 16 kHz audio (s)",
+}
+# The mock, with its import-time objects (the openai SDK's models: 100,000 and more)
+# frozen out of the garbage collector: otherwise each of its full collections stalls every
+# turn in flight for ~100 ms, direct and proxied alike, and p99 measures the mock's GC.
+MOCK = [
+    "-c",
+    "import gc, sys; import harness.mock_openai.__main__ as mock; gc.freeze(); "
+    "sys.exit(mock.main(sys.argv[1:]))",
+    "--port",
+    "0",
+    "--api-key",
+    MOCK_KEY,
+    "--no-admin",
+]
 
 
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024  # reported in kB
-    raise RuntimeError(f"no VmRSS for {pid}")
+def proxy_command(workers: int) -> list[str]:
+    return ["-m", "proxy", "--port", "0", "--workers", str(workers)]
 
 
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
-
-
-@contextmanager
-def process(args: list[str], env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    proc = subprocess.Popen(
-        [sys.executable, *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+def proxy_env(mock_url: str, sessions: int) -> dict[str, str]:
+    return clean_env(
+        OPENAI_API_KEY=MOCK_KEY,
+        OPENAI_REALTIME_URL=mock_url,
+        LOG_LEVEL="WARNING",
+        # Every session comes from 127.0.0.1, and the turns go back to back.
+        OPENAI_PROXY_MAX_SESSIONS=str(sessions),
+        OPENAI_PROXY_MAX_SESSIONS_PER_IP=str(sessions),
+        OPENAI_PROXY_TURN_RATE="100000",
+        OPENAI_PROXY_TURN_BURST="100000",
     )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if match := re.search(r"listening on (ws://\S+)", line):
-            break
-    else:
-        raise RuntimeError(f"{args} did not start")
-    try:
-        yield proc, match.group(1)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
-async def direct_turn(ws: ClientConnection, text: str) -> float:
-    """The same turn the proxy makes of an InjectUserMessage, sent straight to the mock."""
-    start = time.perf_counter()
-    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
-    await ws.send(orjson.dumps({"type": "conversation.item.create", "item": item}).decode())
-    await ws.send('{"type":"response.create"}')
-    while True:
-        event = orjson.loads(await ws.recv())
-        if event["type"] == "response.done":
-            return time.perf_counter() - start
+async def settle(seconds: float = 1.0) -> None:
+    gc.collect()  # the driver's, between measurements (see main)
+    await asyncio.sleep(seconds)  # let the last burst's buffers be freed
 
 
-async def proxy_turn(client: ComponentClient, text: str, turn: int) -> float:
-    start = time.perf_counter()
-    await client.inject(text)
-    await client.wait_for("AgentAudioDone", count=turn)
-    return time.perf_counter() - start
+async def open_many(count: int, url: str, *, direct: bool = False) -> list[WatchedConnection]:
+    opening = open_direct if direct else open_proxied
+    return [ws for ws, _ in await asyncio.gather(*(opening(url) for _ in range(count)))]
 
 
-async def idle_sessions(url: str, count: int) -> list[ComponentClient]:
-    """`count` sessions, each past SettingsApplied, then left alone."""
-    clients: list[ComponentClient] = []
-    while len(clients) < count:  # in batches: a burst of handshakes is not what is measured
-        batch = [ComponentClient.connect(url) for _ in range(min(50, count - len(clients)))]
-        clients.extend(await asyncio.gather(*batch))
+async def close_all(connections: list[WatchedConnection]) -> None:
+    await close_within(connections, 15.0)
+
+
+# ---------------------------------------------------------------- the measures
+
+
+async def idle_memory(url: str, proxy_pid: int, count: int) -> dict[str, float]:
+    await settle()
+    before = rss_bytes(proxy_pid)
+    sessions: list[WatchedConnection] = []
+    while len(sessions) < count:  # in batches: a burst of handshakes is not what is measured
+        sessions += await open_many(min(50, count - len(sessions)), url)
+    await settle(2.0)
+    held = rss_bytes(proxy_pid)
+    await close_all(sessions)
+    await settle(2.0)
+    return {
+        "rss_before_mib": before / 2**20,
+        "rss_idle_mib": held / 2**20,
+        "rss_per_idle_session_kib": (held - before) / max(count, 1) / 1024,
+    }
+
+
+async def connect_times(mock_url: str, url: str, count: int) -> tuple[list[float], list[float]]:
+    direct: list[float] = []
+    proxied: list[float] = []
+    for index in range(count):
+        order = ("direct", "proxied") if index % 2 == 0 else ("proxied", "direct")
+        for kind in order:
+            if kind == "direct":
+                ws, seconds = await open_direct(mock_url)
+                direct.append(seconds)
+            else:
+                ws, seconds = await open_proxied(url)
+                proxied.append(seconds)
+            await ws.close()
+            await asyncio.sleep(0.02)  # the proxy's upstream close is done before the next
+    return direct, proxied
+
+
+async def turn_rounds(
+    mock_url: str, url: str, proxy_pid: int, mock_pid: int, sessions: int, turns: int, rounds: int
+) -> dict[str, Any]:
+    direct_ws = await open_many(sessions, mock_url, direct=True)
+    proxied_ws = await open_many(sessions, url)
+
+    async def one_round(proxied: bool, count: int) -> list[float]:
+        async def conversation(ws: WatchedConnection) -> list[float]:
+            turn = proxied_turn if proxied else direct_turn
+            return [await turn(ws, f"turn {n}") for n in range(count)]
+
+        results = await asyncio.gather(
+            *(conversation(ws) for ws in (proxied_ws if proxied else direct_ws))
+        )
+        return [seconds for conversation_ in results for seconds in conversation_]
+
+    await one_round(False, 3)  # warm up both paths
+    await one_round(True, 3)
+    direct: list[float] = []
+    proxied: list[float] = []
+    cpu_by_round: list[float] = []
+    mock_cpu = {"direct": 0.0, "proxied": 0.0}
+    for index in range(rounds):
+        order = (False, True) if index % 4 in (0, 3) else (True, False)  # ABBA
+        for through_proxy in order:
+            gc.collect()
+            cpu0, mock0 = cpu_seconds(proxy_pid), cpu_seconds(mock_pid)
+            latencies = await one_round(through_proxy, turns)
+            cpu, mock = cpu_seconds(proxy_pid) - cpu0, cpu_seconds(mock_pid) - mock0
+            if through_proxy:
+                proxied += latencies
+                cpu_by_round.append(cpu / len(latencies) * 1e3)
+                mock_cpu["proxied"] += mock
+            else:
+                direct += latencies
+                mock_cpu["direct"] += mock
+    await close_all(direct_ws + proxied_ws)
+    total = sessions * turns * rounds
+    return {
+        "direct": direct,
+        "proxied": proxied,
+        "cpu_by_round": cpu_by_round,
+        "mock_cpu_per_turn_ms": {k: v / total * 1e3 for k, v in mock_cpu.items()},
+    }
+
+
+async def audio_cpu(url: str, proxy_pid: int, megabytes: float) -> float:
+    second = sine_pcm16(1.0)
+    audio = second * max(1, int(megabytes * 1e6 / len(second)))
+    ws, _ = await open_proxied(url)
+    await settle(0.5)
+    before = cpu_seconds(proxy_pid)
+    for start in range(0, len(audio), 640):  # 20 ms frames, as fast as the proxy takes them
+        await ws.send(audio[start : start + 640])
+    await ws.send(b'{"type":"KeepAlive"}', text=True)
+    await asyncio.sleep(0.5)  # the last batch goes out after 50 ms
+    used = cpu_seconds(proxy_pid) - before
+    await ws.close()
+    return used / (len(audio) / 1e6)
+
+
+async def voice_cpu(url: str, proxy_pid: int, sessions: int, seconds: float) -> dict[str, float]:
+    """A caller in real time: 20 ms frames, 1.5 s of tone then 1.5 s of silence; the
+    mock's VAD hears each stretch of tone and answers it with speech."""
+    clients = [await ComponentClient.connect(url) for _ in range(sessions)]
     await asyncio.gather(*(client.start() for client in clients))
-    return clients
-
-
-async def converse(client: ComponentClient, seconds: float, tone: bytes) -> None:
-    """A caller in real time: 20 ms microphone frames, 1.5 s of speech then 1.5 s of
-    silence, over and over; the mock's VAD hears each stretch of speech and answers it."""
+    tone = sine_pcm16(0.02)
     silence = bytes(len(tone))
-    loop = asyncio.get_running_loop()
-    due = loop.time()
-    for frame in range(int(seconds / 0.02)):
-        await client.send_raw(tone if frame % 150 < 75 else silence)
-        due += 0.02
-        await asyncio.sleep(max(0.0, due - loop.time()))
 
+    async def speak(client: ComponentClient) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        for frame in range(int(seconds / 0.02)):
+            await client.send_raw(tone if frame % 150 < 75 else silence)
+            due += 0.02
+            await asyncio.sleep(max(0.0, due - loop.time()))
 
-async def settle() -> None:
-    await asyncio.sleep(1.0)  # let buffers from the last burst be freed before reading RSS
+    before = cpu_seconds(proxy_pid)
+    await asyncio.gather(*(speak(client) for client in clients))
+    used = cpu_seconds(proxy_pid) - before
+    answers = sum(len(client.received("AgentAudioDone")) for client in clients)
+    await asyncio.gather(*(client.close() for client in clients))
+    per_second = used / max(sessions * seconds, 1e-9)
+    return {"cpu_ms_per_session_second": per_second * 1e3, "spoken_answers": answers}
 
 
 def sine_pcm16(seconds: float) -> bytes:
@@ -124,88 +263,213 @@ def sine_pcm16(seconds: float) -> bytes:
     return (np.sin(2 * np.pi * 300 * t) * 3000).astype("<i2").tobytes()
 
 
-async def run(turns: int, audio_mb: float, idle: int, voice: int, voice_seconds: float) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    with process(["-m", "harness.mock_openai", "--port", "0", "--api-key", KEY], env) as (_, mock):
-        sessions = max(idle, voice) + 10
-        proxy_env = dict(
-            env,
-            OPENAI_API_KEY=KEY,
-            OPENAI_REALTIME_URL=mock,
-            LOG_LEVEL="WARNING",
-            # Every session comes from 127.0.0.1: lift the total and per-IP session limits.
-            OPENAI_PROXY_MAX_SESSIONS=str(sessions),
-            OPENAI_PROXY_MAX_SESSIONS_PER_IP=str(sessions),
-            OPENAI_PROXY_TURN_RATE="100000",
-            OPENAI_PROXY_TURN_BURST="100000",
+# ---------------------------------------------------------------- one run
+
+
+async def measure_table(args: argparse.Namespace) -> dict[str, Any]:
+    limit = max(args.idle_sessions, args.sessions, args.voice_sessions) + 50
+    with started(MOCK, clean_env()) as (mock, mock_url):  # noqa: SIM117 (the proxy needs its URL)
+        with started(proxy_command(1), proxy_env(mock_url, limit)) as (proxy, url):
+            await settle()
+            rss_start = rss_bytes(proxy.pid)
+            warm = await open_many(20, url)
+            await asyncio.gather(*(proxied_turn(ws, "warm up") for ws in warm))
+            await close_all(warm)
+            # Connects first: after a burst of 1000 sessions both the mock and the proxy
+            # carry more objects for their collectors, which is not what a connect costs.
+            print("connects ...", flush=True)
+            connect_direct, connect_proxied = await connect_times(mock_url, url, args.connects)
+            print("idle sessions ...", flush=True)
+            memory = await idle_memory(url, proxy.pid, args.idle_sessions)
+            print("turns ...", flush=True)
+            turns = await turn_rounds(
+                mock_url, url, proxy.pid, mock.pid, args.sessions, args.turns, args.rounds
+            )
+            print("audio ...", flush=True)
+            audio = await audio_cpu(url, proxy.pid, args.audio_mb)
+            voice = (
+                await voice_cpu(url, proxy.pid, args.voice_sessions, args.voice_seconds)
+                if args.voice_sessions
+                else None
+            )
+    cpu_turn = statistics.fmean(turns["cpu_by_round"])
+    direct, proxied = turns["direct"], turns["proxied"]
+    rows = {
+        "cpu_per_text_turn_ms": cpu_turn,
+        "turn_p50_ratio": percentile(proxied, 50) / percentile(direct, 50),
+        "turn_p99_ratio": percentile(proxied, 99) / percentile(direct, 99),
+        "connect_p50_ms": percentile(connect_proxied, 50) * 1e3,
+        "rss_per_idle_session_kib": memory["rss_per_idle_session_kib"],
+        "cpu_per_mb_audio_s": audio,
+    }
+    details = {
+        "turn_direct_ms": {q: percentile(direct, q) * 1e3 for q in (50, 90, 99)},
+        "turn_proxied_ms": {q: percentile(proxied, q) * 1e3 for q in (50, 90, 99)},
+        "connect_direct_p50_ms": percentile(connect_direct, 50) * 1e3,
+        "connect_proxied_p90_ms": percentile(connect_proxied, 90) * 1e3,
+        "mock_cpu_per_turn_ms": turns["mock_cpu_per_turn_ms"],
+        "rss_at_start_mib": rss_start / 2**20,
+        **memory,
+        "voice": voice,
+    }
+    samples = {
+        "turn_direct_s": direct,
+        "turn_proxied_s": proxied,
+        "connect_direct_s": connect_direct,
+        "connect_proxied_s": connect_proxied,
+        "cpu_per_turn_ms_by_round": turns["cpu_by_round"],
+    }
+    return {"rows": rows, "details": details, "samples": samples}
+
+
+async def measure_scale(args: argparse.Namespace, workers: int) -> list[dict[str, Any]]:
+    limit = max(args.scale_steps) + 50
+    with started(MOCK, clean_env()) as (mock, mock_url):  # noqa: SIM117 (the proxy needs its URL)
+        with started(proxy_command(workers), proxy_env(mock_url, limit)) as (proxy, url):
+            await settle()
+            steps = await ramp(
+                url,
+                proxy.pid,
+                mock.pid,
+                steps=args.scale_steps,
+                hold=args.scale_hold,
+                warmup=args.scale_warmup,
+                turn_interval=args.scale_turn_interval,
+                frame_ms=args.scale_frame_ms,
+                bound_ms=args.scale_bound_ms,
+            )
+    return [step.as_dict() for step in steps]
+
+
+def machine() -> dict[str, Any]:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = os.cpu_count() or 0
+    python = platform.python_version()
+    return {
+        "summary": f"{cores} x {model}, Python {python}, websockets {websockets.__version__}",
+        "cpu": model,
+        "cores": cores,
+        "kernel": platform.release(),
+        "python": python,
+        "websockets": websockets.__version__,
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    print(f"\n{result['machine']['summary']}; {result['command']}")
+    stolen = result["machine"]["stolen_share_during_table"]
+    print(f"CPU time taken by the hypervisor while the table was measured: {stolen:.1%}")
+    print(f"{'measure':40} {'this run':>10} {'reference':>10} {'target':>8}  met")
+    for name, value in result["rows"].items():
+        target = TARGETS[name]
+        met = "yes" if value <= target else "NO"
+        print(f"{LABELS[name]:40} {value:10.3f} {REFERENCE[name]:>10} {target:8.2f}  {met}")
+    details = result["details"]
+    print(
+        f"turn ms direct p50/p99 {details['turn_direct_ms'][50]:.2f}/"
+        f"{details['turn_direct_ms'][99]:.2f}, proxied {details['turn_proxied_ms'][50]:.2f}/"
+        f"{details['turn_proxied_ms'][99]:.2f}; connect direct p50 "
+        f"{details['connect_direct_p50_ms']:.2f} ms; RSS at start "
+        f"{details['rss_at_start_mib']:.1f} MiB, with idle sessions "
+        f"{details['rss_idle_mib']:.1f} MiB"
+    )
+    if details["voice"]:
+        print(
+            f"voice conversation: {details['voice']['cpu_ms_per_session_second']:.2f} ms "
+            f"of CPU per session-second ({details['voice']['spoken_answers']} spoken answers)"
         )
-        with process(["-m", "proxy", "--port", "0"], proxy_env) as (proxy, url):
-            await settle()
-            rss_started = rss_bytes(proxy.pid)
-            async with connect(mock, additional_headers={"Authorization": f"Bearer {KEY}"}) as ws:
-                await ws.recv()  # session.created
-                direct = [await direct_turn(ws, f"turn {i}") for i in range(turns)]
-
-            client = await ComponentClient.connect(url)
-            await client.start()
-            await proxy_turn(client, "warm up", 1)
-            cpu_before = cpu_seconds(proxy.pid)
-            proxied = [await proxy_turn(client, f"turn {i}", i + 2) for i in range(turns)]
-            cpu_turns = cpu_seconds(proxy.pid) - cpu_before
-
-            second = sine_pcm16(1.0)
-            audio = second * max(1, int(audio_mb * 1e6 / len(second)))
-            cpu_before = cpu_seconds(proxy.pid)
-            await client.send_audio(audio, frame_bytes=640)  # 20 ms frames, as fast as possible
-            await client.send({"type": "KeepAlive"})
-            await asyncio.sleep(0.5)  # let the last batch go out
-            cpu_audio = cpu_seconds(proxy.pid) - cpu_before
-            await client.close()
-
-            await settle()
-            rss_before = rss_bytes(proxy.pid)
-            clients = await idle_sessions(url, idle)
-            await settle()
-            rss_idle = rss_bytes(proxy.pid)
-            await asyncio.gather(*(client.close() for client in clients))
-
-            clients = await idle_sessions(url, voice)
-            cpu_before = cpu_seconds(proxy.pid)
-            tone = sine_pcm16(0.02)
-            await asyncio.gather(*(converse(c, voice_seconds, tone) for c in clients))
-            cpu_voice = cpu_seconds(proxy.pid) - cpu_before
-            rss_voice = rss_bytes(proxy.pid)
-            answers = sum(len(c.received("AgentAudioDone")) for c in clients)
-            await asyncio.gather(*(client.close() for client in clients))
-
-    direct_ms, proxied_ms = statistics.median(direct) * 1e3, statistics.median(proxied) * 1e3
-    mib = 1024 * 1024
-    print(f"turns: {turns} (mock sends ~17 events per turn, 3 audio chunks of 100 ms)")
-    print(f"proxy CPU per text turn:      {cpu_turns / turns * 1e3:.3f} ms")
-    print(f"proxy CPU per MB of 16 kHz:   {cpu_audio / (len(audio) / 1e6):.4f} s")
-    print(f"median turn, direct to mock:  {direct_ms:.2f} ms")
-    print(f"median turn, through proxy:   {proxied_ms:.2f} ms ({proxied_ms / direct_ms - 1:+.0%})")
-    print(f"proxy RSS at start:           {rss_started / mib:.1f} MiB")
-    print(f"proxy RSS after the above:    {rss_before / mib:.1f} MiB")
-    print(f"proxy RSS, {idle} idle sessions: {rss_idle / mib:.1f} MiB")
-    print(f"proxy RSS per idle session:   {(rss_idle - rss_before) / max(idle, 1) / 1024:.0f} KiB")
-    print(f"voice sessions: {voice} x {voice_seconds:.0f} s in real time, {answers} spoken answers")
-    busy = cpu_voice / max(voice * voice_seconds, 1e-9)
-    print(f"proxy CPU per voice session:  {busy * 1e3:.2f} ms per second ({busy:.2%} of a core)")
-    print(f"proxy RSS, {voice} voice sessions: {rss_voice / mib:.1f} MiB")
+    for workers, steps in result.get("scale", {}).items():
+        passed = [s for s in steps if s["p99_ms"] <= result["config"]["scale_bound_ms"]]
+        if not passed:
+            print(f"scale, {workers} worker(s): no step stayed under the bound")
+            continue
+        best = passed[-1]
+        more = "" if best is not steps[-1] else " (the ramp ended first: at least)"
+        print(
+            f"scale, {workers} worker(s): {best['sessions']} sessions with p99 "
+            f"{best['p99_ms']:.1f} ms{more}; proxy used {best['proxy_cores']:.2f} cores there "
+            f"({best['sessions'] / max(best['proxy_cores'], 1e-9):.0f} sessions per core of "
+            f"proxy CPU)"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--turns", type=int, default=300)
-    parser.add_argument("--audio-mb", type=float, default=4.0)
-    parser.add_argument("--idle-sessions", type=int, default=200)
-    parser.add_argument("--voice-sessions", type=int, default=20)
-    parser.add_argument("--voice-seconds", type=float, default=10.0)
-    args = parser.parse_args()
-    asyncio.run(
-        run(args.turns, args.audio_mb, args.idle_sessions, args.voice_sessions, args.voice_seconds)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--sessions", type=int, default=20, help="sessions at once for turns")
+    parser.add_argument("--turns", type=int, default=25, help="turns per session and round")
+    parser.add_argument("--rounds", type=int, default=8, help="rounds of each (direct, proxied)")
+    parser.add_argument("--connects", type=int, default=100, help="sequential connects of each")
+    parser.add_argument("--idle-sessions", type=int, default=1000)
+    parser.add_argument("--audio-mb", type=float, default=4.0)
+    parser.add_argument("--voice-sessions", type=int, default=20, help="0: skip")
+    parser.add_argument("--voice-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--scale-workers", default="1,2", help="worker counts to ramp (empty: no scale test)"
+    )
+    parser.add_argument(
+        "--scale-steps",
+        default="25,50,100,150,200,250,300,350,400,500,600,800,1000,1200,1500",
+        help="session counts of the ramp",
+    )
+    parser.add_argument("--scale-hold", type=float, default=10.0, help="seconds measured a step")
+    parser.add_argument("--scale-warmup", type=float, default=2.0)
+    parser.add_argument("--scale-turn-interval", type=float, default=4.0)
+    parser.add_argument("--scale-frame-ms", type=int, default=20, help="microphone frame")
+    parser.add_argument("--scale-bound-ms", type=float, default=50.0)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="result path without suffix (default benchmarks/results/<time>)",
+    )
+    args = parser.parse_args()
+    args.scale_steps = [int(n) for n in args.scale_steps.split(",") if n]
+    workers = [int(n) for n in args.scale_workers.split(",") if n]
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out: Path = args.out or Path(__file__).parent / "results" / stamp
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    # The driver's own garbage collections would stall every turn in flight at once:
+    # freeze what the imports made, and collect only between measurements (settle()).
+    gc.freeze()
+    gc.disable()
+    started_at = time.time()
+    result: dict[str, Any] = {
+        "command": "python benchmarks/bench_proxy.py " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "started": datetime.datetime.fromtimestamp(started_at).isoformat(timespec="seconds"),
+        "config": {k: v for k, v in vars(args).items() if k != "out"},
+        "targets": TARGETS,
+        "reference": REFERENCE,
+    }
+    steal = steal_seconds()
+    result.update(asyncio.run(measure_table(args)))
+    table_seconds = time.time() - started_at
+    result["machine"]["stolen_share_during_table"] = (steal_seconds() - steal) / (
+        table_seconds * (os.cpu_count() or 1)
+    )
+    result["scale"] = {}
+    for count in workers:
+        print(f"scale, {count} worker(s):", flush=True)
+        result["scale"][str(count)] = asyncio.run(measure_scale(args, count))
+    result["seconds"] = time.time() - started_at
+    json_path = out.with_suffix(".json")
+    options = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+    json_path.write_bytes(orjson.dumps(result, option=options))
+    report(result)
+    print(f"result: {json_path}")
+    why_not = plot_result(result, out.with_suffix(".png"))
+    print(why_not or f"plot: {out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

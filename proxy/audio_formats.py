@@ -22,6 +22,7 @@ with warnings.catch_warnings():
     import audioop
 
 __all__ = [
+    "DEFAULT_AUDIO",
     "LINEAR16_RATES",
     "UPSTREAM_PCM_RATE",
     "ClientAudio",
@@ -76,6 +77,10 @@ class ClientAudio:
     def input_bytes_per_ms(self) -> float:
         width = 2 if self.input_encoding == "linear16" else 1
         return self.input_rate * width / 1000
+
+
+#: The formats before any Settings (immutable, so every session shares it).
+DEFAULT_AUDIO: Final = ClientAudio()
 
 
 def negotiate(audio: AudioSettings | None, current: ClientAudio | None = None) -> ClientAudio:

@@ -10,7 +10,6 @@ Converters are created when audio first flows, so an idle session holds none.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable
 
 from . import translate
@@ -23,28 +22,50 @@ MAX_CLIENT_AUDIO_FRAME = 64 * 1024
 
 
 class RecentIds:
-    """A set that remembers only the last `size` ids, so long sessions stay small."""
+    """A set that remembers only the last `size` ids, so long sessions stay small.
 
-    __slots__ = ("_order", "_set")
+    A dict keeps the ids in the order they came (the oldest goes first); an idle session
+    holds four of these, so they start as small as a dict can be.
+    """
+
+    __slots__ = ("_ids", "_size")
 
     def __init__(self, size: int = 256) -> None:
-        self._order: deque[str] = deque(maxlen=size)
-        self._set: set[str] = set()
+        self._size = size
+        self._ids: dict[str, None] = {}
 
     def add(self, item: str) -> None:
-        if item in self._set:
+        ids = self._ids
+        if item in ids:
             return
-        if len(self._order) == self._order.maxlen:
-            self._set.discard(self._order[0])
-        self._order.append(item)
-        self._set.add(item)
+        if len(ids) >= self._size:
+            del ids[next(iter(ids))]
+        ids[item] = None
 
     def __contains__(self, item: object) -> bool:
-        return item in self._set
+        return item in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
 
 
 class MicrophoneInput:
     """Client microphone audio -> `input_audio_buffer.append` event payloads."""
+
+    __slots__ = (
+        "_batch",
+        "_batch_bytes",
+        "_batch_ms",
+        "_bytes_per_second",
+        "_converter",
+        "_flush_delay",
+        "_limit",
+        "_pause_delay",
+        "audio",
+        "flush_at",
+        "pause_at",
+        "seconds_in",
+    )
 
     def __init__(
         self, audio: ClientAudio, *, batch_ms: int, flush_delay: float, pause_delay: float
@@ -115,6 +136,17 @@ def _appends(pcm: bytes) -> list[bytes]:
 
 class AgentAudio:
     """Upstream agent audio -> client frames, with what barge-in needs to know."""
+
+    __slots__ = (
+        "_audio",
+        "_bytes_per_ms",
+        "_converter",
+        "_started",
+        "item_id",
+        "ms_sent",
+        "seconds_out",
+        "truncated",
+    )
 
     def __init__(self, audio: ClientAudio) -> None:
         self.set_format(audio)

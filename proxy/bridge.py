@@ -1,40 +1,42 @@
 """One client connection and its upstream connection, joined by a `ProxySession`.
 
-Three tasks per connection, in one anyio task group: the client pump (the connection's
-own handler task), the upstream pump, and a timer that wakes the session at its next
-deadline. Each socket has an `Outbox`; frames are written by whichever task produced
-them while the socket has room, so the session's order is the wire's order.
+No task reads a socket: each leg hands the bridge every message as it is parsed
+(`proxy.legs`), the bridge feeds it to the session and puts what the session returns
+into the socket's `Outbox`; when the batch read from a socket is done, each outbox
+writes what it got in one write. One timer (a loop callback, not a task) wakes the
+session at its next deadline, sends the keepalive pings on both legs and notices a peer
+that stopped reading. The connection's handler task only opens upstream and then waits
+for the client to go.
+
+Backpressure: when a frame would take an outbox over its byte bound, that action and
+every later one wait here, in the session's order, and both legs stop reading (what
+they already parsed waits in them). When the outbox drains, the actions go out and the
+legs read again. So the session's order is the wire's order, and what a session holds
+for a peer is bounded by the outbox's limit plus what one read brought in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+from collections import deque
+from collections.abc import Coroutine
 from http import HTTPStatus
+from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import (
-    ConnectionClosed,
-    InvalidHandshake,
-    InvalidStatus,
-    InvalidURI,
-)
+from websockets.asyncio.client import connect
+from websockets.asyncio.connection import Connection
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import CloseCode
 from websockets.protocol import State
 
-from .actions import (
-    Action,
-    CallFunction,
-    CloseClient,
-    CloseUpstream,
-    SendToClient,
-    SendUpstream,
-)
+from .actions import Action, CallFunction, CloseClient, CloseUpstream, SendToClient, SendUpstream
 from .config import ProxyConfig
 from .errors import ErrorCode
 from .function_calls import call_function_endpoint
+from .legs import ClientLeg, Leg, UpstreamLeg
 from .logs import SessionLog
 from .metrics import ProxyMetrics
 from .outbox import CLOSE_GRACE, WRITE_LIMIT, Outbox
@@ -45,13 +47,38 @@ __all__ = ["Bridge"]
 
 log = logging.getLogger("proxy.session")
 
+_REPORT_EVERY = 1.0  # seconds between two additions of a session's traffic to the metrics
+
 
 class Bridge:
     """Runs one proxied session from the client's upgrade to the last close."""
 
+    __slots__ = (
+        "_held",
+        "_holding",
+        "_loop",
+        "_next_ping",
+        "_opening",
+        "_reported",
+        "_reported_at",
+        "_tasks",
+        "_timer",
+        "_timer_at",
+        "bytes_from_client",
+        "bytes_from_upstream",
+        "client",
+        "config",
+        "log",
+        "metrics",
+        "session",
+        "to_client",
+        "to_upstream",
+        "upstream",
+    )
+
     def __init__(
         self,
-        client: ServerConnection,
+        client: ClientLeg,
         config: ProxyConfig,
         session_id: str,
         metrics: ProxyMetrics,
@@ -64,153 +91,170 @@ class Bridge:
             config.session_options(), log=self.log, observer=metrics.session()
         )
         self.bytes_from_client = self.bytes_from_upstream = 0
-        self._reported: dict[tuple[str, str], float] = {}  # what report_traffic counted
-        self.upstream: ClientConnection | None = None
-        self._timer_scope: anyio.CancelScope | None = None
-        self._tg: TaskGroup | None = None
-        self.to_client: Outbox | None = None
-        self.to_upstream: Outbox | None = None
+        self._reported = [0.0] * 6  # what report_traffic counted, in TRAFFIC order
+        self._reported_at = 0.0
+        self.upstream: UpstreamLeg | None = None
+        self._loop = client.loop
+        self._tasks: set[asyncio.Task[None]] | None = set()  # closes, function calls
+        self._opening: anyio.CancelScope | None = None  # while upstream is being opened
+        self._held: deque[Action] | None = None  # actions waiting for room, in order
+        self._holding = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._next_ping = self._loop.time() + config.ping_interval
+        self.to_client = self._outbox()
+        self.to_client.attach(client)
+        self.to_upstream = self._outbox()
+
+    def _outbox(self) -> Outbox:
+        config = self.config
+        return Outbox(
+            limit_bytes=config.max_buffered_bytes,
+            stall_timeout=config.stall_timeout,
+            start_close=self._start_close,
+        )
 
     @property
     def buffered_bytes(self) -> int:
         """What this session holds for its peers now: queues, socket buffers, readiness."""
-        held = self.session.pending_bytes
-        for outbox in (self.to_client, self.to_upstream):
-            if outbox is not None:
-                held += outbox.buffered_bytes
-        return held
+        return (
+            self.session.pending_bytes
+            + self.to_client.buffered_bytes
+            + self.to_upstream.buffered_bytes
+        )
 
     @property
     def buffered_high_water(self) -> int:
         """The most this session ever held in one direction (queue + socket buffer)."""
-        outboxes = (self.to_client, self.to_upstream)
-        return max(o.high_water for o in outboxes if o is not None) if self.to_client else 0
+        return max(self.to_client.high_water, self.to_upstream.high_water)
 
     async def run(self, *, drain_at_once: bool = False) -> None:
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            self.to_client = Outbox(
-                tg,
-                limit_bytes=self.config.max_buffered_bytes,
-                stall_timeout=self.config.stall_timeout,
-                on_stall=lambda seconds: self._react(self.session.client_stalled(seconds)),
-            )
-            self.to_client.attach(self.client)
-            self.to_upstream = Outbox(
-                tg,
-                limit_bytes=self.config.max_buffered_bytes,
-                stall_timeout=self.config.stall_timeout,
-                on_stall=lambda seconds: self._react(self.session.upstream_stalled(seconds)),
-            )
-            tg.start_soon(self._upstream_pump)
-            tg.start_soon(self._timer)
+        client = self.client
+        try:
+            client.attach(self)
+            client.handshake_done()
             if drain_at_once:  # the server began draining while this client connected
-                await self.drain()
-            await self._client_pump()
+                self._execute(self.session.drain())
+            client.release()  # what the client sent with its upgrade
+            self._flush()
+            await self._open_upstream()
+            await client.wait_closed()
             # The client is gone: close upstream, let queued frames go, then stop.
-            await self._dispatch(self.session.client_closed())
-            with anyio.move_on_after(CLOSE_GRACE):
-                await self.to_upstream.wait_idle()
-            tg.cancel_scope.cancel()
-        self.report_traffic()
+            self._execute(self.session.client_closed())
+            self._flush()
+            upstream = self.upstream
+            if upstream is not None:
+                with anyio.move_on_after(CLOSE_GRACE):
+                    await upstream.wait_closed()
+                if upstream.protocol.state is not State.CLOSED:
+                    upstream.transport.abort()
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._timer_at = -math.inf  # never armed again
+            tasks, self._tasks = self._tasks or set(), None
+            for task in tasks:
+                task.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.gather(*tasks, return_exceptions=True)
+            self.report_traffic()
 
     async def drain(self) -> None:
         """The server is going away: end when quiet (see ProxySession.drain)."""
-        await self._dispatch(self.session.drain())
+        self._execute(self.session.drain())
+        self._flush()
 
     async def shut_down(self) -> None:
-        await self._dispatch(self.session.shut_down())
+        self._execute(self.session.shut_down())
+        self._flush()
 
     def report_traffic(self) -> None:
         """Add the bytes and audio moved since the last report to the metrics."""
+        self._reported_at = self._loop.time()
         session = self.session
-        totals = {
-            ("bytes", "client_in"): self.bytes_from_client,
-            ("bytes", "client_out"): self.to_client.bytes_out if self.to_client else 0,
-            ("bytes", "upstream_in"): self.bytes_from_upstream,
-            ("bytes", "upstream_out"): self.to_upstream.bytes_out if self.to_upstream else 0,
-            ("audio", "in"): session.microphone.seconds_in,
-            ("audio", "out"): session.agent_audio.seconds_out,
-        }
-        for key, total in totals.items():
-            delta = total - self._reported.get(key, 0)
+        totals = (
+            self.bytes_from_client,
+            self.to_client.bytes_out,
+            self.bytes_from_upstream,
+            self.to_upstream.bytes_out,
+            session.microphone.seconds_in,
+            session.agent_audio.seconds_out,
+        )
+        reported = self._reported
+        for index, counter in enumerate(self.metrics.traffic):
+            delta = totals[index] - reported[index]
             if delta > 0:
-                counter = self.metrics.bytes if key[0] == "bytes" else self.metrics.audio_seconds
-                counter.labels(direction=key[1]).inc(delta)
-                self._reported[key] = total
+                counter.inc(delta)
+                reported[index] = totals[index]
 
-    # ------------------------------------------------------------ pumps
+    # ------------------------------------------------------------ what the legs report
 
-    async def _client_pump(self) -> None:
+    def message_received(self, leg: Leg, data: bytes | bytearray | str, text: bool) -> None:
         session = self.session
         try:
-            async for message in self.client:
-                self.bytes_from_client += len(message)
-                if isinstance(message, str):
-                    await self._dispatch(session.client_text(message))
+            if leg is self.client:
+                self.bytes_from_client += len(data)
+                if text:
+                    assert isinstance(data, str)
+                    actions = session.client_text(data)
                 else:
-                    await self._dispatch(session.client_binary(message))
-        except ConnectionClosed:
-            pass  # the client went away, or we closed it: both end the session
+                    assert isinstance(data, bytes)
+                    actions = session.client_binary(data)
+            else:
+                self.bytes_from_upstream += len(data)
+                actions = session.upstream_message(data)
+            if actions:
+                self._execute(actions)
+        except Exception:
+            self._crash()
 
-    async def _upstream_pump(self) -> None:
-        upstream = await self._connect_upstream()
-        if upstream is None:
-            return
-        session = self.session
+    def batch_done(self) -> None:
+        self._flush()
+
+    def room_made(self, leg: Leg) -> None:
+        outbox = self.to_client if leg is self.client else self.to_upstream
         try:
-            await self._dispatch(session.upstream_connected())
-            while True:
-                message = await upstream.recv(decode=False)
-                self.bytes_from_upstream += len(message)
-                await self._dispatch(session.upstream_message(message))
-        except ConnectionClosed as closed:
-            await self._upstream_gone(closed)
-        finally:
-            with anyio.CancelScope(shield=True):
-                with anyio.move_on_after(CLOSE_GRACE):
-                    await upstream.close()
-                if upstream.state is not State.CLOSED:
-                    upstream.transport.abort()
+            if outbox.pump() and self._holding:
+                self._resume()
+        except Exception:
+            self._crash()
+        self._flush()
 
-    async def _upstream_gone(self, closed: ConnectionClosed) -> None:
-        sent = closed.sent
-        if sent is not None and sent.code == 1009:
-            limit = self.config.hard_frame_bytes
-            self.log.warning("upstream sent a frame over %d bytes; closing", limit)
-            await self._dispatch(
-                self.session.upstream_protocol_error(f"upstream sent a frame over {limit} bytes")
-            )
-            return
-        received = closed.rcvd
-        code = received.code if received else None
-        reason = redact(received.reason, self.config.api_key) if received else ""
-        if not self.session.closed:
-            self.log.info("upstream closed (code %s)", code)
-        await self._dispatch(self.session.upstream_closed(code, reason))
+    def leg_lost(self, leg: Leg) -> None:
+        try:
+            if leg is self.client:
+                if self._opening is not None:
+                    self._opening.cancel()  # no need for upstream any more
+            elif leg is self.upstream:
+                self._upstream_gone(leg)
+        except Exception:
+            self._crash()
+        self._flush()
 
-    async def _connect_upstream(self) -> ClientConnection | None:
+    # ------------------------------------------------------------ upstream
+
+    async def _open_upstream(self) -> None:
         config = self.config
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         failure: tuple[ErrorCode, str]
+        upstream = None
         try:
-            with anyio.fail_after(config.upstream_connect_timeout):
-                self.upstream = await connect(
-                    config.upstream_url,
-                    additional_headers=headers,
-                    max_size=config.hard_frame_bytes,
-                    max_queue=4,
-                    write_limit=WRITE_LIMIT,
-                    compression=None,
-                    open_timeout=None,
-                    ping_interval=config.ping_interval,
-                    ping_timeout=config.ping_timeout,
-                    close_timeout=CLOSE_GRACE,
-                    logger=redacting_logger("proxy.upstream_ws", config.api_key),
-                )
-            assert self.to_upstream is not None
-            self.to_upstream.attach(self.upstream)
-            return self.upstream
+            with anyio.CancelScope() as self._opening:
+                with anyio.fail_after(config.upstream_connect_timeout):
+                    upstream = await connect(
+                        config.upstream_url,
+                        create_connection=UpstreamLeg,
+                        proxy=config.upstream_proxy,
+                        additional_headers=headers,
+                        max_size=config.hard_frame_bytes,
+                        write_limit=WRITE_LIMIT,
+                        compression=None,
+                        open_timeout=None,
+                        ping_interval=None,  # the bridge's timer pings (one timer, no task)
+                        close_timeout=CLOSE_GRACE,
+                        logger=redacting_logger("proxy.upstream_ws", config.api_key),
+                    )
         except InvalidStatus as refused:
             status = refused.response.status_code
             code = (
@@ -226,66 +270,223 @@ class Bridge:
             )
         except (OSError, InvalidHandshake, InvalidURI) as exc:
             failure = (ErrorCode.UPSTREAM_UNAVAILABLE, f"cannot reach upstream: {exc}")
+        else:
+            self._opening = None
+            if upstream is not None:
+                assert isinstance(upstream, UpstreamLeg)
+                self._upstream_open(upstream)
+            return
+        finally:
+            self._opening = None
         code, description = failure
         description = redact(description, config.api_key)
         self.log.warning("upstream connection failed: %s", description)
-        await self._dispatch(self.session.upstream_failed(code, description))
-        return None
+        self._execute(self.session.upstream_failed(code, description))
+        self._flush()
 
-    async def _timer(self) -> None:
-        """Wake the session at its next deadline (moved earlier by `_rearm`)."""
-        while True:
-            deadline = self.session.next_deadline
-            with anyio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
-                self._timer_scope = scope
-                await anyio.sleep_forever()
-            self._timer_scope = None
-            await self._dispatch(self.session.tick())
-            self.report_traffic()
+    def _upstream_open(self, upstream: UpstreamLeg) -> None:
+        self.upstream = upstream
+        upstream.attach(self)
+        upstream.handshake_done()
+        self.to_upstream.attach(upstream)
+        if self._holding:
+            upstream.hold()
+        if self.to_upstream.closed:  # the session ended while upstream was opening
+            self._start_close(upstream, CloseCode.NORMAL_CLOSURE, "client closed")
+        else:
+            self._execute(self.session.upstream_connected())
+            upstream.release()  # session.created, if it came with the handshake
+        self._flush()
 
-    # ------------------------------------------------------------ routing
+    def _upstream_gone(self, upstream: UpstreamLeg) -> None:
+        protocol = upstream.protocol
+        sent, received = protocol.close_sent, protocol.close_rcvd
+        if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
+            limit = self.config.hard_frame_bytes
+            self.log.warning("upstream sent a frame over %d bytes; closing", limit)
+            self._execute(
+                self.session.upstream_protocol_error(f"upstream sent a frame over {limit} bytes")
+            )
+            return
+        code = received.code if received else None
+        reason = redact(received.reason, self.config.api_key) if received else ""
+        if not self.session.closed:
+            self.log.info("upstream closed (code %s)", code)
+        self._execute(self.session.upstream_closed(code, reason))
 
-    async def _dispatch(self, actions: list[Action]) -> None:
-        """Carry out the session's actions in order, waiting for room in an outbox."""
+    # ------------------------------------------------------------ time
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        try:
+            now = self._loop.time()
+            if self.to_client.check_stall(now):
+                self._react(self.session.client_stalled(self.config.stall_timeout))
+            if self.to_upstream.check_stall(now):
+                self._react(self.session.upstream_stalled(self.config.stall_timeout))
+            self._execute(self.session.tick())
+            self._keepalive(now)
+            if now - self._reported_at >= _REPORT_EVERY:
+                self.report_traffic()
+        except Exception:
+            self._crash()
+        self._flush()
+
+    def _keepalive(self, now: float) -> None:
+        """Pings on both legs; a leg whose ping went unanswered for `ping_timeout` fails."""
+        timeout = self.config.ping_timeout
+        legs = (self.client, self.upstream)
+        for leg in legs:
+            if leg is not None and leg.ping_at is not None and now - leg.ping_at >= timeout:
+                leg.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+        if now >= self._next_ping:
+            self._next_ping = now + self.config.ping_interval
+            for leg in legs:
+                if leg is not None and leg.ping_at is None:
+                    leg.send_keepalive_ping()
+
+    def _rearm(self) -> None:
+        """Set the timer to the earliest deadline: the session's, a ping's, a stall's."""
+        deadline = self.session.next_deadline
+        if deadline is None or self._next_ping < deadline:
+            deadline = self._next_ping
+        timeout = self.config.ping_timeout
+        for leg in (self.client, self.upstream):
+            if leg is not None and leg.ping_at is not None:
+                deadline = min(deadline, leg.ping_at + timeout)
+        for outbox in (self.to_client, self.to_upstream):
+            stall = outbox.stall_deadline
+            if stall is not None and stall < deadline:
+                deadline = stall
+        if deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    # ------------------------------------------------------------ carrying out actions
+
+    def _execute(self, actions: list[Action]) -> None:
+        """Carry out the session's actions in order; from the first frame that would
+        take an outbox over its bound, they wait (see the module docstring)."""
+        if self._held:
+            self._held.extend(actions)
+            return
         to_client, to_upstream = self.to_client, self.to_upstream
-        assert to_client is not None and to_upstream is not None
-        for action in actions:
-            if isinstance(action, SendUpstream):
-                if to_upstream.must_wait(len(action.payload)):
-                    await to_upstream.wait_room(len(action.payload))
-                to_upstream.put(action.payload, True)
-            elif isinstance(action, SendToClient):
+        for index, action in enumerate(actions):
+            kind = type(action)
+            if kind is SendToClient:
+                assert isinstance(action, SendToClient)
                 if to_client.must_wait(len(action.payload)):
-                    await to_client.wait_room(len(action.payload))
+                    self._hold(actions, index)
+                    return
                 to_client.put(action.payload, action.text)
+            elif kind is SendUpstream:
+                assert isinstance(action, SendUpstream)
+                if to_upstream.must_wait(len(action.payload)):
+                    self._hold(actions, index)
+                    return
+                to_upstream.put(action.payload, True)
             else:
-                self._react([action])
-        self._rearm()  # also when there were no actions: a deadline may have moved
+                self._perform(action)
 
     def _react(self, actions: list[Action]) -> None:
         """Carry out actions at once, without waiting (a stalled peer's last words)."""
-        to_client, to_upstream = self.to_client, self.to_upstream
-        assert to_client is not None and to_upstream is not None
         for action in actions:
             if isinstance(action, SendUpstream):
-                to_upstream.put(action.payload, True)
+                self.to_upstream.put(action.payload, True)
             elif isinstance(action, SendToClient):
-                to_client.put(action.payload, action.text)
-            elif isinstance(action, CloseClient):
-                to_client.close(action.code, action.reason)
-            elif isinstance(action, CloseUpstream):
-                to_upstream.close(action.code, action.reason)
-            elif isinstance(action, CallFunction):
-                assert self._tg is not None
-                self._tg.start_soon(self._call_function, action)
+                self.to_client.put(action.payload, action.text)
+            else:
+                self._perform(action)
+
+    def _perform(self, action: Action) -> None:
+        if isinstance(action, CloseClient):
+            self.to_client.close(action.code, action.reason)
+        elif isinstance(action, CloseUpstream):
+            self.to_upstream.close(action.code, action.reason)
+        elif isinstance(action, CallFunction):
+            self._spawn(self._call_function(action))
+            return
+        if self.session.closed and self._holding:
+            # Nothing more will be sent: what waits is dropped, and the legs read again
+            # so the closing handshakes complete.
+            self._held = None
+            self._release_legs()
+
+    def _hold(self, actions: list[Action], index: int) -> None:
+        self._held = deque(actions[index:])
+        if not self._holding:
+            self._holding = True
+            self.client.hold()
+            if self.upstream is not None:
+                self.upstream.hold()
+
+    def _resume(self) -> None:
+        """An outbox made room: send what waits, then let the legs read again."""
+        held = self._held
+        while held:
+            action = held.popleft()
+            if isinstance(action, SendToClient):
+                if self.to_client.must_wait(len(action.payload)):
+                    held.appendleft(action)
+                    return
+                self.to_client.put(action.payload, action.text)
+            elif isinstance(action, SendUpstream):
+                if self.to_upstream.must_wait(len(action.payload)):
+                    held.appendleft(action)
+                    return
+                self.to_upstream.put(action.payload, True)
+            else:
+                self._perform(action)
+                if self._held is not held:
+                    return  # the session ended: what waited was dropped
+        self._held = None
+        self._release_legs()
+
+    def _release_legs(self) -> None:
+        self._holding = False
+        self.client.release()
+        if self.upstream is not None and not self._holding:
+            self.upstream.release()
+
+    def _flush(self) -> None:
+        self.to_client.flush()
+        self.to_upstream.flush()
         self._rearm()
 
-    def _rearm(self) -> None:
-        scope = self._timer_scope
-        deadline = self.session.next_deadline
-        if scope is not None and deadline is not None and deadline < scope.deadline:
-            scope.deadline = deadline
+    def _start_close(self, ws: Connection, code: int, reason: str) -> None:
+        if not self._spawn(_close(ws, code, reason)):
+            ws.transport.abort()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> bool:
+        """Run `work` in a task the session ends with (False: the session has ended)."""
+        if self._tasks is None:
+            work.close()
+            return False
+        task = self._loop.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    def _crash(self) -> None:
+        """A bug, not a peer's fault: say so once, drop both connections."""
+        self.log.exception("session failed; dropping both connections")
+        self.client.transport.abort()
+        if self.upstream is not None:
+            self.upstream.transport.abort()
 
     async def _call_function(self, call: CallFunction) -> None:
         output, failure = await call_function_endpoint(call, timeout=self.config.function_timeout)
-        await self._dispatch(self.session.function_result(call.call_id, output, failure))
+        self._execute(self.session.function_result(call.call_id, output, failure))
+        self._flush()
+
+
+async def _close(ws: Connection, code: int, reason: str) -> None:
+    """The closing handshake, bounded: a peer that reads nothing cannot hold it open."""
+    try:
+        with anyio.move_on_after(CLOSE_GRACE):
+            await ws.close(code, reason)
+    finally:
+        if ws.state is not State.CLOSED:
+            ws.transport.abort()

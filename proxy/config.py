@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
+from websockets.proxy import get_proxy
+from websockets.uri import parse_uri
 
 from .session_options import SessionOptions
 
@@ -66,6 +69,17 @@ class ProxyConfig:
         return (self.path, *(p for p in self.extra_paths if p != self.path))
 
     def session_options(self) -> SessionOptions:
+        """What each session is configured with (one object, shared by all sessions)."""
+        return self._session_options
+
+    @functools.cached_property
+    def upstream_proxy(self) -> str | None:
+        """The HTTP/SOCKS proxy for upstream from the environment (`HTTPS_PROXY`, ...),
+        looked up once: websockets would scan the whole environment at every connect."""
+        return get_proxy(parse_uri(self.upstream_url))
+
+    @functools.cached_property
+    def _session_options(self) -> SessionOptions:
         return SessionOptions(
             api_key=self.api_key,
             max_frame_bytes=self.max_frame_bytes,

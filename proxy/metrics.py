@@ -115,6 +115,16 @@ class ProxyMetrics:
             multiprocess_mode="max",
         )
         self._codes: set[str] = set()
+        #: What a session reports as it runs, in this order: bytes from the client, to
+        #: the client, from upstream, to upstream; seconds of user and agent audio.
+        self.traffic = (
+            self.bytes.labels(direction="client_in"),
+            self.bytes.labels(direction="client_out"),
+            self.bytes.labels(direction="upstream_in"),
+            self.bytes.labels(direction="upstream_out"),
+            self.audio_seconds.labels(direction="in"),
+            self.audio_seconds.labels(direction="out"),
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -8,6 +8,7 @@ only when the operator asks for it (`--log-content`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterable
@@ -73,6 +74,12 @@ class Redactor:
         alternatives.append(rb"\b(?:sk|rk|ek)-")
         alternatives += [rb"\*\*\*", "•".encode(), "…".encode(), rb"\.\.\.", rb"xxxx"]
         self._suspect = re.compile(b"|".join(alternatives))
+
+    @staticmethod
+    @functools.lru_cache(maxsize=8)
+    def for_key(key: str | None) -> Redactor:
+        """The Redactor for `key`, shared: a session holds the proxy's one key."""
+        return Redactor(key)
 
     def scrub(self, payload: bytes) -> bytes:
         if self._suspect.search(payload) is None:

@@ -15,7 +15,6 @@ VAD): IDLE -> ACTIVE. The gate holds no I/O: it answers "send this now" or "wait
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
@@ -48,12 +47,14 @@ TURN = Turn()
 class ResponseGate:
     """The response gate of one session (see the module docstring)."""
 
+    __slots__ = ("_queue", "request", "request_event_id", "response_id", "state")
+
     def __init__(self) -> None:
         self.state = GateState.IDLE
         self.request: Request | None = None  # what the requested/active response does
         self.request_event_id = ""  # our response.create awaiting response.created
         self.response_id: str | None = None  # the active response, once announced
-        self._queue: deque[Request] = deque()
+        self._queue: list[Request] = []  # a handful at most: turns share one response
 
     @property
     def busy(self) -> bool:
@@ -74,7 +75,7 @@ class ResponseGate:
             return None  # shares the turn response already waiting (not one on its way:
             # that one answers only what was in the conversation when it was asked for)
         if urgent:
-            self._queue.appendleft(request)
+            self._queue.insert(0, request)
         else:
             self._queue.append(request)
         return self._next()
@@ -106,7 +107,7 @@ class ResponseGate:
         """Our response.create met a response server VAD had just started: ours goes
         first in the queue and waits for that one to end."""
         if self.request is not None:
-            self._queue.appendleft(self.request)
+            self._queue.insert(0, self.request)
         self.request = None
 
     def abandon(self) -> Request | None:
@@ -116,7 +117,7 @@ class ResponseGate:
     def withdraw_speech(self) -> list[Speech]:
         """Drop queued speech (the user interrupted); returns what was dropped."""
         dropped = [r for r in self._queue if isinstance(r, Speech)]
-        self._queue = deque(r for r in self._queue if not isinstance(r, Speech))
+        self._queue = [r for r in self._queue if not isinstance(r, Speech)]
         return dropped
 
     def _release(self) -> Request | None:
@@ -129,6 +130,6 @@ class ResponseGate:
     def _next(self) -> Request | None:
         if self.state is not GateState.IDLE or not self._queue:
             return None
-        self.request = self._queue.popleft()
+        self.request = self._queue.pop(0)
         self.state = GateState.REQUESTED
         return self.request

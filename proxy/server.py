@@ -31,7 +31,8 @@ from .access import (
 )
 from .bridge import Bridge
 from .config import DEFAULT_UPSTREAM_URL, ProxyConfig
-from .limits import Admission, Refusal, SessionTicket
+from .legs import ClientLeg
+from .limits import Admission, Refusal
 from .metrics import CONTENT_TYPE, ProxyMetrics
 from .outbox import CLOSE_GRACE, WRITE_LIMIT
 from .redaction import redacting_logger
@@ -85,17 +86,15 @@ class ProxyServer:
             self.config.host,
             self.config.port,
             process_request=self._check_request,
-            create_connection=_AdmittedConnection,
             ssl=self.config.ssl,
             reuse_port=self.config.reuse_port,
             select_subprotocol=_token_subprotocol,
             server_header=None,  # no version banner
+            create_connection=ClientLeg,  # messages go straight to the session (legs.py)
             max_size=self.config.hard_frame_bytes,
-            max_queue=4,
             write_limit=WRITE_LIMIT,
             compression=None,  # audio does not compress; deflate would cost CPU per frame
-            ping_interval=self.config.ping_interval,
-            ping_timeout=self.config.ping_timeout,
+            ping_interval=None,  # each session's timer pings both legs (no task per socket)
             close_timeout=CLOSE_GRACE,
             logger=redacting_logger(
                 "proxy.client_ws", self.config.api_key, self.config.client_token
@@ -186,8 +185,8 @@ class ProxyServer:
             )
         # Released when the session ends, or when the connection is lost if the upgrade
         # fails after this point: a torn handshake cannot keep a place.
-        assert isinstance(connection, _AdmittedConnection)
-        connection.ticket = ticket
+        assert isinstance(connection, ClientLeg)
+        connection.admit(ticket)
         return None
 
     def _refuse(self, reason: str, status: HTTPStatus, text: str) -> Response:
@@ -200,7 +199,8 @@ class ProxyServer:
     # ------------------------------------------------------------ sessions
 
     async def _handle(self, client: ServerConnection) -> None:
-        ticket = client.ticket if isinstance(client, _AdmittedConnection) else None
+        assert isinstance(client, ClientLeg)
+        ticket = client.ticket
         self.active_sessions += 1
         if self._idle is None or self._idle.is_set():
             self._idle = anyio.Event()
@@ -223,18 +223,6 @@ class ProxyServer:
             if not self.active_sessions and self._idle is not None:
                 self._idle.set()
             bridge.log.info("client gone")
-
-
-class _AdmittedConnection(ServerConnection):
-    """A connection that gives its session place back when it is lost, whatever stage
-    the handshake reached (no reliance on garbage collection)."""
-
-    ticket: SessionTicket | None = None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        if self.ticket is not None:
-            self.ticket.release()
 
 
 def _token_subprotocol(

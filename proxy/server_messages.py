@@ -15,6 +15,7 @@ import orjson
 from dataclasses_json import DataClassJsonMixin
 
 __all__ = [
+    "PROXY_OWNED",
     "AgentAudioDone",
     "AgentStartedSpeaking",
     "AgentThinking",
@@ -245,6 +246,27 @@ ServerMessage = (
     | Transcript
     | Warning
     | Error
+)
+
+
+#: Messages whose every field the proxy sets from its own constants and numbers: no text
+#: a peer sent can be in them, so there is no secret to scrub. Any message with a string
+#: that came from upstream or the client (ids, texts, codes, descriptions) is not here.
+PROXY_OWNED: frozenset[type[ServerMessage]] = frozenset(
+    {
+        SettingsApplied,
+        PromptUpdated,
+        SpeakUpdated,
+        ThinkUpdated,
+        ListenUpdated,
+        AgentThinking,
+        AgentStartedSpeaking,
+        AgentAudioDone,
+        LatencyReport,
+        UserStartedSpeaking,
+        UserStoppedSpeaking,
+        UtteranceEnd,
+    }
 )
 
 

@@ -4,9 +4,11 @@ The server feeds it what happened ("the client sent this text", "upstream sent t
 event", "time passed", "upstream closed") and sends the actions it returns, in order.
 Every ordering rule of the proxy lives here:
 
-- readiness: nothing goes upstream before `session.created`; then the first `Settings`
-  goes at once and everything else waits, in order, until it is applied (then context
-  items, then the greeting);
+- readiness: nothing goes upstream before the upstream socket is open; then the first
+  `Settings` goes at once (not waiting for `session.created`: the API takes events as
+  soon as the socket is open, which saves a round trip) and everything else waits, in
+  order, until it is applied (then context items, then the greeting). What a Settings
+  tells the client (a Warning, an Error) still follows `Welcome`;
 - one response at a time (`ResponseGate`): `response.create` is held while a response
   is requested or running;
 - barge-in: user speech while agent audio is still playing truncates the item upstream
@@ -20,8 +22,6 @@ answered with an `Error` and changes nothing else.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import itertools
 import logging
 import re
@@ -35,9 +35,9 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from . import translate
+from . import base64_audio, translate
 from .actions import Action, CallFunction, CloseClient, CloseUpstream, SendToClient, SendUpstream
-from .audio_formats import ClientAudio, UnsupportedAudioFormat, negotiate
+from .audio_formats import DEFAULT_AUDIO, UnsupportedAudioFormat, negotiate
 from .audio_path import AgentAudio, MicrophoneInput, RecentIds
 from .client_messages import (
     CLIENT_MESSAGE_TYPES,
@@ -66,6 +66,7 @@ from .logs import SessionLog
 from .redaction import Redactor
 from .response_gate import TURN, GateState, Request, ResponseGate, Speech
 from .server_messages import (
+    PROXY_OWNED,
     AgentAudioDone,
     AgentThinking,
     ConversationText,
@@ -93,6 +94,7 @@ from .server_messages import (
 from .server_messages import FunctionCallResponse as FunctionCallResult_ToClient
 from .session_options import SessionObserver, SessionOptions, Unobserved
 from .upstream_events import (
+    IGNORED_PREFIXES,
     UPSTREAM_EVENTS,
     AudioDelta,
     AudioDone,
@@ -125,11 +127,17 @@ _HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 class Phase(Enum):
     """Where the session is in its opening."""
 
-    CONNECTING = "waiting for session.created"
+    CONNECTING = "waiting for the upstream socket"
     NEEDS_SETTINGS = "waiting for the client's Settings"
     APPLYING = "waiting for session.updated"
     READY = "ready"
     CLOSED = "closed"
+
+
+# Compared on every frame: module names are cheaper to reach than Enum members.
+_CLOSED = Phase.CLOSED
+_READY = Phase.READY
+_IDLE = GateState.IDLE
 
 
 class UpdateKind(Enum):
@@ -166,6 +174,46 @@ class _PendingUpdate:
 class ProxySession:
     """The translation state machine of one client connection."""
 
+    __slots__ = (
+        "_cancelled_calls",
+        "_clock",
+        "_created_deadline",
+        "_debug",
+        "_draining",
+        "_early",
+        "_idle_deadline",
+        "_ids",
+        "_latency",
+        "_opened_at",
+        "_out",
+        "_pending",
+        "_pending_calls",
+        "_redactor",
+        "_reported_calls",
+        "_reported_items",
+        "_response_deadline",
+        "_server_calls",
+        "_speech_responses",
+        "_tag",
+        "_turn_bucket",
+        "_updates",
+        "_user_speaking",
+        "_user_transcript",
+        "_welcomed",
+        "agent_audio",
+        "audio",
+        "close_reason",
+        "gate",
+        "log",
+        "microphone",
+        "observer",
+        "options",
+        "pending_bytes",
+        "phase",
+        "settings",
+        "turns",
+    )
+
     def __init__(
         self,
         options: SessionOptions | None = None,
@@ -182,16 +230,20 @@ class ProxySession:
         self._ids = itertools.count(1)
         self._tag = format(id(self) & 0xFFFFFF, "06x")
         self.log = log or SessionLog(logging.getLogger("proxy.session"), self._tag)
-        self._redactor = Redactor(self.options.api_key)
+        self._debug = self.log.isEnabledFor(logging.DEBUG)  # levels are set before sessions
+        self._redactor = Redactor.for_key(self.options.api_key)
         now = clock()
 
         # Readiness.
         self.phase = Phase.CONNECTING
+        self._welcomed = False  # session.created came, Welcome went
+        self._early: list[Action] | None = None  # what a Settings said before Welcome
         self.settings: Settings | None = None  # the applied Settings (agent as updated)
-        self.audio = ClientAudio()
-        self._pending: deque[tuple[ClientMessage | bytes, int]] = deque()  # (message, size)
+        self.audio = DEFAULT_AUDIO
+        # (message, size); a deque only once something waits (most sessions never queue).
+        self._pending: deque[tuple[ClientMessage | bytes, int]] | None = None
         self.pending_bytes = 0
-        self._updates: deque[_PendingUpdate] = deque()
+        self._updates: list[_PendingUpdate] = []  # session.updates asked for, oldest first
         self._created_deadline: float | None = None
 
         # Responses, turns and what the client has been told.
@@ -230,13 +282,23 @@ class ProxySession:
         return self.phase is Phase.CLOSED
 
     def upstream_connected(self) -> list[Action]:
-        """The upstream socket is open: session.created must follow in time."""
+        """The upstream socket is open: the first Settings may go now (OpenAI's own Agents
+        SDK sends its session.update as the socket opens, before session.created), and
+        session.created must follow in time."""
+        if self.closed:
+            return []
         self._created_deadline = self._clock() + self.options.ready_timeout
-        return []
+        self._socket_open()
+        return self._take()
+
+    def _socket_open(self) -> None:
+        if self.phase is Phase.CONNECTING:
+            self.phase = Phase.NEEDS_SETTINGS
+            self._drain()
 
     def client_text(self, text: str) -> list[Action]:
         """A text frame from the component."""
-        if self.closed:
+        if self.phase is _CLOSED:
             return []
         now = self._clock()
         self._idle_deadline = now + self.options.client_idle_timeout
@@ -275,23 +337,35 @@ class ProxySession:
 
     def client_binary(self, data: bytes) -> list[Action]:
         """A binary frame from the component: microphone audio."""
-        if self.closed:
+        phase = self.phase
+        if phase is _CLOSED:
             return []
-        self._idle_deadline = self._clock() + self.options.client_idle_timeout
+        now = self._clock()
+        self._idle_deadline = now + self.options.client_idle_timeout
         if not data:
             return []
         if len(data) > self.options.max_frame_bytes:
             self._error(ErrorCode.FRAME_TOO_LARGE, f"audio frame of {len(data)} bytes")
             return self._take()
-        self._admit(data, len(data))
+        if phase is _READY and not self._pending:
+            # 50 frames a second per caller: straight to the batch (what _admit and
+            # _handle would do for audio once ready, without the detour).
+            events = self.microphone.add(data, now)
+            if not events:
+                return []
+            self._upstream_audio(events)
+        else:
+            self._admit(data, len(data))
         return self._take()
 
-    def upstream_message(self, data: bytes | str) -> list[Action]:
+    def upstream_message(self, data: bytes | bytearray | str) -> list[Action]:
         """A frame from the OpenAI Realtime API."""
-        if self.closed:
+        if self.phase is _CLOSED:
             return []
-        if self.gate.busy:
+        if self.gate.state is not _IDLE:
             self._response_deadline = self._clock() + self.options.response_timeout
+        if not isinstance(data, str) and data.startswith(IGNORED_PREFIXES):
+            return []  # an event the proxy never acts on (see upstream_events)
         try:
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -303,7 +377,8 @@ class ProxySession:
             return self._take()
         model = UPSTREAM_EVENTS.get(kind)
         if model is None:
-            self.log.debug("upstream %s not mapped", kind[:80])
+            if self._debug:  # most events of a turn land here: skip the logging call
+                self.log.debug("upstream %s not mapped", kind[:80])
             return self._take()
         try:
             typed = decode(model, event, kind)
@@ -317,20 +392,22 @@ class ProxySession:
     @property
     def next_deadline(self) -> float | None:
         """When `tick()` should next be called (None: nothing is timed)."""
-        if self.closed:
+        if self.phase is _CLOSED:
             return None
-        deadlines = [self._idle_deadline]
+        # Asked after every batch of input: no list, no min() over a sequence.
+        deadline = self._idle_deadline
+        microphone = self.microphone
         for candidate in (
             self._created_deadline,
             self._response_deadline,
-            self.microphone.flush_at,
-            self.microphone.pause_at,
+            microphone.flush_at,
+            microphone.pause_at,
         ):
-            if candidate is not None:
-                deadlines.append(candidate)
-        if self._updates:
-            deadlines.append(self._updates[0].deadline)
-        return min(deadlines)
+            if candidate is not None and candidate < deadline:
+                deadline = candidate
+        if self._updates and self._updates[0].deadline < deadline:
+            deadline = self._updates[0].deadline
+        return deadline
 
     def tick(self) -> list[Action]:
         """Time passed: act on every deadline that is due."""
@@ -373,7 +450,7 @@ class ProxySession:
         """Upstream closed its side (or the connection dropped)."""
         if self.closed:
             return []
-        if self.phase is Phase.CONNECTING:
+        if not self._welcomed:
             self._fail_upstream(
                 ErrorCode.UPSTREAM_CLOSED_BEFORE_SESSION_READY,
                 f"upstream closed before the session was ready (code {code})",
@@ -463,6 +540,8 @@ class ProxySession:
                 "too much sent before the session was ready; message refused",
             )
             return
+        if self._pending is None:
+            self._pending = deque()
         self._pending.append((message, size))
         self.pending_bytes += size
         self._drain()
@@ -478,9 +557,11 @@ class ProxySession:
         """Replay queued messages now that the session moved on."""
         if self.phase is Phase.NEEDS_SETTINGS:
             # The first Settings unblocks everything queued before it.
-            found = next((p for p in self._pending if isinstance(p[0], Settings)), None)
+            pending = self._pending or ()
+            found = next((p for p in pending if isinstance(p[0], Settings)), None)
             if found is None:
                 return
+            assert self._pending is not None
             self._pending.remove(found)
             self.pending_bytes -= found[1]
             self._handle(found[0])
@@ -488,6 +569,8 @@ class ProxySession:
             message, size = self._pending.popleft()
             self.pending_bytes -= size
             self._handle(message)
+        if not self._pending:
+            self._pending = None  # nothing waits: do not keep the empty deque
 
     def _handle(self, message: ClientMessage | bytes) -> None:
         if isinstance(message, bytes):
@@ -500,7 +583,10 @@ class ProxySession:
         elif isinstance(message, FunctionCallResponse):
             self._on_function_response(message)
         elif isinstance(message, Settings):
+            mark = len(self._out)
             self._apply_settings(message)
+            if not self._welcomed:
+                self._after_welcome(mark)
         elif isinstance(message, InjectAgentMessage):
             self._inject_agent_message(message)
         elif isinstance(message, UpdatePrompt):
@@ -543,6 +629,20 @@ class ProxySession:
         if first_settings:
             self.phase = Phase.APPLYING
         self._upstream(translate.settings_update(settings, audio, event_id=event_id))
+
+    def _after_welcome(self, mark: int) -> None:
+        """Settings went upstream before session.created: what they told the client (a
+        Warning, an Error) waits for Welcome, so the client hears Welcome first, as it
+        did when Settings waited for session.created."""
+        produced = self._out[mark:]
+        del self._out[mark:]
+        for action in produced:
+            if isinstance(action, SendToClient):
+                if self._early is None:
+                    self._early = []
+                self._early.append(action)
+            else:
+                self._out.append(action)
 
     def _settings_applied(self, settings: Settings) -> None:
         """session.updated for the first Settings: SettingsApplied, context, greeting."""
@@ -694,16 +794,19 @@ class ProxySession:
         session_id = event.session.id or ""
         self.log.upstream_session = _loggable(session_id)
         self._created_deadline = None
-        if self.phase is not Phase.CONNECTING:
+        if self._welcomed:
             return  # a second session.created is not ours to act on
+        self._welcomed = True
+        early, self._early = self._early, None
         self._to_client(Welcome(request_id=session_id))
-        self.phase = Phase.NEEDS_SETTINGS
-        self._drain()
+        if early:
+            self._out.extend(early)  # what the session said since the socket opened
+        self._socket_open()  # (a session not told the socket is open: this says it)
 
     def _on_session_updated(self, event: SessionUpdated) -> None:
         if not self._updates:
             return  # an update we did not ask for
-        update = self._updates.popleft()
+        update = self._updates.pop(0)
         if update.kind is UpdateKind.FIRST_SETTINGS:
             assert update.settings is not None
             self._settings_applied(update.settings)
@@ -742,8 +845,8 @@ class ProxySession:
 
     def _on_audio_delta(self, event: AudioDelta) -> None:
         try:
-            audio = base64.b64decode(event.delta, validate=True)
-        except (binascii.Error, ValueError):
+            audio = base64_audio.decode(event.delta)
+        except ValueError:  # binascii.Error is one
             self._error(ErrorCode.UNMAPPED_UPSTREAM_EVENT, "upstream audio delta is not base64")
             return
         now = self._clock()
@@ -913,7 +1016,12 @@ class ProxySession:
     # ------------------------------------------------------------ output helpers
 
     def _to_client(self, message: ServerMessage) -> None:
-        self._out.append(SendToClient(self._redactor.scrub(encode(message)), text=True))
+        """The one way a JSON frame goes to the client: scrubbed of secrets, unless every
+        field of its type is the proxy's own (nothing a peer wrote can be in it)."""
+        payload = encode(message)
+        if type(message) not in PROXY_OWNED:
+            payload = self._redactor.scrub(payload)
+        self._out.append(SendToClient(payload, text=True))
 
     def _upstream(self, event: dict[str, Any]) -> None:
         if self.microphone.holding:
@@ -941,6 +1049,9 @@ class ProxySession:
 
     def _close(self, code: int, text: str, *, reason: str | None = None) -> None:
         """Close both sides; `reason` (default: `text`) labels why in the metrics."""
+        if self._early:
+            self._out.extend(self._early)  # no Welcome will come: say it all before closing
+        self._early = None
         self.phase = Phase.CLOSED
         self.close_reason = reason or text.replace(" ", "_")
         self._forget()
@@ -949,7 +1060,7 @@ class ProxySession:
 
     def _forget(self) -> None:
         """Release what the session holds; nothing will be sent any more."""
-        self._pending.clear()
+        self._pending = None
         self.pending_bytes = 0
         self.microphone.clear()
         self._updates.clear()

@@ -5,9 +5,9 @@ One place builds each upstream event; nothing here keeps state or touches a sock
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
+from . import base64_audio
 from .audio_formats import ClientAudio
 from .client_messages import (
     Agent,
@@ -312,7 +312,7 @@ def truncate_item(item_id: str, audio_end_ms: int) -> dict[str, Any]:
 
 def audio_append(audio: bytes) -> bytes:
     """`input_audio_buffer.append` as JSON bytes (the hot path: no dict, no encoder)."""
-    return b'{"type":"input_audio_buffer.append","audio":"' + base64.b64encode(audio) + b'"}'
+    return b'{"type":"input_audio_buffer.append","audio":"' + base64_audio.encode(audio) + b'"}'
 
 
 def input_commit(event_id: str) -> dict[str, Any]:

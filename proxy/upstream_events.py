@@ -9,9 +9,10 @@ at the edge instead of failing deep inside a handler. Events not listed in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
+    "IGNORED_PREFIXES",
     "UPSTREAM_EVENTS",
     "AudioDelta",
     "AudioDone",
@@ -214,3 +215,26 @@ UPSTREAM_EVENTS: dict[str, type[Any]] = {
     "conversation.item.input_audio_transcription.completed": TranscriptionCompleted,
     "error": ErrorEvent,
 }
+
+#: Frames the proxy skips without decoding: events it never acts on, as the API writes
+#: them (`{"type":"<type>",` first). Most of a turn's events are these (every token of
+#: the transcript is a delta; the proxy reports the text when it is done), so a prefix
+#: test spares them the JSON decoder. A frame written any other way is decoded and judged
+#: in full; only an event of these types with broken JSON after its type goes unreported.
+IGNORED_PREFIXES: Final = tuple(
+    b'{"type":"' + kind.encode() + b'",'
+    for kind in (
+        "response.output_audio_transcript.delta",
+        "response.output_text.delta",
+        "response.function_call_arguments.delta",
+        "conversation.item.added",
+        "response.output_item.added",
+        "response.output_item.done",
+        "response.content_part.added",
+        "response.content_part.done",
+        "rate_limits.updated",
+        "input_audio_buffer.committed",
+        "conversation.item.input_audio_transcription.segment",
+    )
+)
+assert not any(prefix[9:-2].decode() in UPSTREAM_EVENTS for prefix in IGNORED_PREFIXES)

@@ -25,11 +25,20 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 __all__ = ["InvalidMessage", "decode"]
 
 T = TypeVar("T")
-Check = Callable[[Any, str], Any]
+Check = Callable[[Any], Any]
 
 
 class InvalidMessage(ValueError):
     """Decoded JSON whose shape is not the declared one; the text names the field."""
+
+
+class _Fault(Exception):
+    """A value that does not fit; `path` grows (innermost first) as it is re-raised."""
+
+    def __init__(self, problem: str, *path: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.path = list(path)
 
 
 def decode(cls: type[T], value: Any, where: str) -> T:
@@ -37,35 +46,69 @@ def decode(cls: type[T], value: Any, where: str) -> T:
 
     `where` names the value in messages (``"Settings"`` gives ``Settings.agent.think``).
     """
-    result: T = _object_check(cls)(value, where)  # type: ignore[arg-type]  # classes hash
+    try:
+        result: T = _object_check(cls)(value)  # type: ignore[arg-type]  # classes hash
+    except _Fault as fault:
+        path = "".join(reversed(fault.path))
+        raise InvalidMessage(f"{where}{path} {fault.problem}") from None
     return result
 
 
 # ---------------------------------------------------------------- compilation
+#
+# The checks take only the value and raise `_Fault` when it does not fit; the field's
+# path is added on the way out, so a value that fits (nearly all of them) costs no
+# string formatting. Scalar fields, the common case, are checked inline.
+
+_MISSING: Any = object()
 
 
 @cache
 def _object_check(cls: type) -> Check:
     hints = get_type_hints(cls)
-    specs: list[tuple[str, Check, bool]] = []
+    # (name, exact JSON type for an inline check or None, nullable, check, required)
+    specs: list[tuple[str, type | None, bool, Check, bool]] = []
     for spec in dataclasses.fields(cls):
         required = (
             spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
         )
-        specs.append((spec.name, _check_for(hints[spec.name]), required))
+        hint = hints[spec.name]
+        exact, nullable = _inline_scalar(hint)
+        specs.append((spec.name, exact, nullable, _check_for(hint), required))
 
-    def check(value: Any, where: str) -> Any:
+    def check(value: Any) -> Any:
         if type(value) is not dict:
-            raise InvalidMessage(f"{where} must be an object, not {_kind(value)}")
+            raise _Fault(f"must be an object, not {_kind(value)}")
         found: dict[str, Any] = {}
-        for name, check_field, required in specs:
-            if name in value:
-                found[name] = check_field(value[name], f"{where}.{name}")
-            elif required:
-                raise InvalidMessage(f"{where}.{name} is required")
+        for name, exact, nullable, check_field, required in specs:
+            field = value.get(name, _MISSING)
+            if field is _MISSING:
+                if required:
+                    raise _Fault("is required", "." + name)
+            elif type(field) is exact or (nullable and field is None):
+                found[name] = field
+            else:
+                try:
+                    found[name] = check_field(field)
+                except _Fault as fault:
+                    fault.path.append("." + name)
+                    raise
         return cls(**found)
 
     return check
+
+
+def _inline_scalar(hint: Any) -> tuple[type | None, bool]:
+    """(the exact type, may it be null) for `str`, `bool`, `int`, `str | None`, ...;
+    (None, False) for anything that needs its full check (`float` takes an int too)."""
+    if hint in (str, bool, int):
+        return hint, False
+    if get_origin(hint) in (Union, types.UnionType):
+        options = get_args(hint)
+        rest = [option for option in options if option is not type(None)]
+        if len(rest) == 1 and rest[0] in (str, bool, int) and type(None) in options:
+            return rest[0], True
+    return None, False
 
 
 def _check_for(hint: Any) -> Check:
@@ -99,21 +142,21 @@ def _union_check(options: tuple[Any, ...]) -> Check:
         if not nullable:
             return inner
 
-        def optional(value: Any, where: str) -> Any:
-            return None if value is None else inner(value, where)
+        def optional(value: Any) -> Any:
+            return None if value is None else inner(value)
 
         return optional
     # Several shapes: pick the one whose JSON kind matches (object, array, string, ...).
     by_kind = {_json_kind(option): _check_for(option) for option in rest}
     expected = " or ".join(sorted(by_kind))
 
-    def one_of(value: Any, where: str) -> Any:
+    def one_of(value: Any) -> Any:
         if value is None and nullable:
             return None
         check = by_kind.get(_kind(value))
         if check is None:
-            raise InvalidMessage(f"{where} must be {expected}, not {_kind(value)}")
-        return check(value, where)
+            raise _Fault(f"must be {expected}, not {_kind(value)}")
+        return check(value)
 
     return one_of
 
@@ -121,19 +164,26 @@ def _union_check(options: tuple[Any, ...]) -> Check:
 def _literal_check(allowed: tuple[Any, ...]) -> Check:
     listed = ", ".join(repr(option) for option in allowed)
 
-    def check(value: Any, where: str) -> Any:
+    def check(value: Any) -> Any:
         if type(value) is not str or value not in allowed:
-            raise InvalidMessage(f"{where} must be one of {listed}")
+            raise _Fault(f"must be one of {listed}")
         return value
 
     return check
 
 
 def _list_check(element: Check) -> Check:
-    def check(value: Any, where: str) -> Any:
+    def check(value: Any) -> Any:
         if type(value) is not list:
-            raise InvalidMessage(f"{where} must be an array, not {_kind(value)}")
-        return [element(entry, f"{where}[{index}]") for index, entry in enumerate(value)]
+            raise _Fault(f"must be an array, not {_kind(value)}")
+        checked = []
+        for index, entry in enumerate(value):
+            try:
+                checked.append(element(entry))
+            except _Fault as fault:
+                fault.path.append(f"[{index}]")
+                raise
+        return checked
 
     return check
 
@@ -141,37 +191,44 @@ def _list_check(element: Check) -> Check:
 def _dict_check(element: Check) -> Check:
     if element is _any:
 
-        def any_values(value: Any, where: str) -> Any:
+        def any_values(value: Any) -> Any:
             if type(value) is not dict:
-                raise InvalidMessage(f"{where} must be an object, not {_kind(value)}")
+                raise _Fault(f"must be an object, not {_kind(value)}")
             return value
 
         return any_values
 
-    def check(value: Any, where: str) -> Any:
+    def check(value: Any) -> Any:
         if type(value) is not dict:
-            raise InvalidMessage(f"{where} must be an object, not {_kind(value)}")
-        return {key: element(entry, f"{where}.{key}") for key, entry in value.items()}
+            raise _Fault(f"must be an object, not {_kind(value)}")
+        checked = {}
+        for key, entry in value.items():
+            try:
+                checked[key] = element(entry)
+            except _Fault as fault:
+                fault.path.append(f".{key}")
+                raise
+        return checked
 
     return check
 
 
 def _scalar(kind: type, name: str) -> Check:
-    def check(value: Any, where: str) -> Any:
+    def check(value: Any) -> Any:
         if type(value) is not kind:
-            raise InvalidMessage(f"{where} must be {name}, not {_kind(value)}")
+            raise _Fault(f"must be {name}, not {_kind(value)}")
         return value
 
     return check
 
 
-def _number(value: Any, where: str) -> Any:
+def _number(value: Any) -> Any:
     if type(value) is not float and type(value) is not int:
-        raise InvalidMessage(f"{where} must be a number, not {_kind(value)}")
+        raise _Fault(f"must be a number, not {_kind(value)}")
     return value
 
 
-def _any(value: Any, where: str) -> Any:
+def _any(value: Any) -> Any:
     return value
 
 

@@ -12,6 +12,7 @@ exits 0 when they have.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import multiprocessing
 import os
@@ -42,15 +43,18 @@ def run_workers(args: argparse.Namespace, api_key: str | None, token: str | None
 
     def forward(signum: int, frame: object) -> None:
         nonlocal stopping
-        if stopping:
-            print("second signal: stopping every worker now", flush=True)
-        else:
-            print(f"{signal.Signals(signum).name}: draining every worker", flush=True)
+        said = (
+            "second signal: stopping every worker now"
+            if stopping
+            else f"{signal.Signals(signum).name}: draining every worker"
+        )
         sent = signal.SIGKILL if stopping else signal.SIGTERM
         stopping = True
-        for worker in workers:
+        for worker in workers:  # first: saying so must not stop it (stdout may be gone)
             if worker.pid and worker.is_alive():
                 os.kill(worker.pid, sent)
+        with contextlib.suppress(OSError):
+            print(said, flush=True)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)

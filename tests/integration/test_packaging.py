@@ -41,6 +41,7 @@ RUNTIME = {
     "orjson",
     "soxr",
     "numpy",
+    "pybase64",
     "prometheus-client",
 }
 # Never in the runtime install: the test harness and its schema oracles.

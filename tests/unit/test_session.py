@@ -61,6 +61,34 @@ def test_settings_before_session_created_is_queued_then_sent(driver: Driver) -> 
     assert out.upstream_types() == ["session.update"]
 
 
+def test_settings_go_upstream_as_soon_as_the_socket_opens(driver: Driver) -> None:
+    # No round trip for session.created at connect: the API takes events once the socket
+    # is open. The client still hears Welcome first.
+    assert driver.client(NO_GREETING).upstream == []  # the socket is not open yet
+    opened = driver.decode_actions(driver.session.upstream_connected())
+    assert opened.upstream_types() == ["session.update"] and opened.to_client == []
+    assert driver.upstream(events.session_created()).types() == ["Welcome"]
+    assert driver.upstream(events.session_updated()).types() == ["SettingsApplied"]
+
+
+def test_what_early_settings_tell_the_client_follows_welcome(driver: Driver) -> None:
+    driver.session.upstream_connected()
+    chat_model = {"type": "Settings", "agent": {"think": {"provider": {"model": "gpt-4o"}}}}
+    early = driver.client(chat_model)
+    assert early.upstream_types() == ["session.update"] and early.to_client == []
+    assert driver.upstream(events.session_created()).types() == ["Welcome", "Warning"]
+    assert driver.upstream(events.session_updated()).types() == ["SettingsApplied"]
+
+
+def test_upstream_closing_after_the_socket_opened_but_before_session_created(
+    driver: Driver,
+) -> None:
+    driver.session.upstream_connected()
+    driver.client(NO_GREETING)
+    out = decode_close(driver, 1011)
+    assert [m["code"] for m in out.to_client] == ["upstream_closed_before_session_ready"]
+
+
 def test_user_text_sent_before_settings_applied_waits_in_order(driver: Driver) -> None:
     driver.upstream(events.session_created())
     driver.client(SETTINGS)

@@ -276,6 +276,25 @@ def test_a_mistyped_upstream_event_is_dropped_and_reported(event: dict[str, Any]
     assert_usable(driver)
 
 
+def test_events_the_proxy_ignores_are_skipped_by_their_first_bytes() -> None:
+    driver = Driver()
+    driver.ready()
+    # Written as the API writes them: not decoded at all (broken JSON after the type too).
+    assert (
+        driver.upstream(b'{"type":"response.output_audio_transcript.delta","x":[').to_client == []
+    )
+    # Written any other way: decoded, and judged in full.
+    spaced = b'{"type": "response.output_audio_transcript.delta", "delta": "hi"}'
+    assert driver.upstream(spaced).to_client == []
+    assert codes(driver.upstream(b'{"type": "response.output_text.delta", ')) == [
+        "unmapped_upstream_event"
+    ]
+    # An event the proxy acts on is never skipped, however it starts.
+    out = driver.upstream(b'{"type":"response.created","response":null}')
+    assert codes(out) == ["unmapped_upstream_event"]
+    assert_usable(driver)
+
+
 # ------------------------------------------------------------------ secrets
 
 
@@ -335,8 +354,8 @@ def test_long_sessions_do_not_grow_their_bookkeeping() -> None:
         driver.upstream(events.function_call(f"call_{n}", "f"))
         driver.client({"type": "FunctionCallResponse", "id": f"call_{n}", "content": "ok"})
     session = driver.session
-    assert len(session._reported_items._set) <= 256
-    assert len(session._reported_calls._set) <= 256
+    assert len(session._reported_items) <= 256
+    assert len(session._reported_calls) <= 256
     assert len(session._pending_calls) == 0
 
 

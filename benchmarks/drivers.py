@@ -18,6 +18,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import Frame, Opcode
 from websockets.protocol import Event
 
+from harness.client import default_settings
+
 __all__ = [
     "WatchedConnection",
     "close_within",
@@ -28,24 +30,8 @@ __all__ = [
     "send_frame_now",
 ]
 
-#: What the component sends first (as `harness.client.default_settings`).
-SETTINGS = orjson.dumps(
-    {
-        "type": "Settings",
-        "audio": {
-            "input": {"encoding": "linear16", "sample_rate": 16000},
-            "output": {"encoding": "linear16", "sample_rate": 24000},
-        },
-        "agent": {
-            "listen": {"provider": {"type": "deepgram", "model": "nova-3"}},
-            "think": {
-                "provider": {"type": "open_ai", "model": "gpt-4o-mini"},
-                "prompt": "You are a helpful voice assistant. Keep answers short.",
-            },
-            "speak": {"provider": {"type": "open_ai", "model": "tts-1", "voice": "alloy"}},
-        },
-    }
-)
+#: What the component sends first.
+SETTINGS = orjson.dumps(default_settings())
 #: The session.update the proxy makes of SETTINGS, for the direct sessions.
 SESSION_UPDATE = orjson.dumps(
     {

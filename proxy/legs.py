@@ -69,7 +69,6 @@ class _LegState:
 class _Delivery:
     """What both legs add to their websockets connection (see the module docstring)."""
 
-    # Set in `_start_delivery`, called from each leg's __init__.
     owner: LegOwner | None
     _leg: _LegState
 
@@ -82,9 +81,14 @@ class _Delivery:
     request: Any
     response: Any
 
-    def _start_delivery(self) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # the websockets connection's
         self.owner = None
         self._leg = _LegState()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._slim_down()
 
     def attach(self, owner: LegOwner) -> None:
         """Hand messages to `owner` from now on (those that wait: at `release()`)."""
@@ -199,14 +203,6 @@ _NO_ASSEMBLER = _UnusedAssembler()
 class ClientLeg(_Delivery, ServerConnection):
     """The component's connection to the proxy."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._start_delivery()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self._slim_down()
-
     def process_event(self, event: Event) -> None:
         if type(event) is not Frame:
             super().process_event(event)  # the upgrade request
@@ -260,14 +256,6 @@ class ClientLeg(_Delivery, ServerConnection):
 
 class UpstreamLeg(_Delivery, ClientConnection):
     """The proxy's connection to the OpenAI Realtime API."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._start_delivery()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self._slim_down()
 
     def process_event(self, event: Event) -> None:
         if type(event) is not Frame:

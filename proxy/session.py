@@ -112,7 +112,7 @@ from .upstream_events import (
     TranscriptionCompleted,
     TranscriptionDelta,
 )
-from .validation import decode
+from .validation import MAX_DEPTH, decode, shown, too_deep
 
 __all__ = ["Phase", "ProxySession"]
 
@@ -311,12 +311,15 @@ class ProxySession:
         except orjson.JSONDecodeError:
             self._error(ErrorCode.INVALID_JSON, "message is not valid JSON")
             return self._take()
+        if too_deep(data, text):
+            self._error(ErrorCode.INVALID_MESSAGE, f"message nests deeper than {MAX_DEPTH} levels")
+            return self._take()
         kind = data.get("type") if type(data) is dict else None
         if type(kind) is not str or kind not in CLIENT_MESSAGE_TYPES:
-            shown = repr(kind)[:60] if type(kind) is str else "missing or not a string"
+            named = shown(kind) if type(kind) is str else "missing or not a string"
             self._error(
                 ErrorCode.DISALLOWED_CLIENT_MESSAGE_TYPE,
-                f"unknown message type {shown}; allowed: {_ALLOWED_TYPES}",
+                f"unknown message type {named}; allowed: {_ALLOWED_TYPES}",
             )
             return self._take()
         if kind == "KeepAlive":
@@ -370,6 +373,10 @@ class ProxySession:
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
             event = None
+        if too_deep(event, data):
+            self.log.warning("upstream event nested deeper than %d levels; dropped", MAX_DEPTH)
+            self._error(ErrorCode.UNMAPPED_UPSTREAM_EVENT, "upstream sent an event nested too deep")
+            return self._take()
         kind = event.get("type") if type(event) is dict else None
         if type(kind) is not str:
             self.log.warning("upstream sent a frame that is not a JSON event; dropped")
@@ -518,7 +525,7 @@ class ProxySession:
         name = self._pending_calls.pop(call_id, "")
         arguments = self._server_calls.pop(call_id, "")
         if failure is not None:
-            self._error(ErrorCode.FUNCTION_ENDPOINT_FAILED, f"function {name}: {failure}")
+            self._error(ErrorCode.FUNCTION_ENDPOINT_FAILED, f"function {shown(name)}: {failure}")
             output = orjson.dumps({"error": failure}).decode()
         assert output is not None
         self._to_client(FunctionCallResult_ToClient(id=call_id, name=name, content=output))
@@ -721,7 +728,8 @@ class ProxySession:
             if call_id is None:
                 self._error(
                     ErrorCode.INVALID_MESSAGE,
-                    f"FunctionCallResponse without id matches no pending call of {message.name!r}",
+                    "FunctionCallResponse without id matches no pending call of "
+                    + shown(message.name),
                 )
                 return
         name = self._pending_calls.pop(call_id, message.name)
@@ -924,7 +932,7 @@ class ProxySession:
                 return
             self._warn(
                 WarningCode.FUNCTION_ENDPOINT_FORBIDDEN,
-                f"function {event.name}: endpoint host {host!r} is not allowed by the "
+                f"function {shown(event.name)}: endpoint host {shown(host)} is not allowed by the "
                 "operator; the call goes to the client",
             )
         self._to_client(
@@ -1026,7 +1034,13 @@ class ProxySession:
     def _upstream(self, event: dict[str, Any]) -> None:
         if self.microphone.holding:
             self._upstream_audio(self.microphone.flush())  # keep audio in order
-        self._out.append(SendUpstream(orjson.dumps(event)))
+        try:
+            payload = orjson.dumps(event)
+        except orjson.JSONEncodeError as exc:  # nested too deep (the edge refuses that first)
+            self.log.warning("%s not sent upstream: %s", event.get("type"), exc)
+            self._error(ErrorCode.INVALID_MESSAGE, f"{event.get('type')} could not be encoded")
+            return
+        self._out.append(SendUpstream(payload))
 
     def _upstream_audio(self, events: list[bytes]) -> None:
         for payload in events:

@@ -118,7 +118,8 @@ __all__ = ["Phase", "ProxySession"]
 
 _ACTIVE_RESPONSE = "conversation_already_has_active_response"
 _ALLOWED_TYPES = ", ".join(sorted(CLIENT_MESSAGE_TYPES))
-_TURN_MESSAGES = (InjectUserMessage, InjectAgentMessage, FunctionCallResponse)
+# Each one asks upstream for a response: they share the turn rate.
+_TURN_MESSAGES = (InjectUserMessage, InjectAgentMessage, FunctionCallResponse, ForceEndTurn)
 _MAX_TRANSCRIPT_CHARS = 64 * 1024
 _MAX_SERVER_CALLS = 4  # server-side function calls in flight per session
 _HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})

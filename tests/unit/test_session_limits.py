@@ -435,6 +435,15 @@ def test_a_deeply_nested_upstream_event_is_logged_once_and_dropped(
     assert not any(r.exc_info for r in caplog.records)
 
 
+def test_force_end_turn_counts_against_the_turn_rate() -> None:
+    driver = Driver(turn_rate=5, turn_burst=3)
+    driver.ready()
+    outcomes = [driver.client({"type": "ForceEndTurn"}) for _ in range(5)]
+    assert [codes(o) for o in outcomes] == [[], [], [], ["rate_limited"], ["rate_limited"]]
+    assert "ForceEndTurn" in outcomes[3].to_client[0]["description"]
+    assert outcomes[3].upstream == []
+
+
 @pytest.mark.parametrize("key", ["bad\nkey\x1b[2J", "k" * 10_000])
 def test_client_keys_in_error_texts_are_quoted_and_cut(
     key: str, caplog: pytest.LogCaptureFixture

@@ -707,7 +707,7 @@ class ProxySession:
             return
         behavior = message.behavior or "default"
         busy = self.gate.busy or self._user_speaking
-        if behavior == "default" and busy:
+        if (behavior == "default" and busy) or self.gate.full:
             self._to_client(InjectionRefused(message=message.text))
             return
         if behavior == "interrupt" and self.gate.busy:

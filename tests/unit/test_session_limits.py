@@ -444,6 +444,23 @@ def test_force_end_turn_counts_against_the_turn_rate() -> None:
     assert outcomes[3].upstream == []
 
 
+def test_queued_speech_is_capped_and_the_rest_refused() -> None:
+    driver = Driver(turn_rate=1e9, turn_burst=10**9)
+    driver.ready()
+    driver.client({"type": "InjectUserMessage", "content": "hello"})  # a response is asked
+    said = [
+        driver.client({"type": "InjectAgentMessage", "message": f"m{n}", "behavior": "queue"})
+        for n in range(20)
+    ]
+    refused = [o.only("InjectionRefused")["message"] for o in said if o.to_client]
+    assert refused == ["m16", "m17", "m18", "m19"]
+    assert len(driver.session.gate.queued()) == 16
+    # Interrupting is no way around it.
+    out = driver.client({"type": "InjectAgentMessage", "message": "now", "behavior": "interrupt"})
+    assert "InjectionRefused" in out.types()
+    assert len(driver.session.gate.queued()) == 16
+
+
 @pytest.mark.parametrize("key", ["bad\nkey\x1b[2J", "k" * 10_000])
 def test_client_keys_in_error_texts_are_quoted_and_cut(
     key: str, caplog: pytest.LogCaptureFixture

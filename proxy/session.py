@@ -986,6 +986,7 @@ class ProxySession:
             self.log.info("response.create raced an active response; queued")
             self.gate.raced()
             return
+        settings_refused = False
         if error.event_id is not None:
             self._send_request(self.gate.refused(error.event_id))
             failed = next((u for u in self._updates if u.event_id == error.event_id), None)
@@ -994,11 +995,14 @@ class ProxySession:
                 self._updates.remove(failed)
                 if failed.kind is UpdateKind.FIRST_SETTINGS:
                     self.phase = Phase.NEEDS_SETTINGS  # the client may send corrected Settings
+                    settings_refused = True
             if error.event_id.startswith(f"proxy_{self._tag}_cancel") and (
                 error.code == "response_cancel_not_active"
             ):
                 return  # our cancel came after the response ended: nothing to report
         self._to_client(translate.component_error(error))
+        if settings_refused:
+            self._drain()  # corrected Settings may already wait, with what came after them
 
     # ------------------------------------------------------------ reporting
 

@@ -642,3 +642,20 @@ def test_v1_functions_without_a_name_or_endpoint_url_are_accepted_not_offered(
     call = driver.upstream(events.function_call("c1", "local"))
     assert call.only("FunctionCallRequest")["functions"][0]["client_side"] is True
     assert call.calls == []
+
+
+def test_settings_waiting_behind_a_refused_first_settings_are_applied(driver: Driver) -> None:
+    driver.upstream(events.session_created())
+    (update,) = driver.client(SETTINGS).upstream
+    waiting = driver.client(NO_GREETING)  # sent before the first was answered
+    assert waiting.upstream == []
+    behind = user_text(driver, "Hi")  # and a turn after it
+    assert behind.upstream == []
+    refused = driver.upstream(
+        events.error("invalid_value", "bad voice", event_id=update["event_id"])
+    )
+    assert refused.types() == ["Error"]
+    assert refused.upstream_types() == ["session.update"]  # the waiting Settings goes now
+    applied = driver.upstream(events.session_updated())
+    assert applied.types()[:2] == ["SettingsApplied", "ConversationText"]
+    assert applied.upstream_types() == ["conversation.item.create", "response.create"]

@@ -96,6 +96,7 @@ from .session_options import SessionObserver, SessionOptions, Unobserved
 from .upstream_events import (
     IGNORED_PREFIXES,
     UPSTREAM_EVENTS,
+    AudioCommitted,
     AudioDelta,
     AudioDone,
     ErrorEvent,
@@ -717,6 +718,7 @@ class ProxySession:
         self._say(Speech(message.text))
 
     def _force_end_turn(self) -> None:
+        self._user_speaking = False  # the client ended the turn, whatever VAD said
         self._upstream_audio(self.microphone.pause())
         self._upstream(translate.input_commit(self._event_id("commit")))
         self._turn_ended()
@@ -831,6 +833,7 @@ class ProxySession:
         if speech is not None and translate.SPEAK_METADATA_KEY in metadata:
             self._speech_responses[response.id] = speech
         self.gate.created(response.id)
+        self._user_speaking = False  # a response answers a turn that has ended
         self._response_deadline = self._clock() + self.options.response_timeout
         self._latency.response_started(self._clock())
         self._to_client(AgentThinking(content=""))
@@ -962,6 +965,12 @@ class ProxySession:
         self._to_client(UserStoppedSpeaking())
         self._to_client(UtteranceEnd(last_word_end=round(event.audio_end_ms / 1000, 3)))
         self._turn_ended()
+
+    def _on_audio_committed(self, event: AudioCommitted) -> None:
+        # A committed buffer ends the user's turn even when speech_stopped never came
+        # (ForceEndTurn, or a lost event): do not stay "speaking" forever.
+        self._user_speaking = False
+        self._leave_if_quiet()
 
     def _on_transcription_delta(self, event: TranscriptionDelta) -> None:
         item_id, text = self._user_transcript
@@ -1126,6 +1135,7 @@ _UPSTREAM_HANDLERS: dict[type[Any], Callable[[ProxySession, Any], None]] = {
     FunctionArgumentsDone: ProxySession._on_function_call,
     SpeechStarted: ProxySession._on_speech_started,
     SpeechStopped: ProxySession._on_speech_stopped,
+    AudioCommitted: ProxySession._on_audio_committed,
     TranscriptionDelta: ProxySession._on_transcription_delta,
     TranscriptionCompleted: ProxySession._on_transcription_completed,
     ErrorEvent: ProxySession._on_error,

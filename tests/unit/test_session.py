@@ -659,3 +659,36 @@ def test_settings_waiting_behind_a_refused_first_settings_are_applied(driver: Dr
     applied = driver.upstream(events.session_updated())
     assert applied.types()[:2] == ["SettingsApplied", "ConversationText"]
     assert applied.upstream_types() == ["conversation.item.create", "response.create"]
+
+
+def test_force_end_turn_ends_a_turn_speech_stopped_never_ended(driver: Driver) -> None:
+    driver.ready(NO_GREETING)
+    driver.upstream(events.speech_started())
+    driver.client({"type": "ForceEndTurn"})
+    driver.respond()
+    driver.finish()
+    # The user is not speaking any more: a default InjectAgentMessage is spoken...
+    out = driver.client({"type": "InjectAgentMessage", "message": "Anything else?"})
+    assert "InjectionRefused" not in out.types()
+    assert out.upstream_types()[-1] == "response.create"
+    driver.respond("resp_2")
+    # ... and the session is quiet once that is said: a drain closes it.
+    assert driver.decode_actions(driver.session.drain()).client_close is None
+    assert driver.finish("resp_2").client_close is not None
+
+
+def test_a_committed_buffer_ends_the_users_turn(driver: Driver) -> None:
+    driver.ready(NO_GREETING)
+    driver.upstream(events.speech_started())
+    assert driver.decode_actions(driver.session.drain()).client_close is None  # speaking
+    committed = events._event("input_audio_buffer.committed", item_id="item_user")
+    assert driver.upstream(committed).client_close is not None
+
+
+def test_a_response_created_ends_the_users_turn(driver: Driver) -> None:
+    driver.ready(NO_GREETING)
+    driver.upstream(events.speech_started())
+    driver.respond()  # server VAD answered; speech_stopped was lost
+    driver.finish()
+    out = driver.client({"type": "InjectAgentMessage", "message": "Hello?"})
+    assert "InjectionRefused" not in out.types()

@@ -61,7 +61,7 @@ from .client_messages import (
 from .errors import ErrorCode, WarningCode
 from .function_calls import endpoint_allowed
 from .latency import TurnLatency
-from .limits import TokenBucket
+from .limits import MESSAGE_BURST_SECONDS, TokenBucket
 from .logs import SessionLog
 from .redaction import Redactor
 from .response_gate import TURN, GateState, Request, ResponseGate, Speech
@@ -186,6 +186,8 @@ class ProxySession:
         "_idle_deadline",
         "_ids",
         "_latency",
+        "_message_bucket",
+        "_messages_dropped",
         "_opened_at",
         "_out",
         "_pending",
@@ -275,6 +277,9 @@ class ProxySession:
         # Limits.
         self._opened_at = now
         self._turn_bucket = TokenBucket(options.turn_rate, options.turn_burst, now)
+        burst = max(1, int(options.message_rate * MESSAGE_BURST_SECONDS))
+        self._message_bucket = TokenBucket(options.message_rate, burst, now)
+        self._messages_dropped = False  # told the client; dropping until the rate falls
         self._idle_deadline = now + options.client_idle_timeout
 
     # ------------------------------------------------------------ inputs
@@ -304,6 +309,9 @@ class ProxySession:
             return []
         now = self._clock()
         self._idle_deadline = now + self.options.client_idle_timeout
+        if not self._message_bucket.take(now):
+            return self._drop_message()
+        self._messages_dropped = False
         limit = self.options.max_frame_bytes
         if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
             self._error(ErrorCode.FRAME_TOO_LARGE, f"text frame of {len(text)} characters")
@@ -347,6 +355,9 @@ class ProxySession:
             return []
         now = self._clock()
         self._idle_deadline = now + self.options.client_idle_timeout
+        if not self._message_bucket.take(now):
+            return self._drop_message()
+        self._messages_dropped = False
         if not data:
             return []
         if len(data) > self.options.max_frame_bytes:
@@ -361,6 +372,17 @@ class ProxySession:
             self._upstream_audio(events)
         else:
             self._admit(data, len(data))
+        return self._take()
+
+    def _drop_message(self) -> list[Action]:
+        """Over the message rate: say so once, then drop silently until it falls."""
+        if not self._messages_dropped:
+            self._messages_dropped = True
+            self._error(
+                ErrorCode.RATE_LIMITED,
+                f"more than {self.options.message_rate:g} messages a second; messages, "
+                "audio included, are dropped until the rate falls",
+            )
         return self._take()
 
     def upstream_message(self, data: bytes | bytearray | str) -> list[Action]:

@@ -348,7 +348,7 @@ def test_the_key_is_scrubbed_from_any_field_of_any_message() -> None:
 
 
 def test_long_sessions_do_not_grow_their_bookkeeping() -> None:
-    driver = Driver(turn_rate=1e9, turn_burst=10**9)
+    driver = Driver(turn_rate=1e9, turn_burst=10**9, message_rate=1e9)
     driver.ready()
     for n in range(2000):
         driver.upstream(events.transcript_done(f"item_{n}", "x"))
@@ -495,6 +495,30 @@ def test_client_values_in_errors_and_warnings_are_quoted_and_cut(settings: dict[
     out = driver.client(settings)
     (said,) = [m["description"] for m in out.to_client if m["type"] in ("Error", "Warning")]
     assert "\n" not in said and len(said) < 400
+
+
+def test_a_flood_of_tiny_frames_is_dropped_after_one_error() -> None:
+    driver = Driver(message_rate=200)
+    driver.ready()
+    flood = [driver.audio(b"\0") for _ in range(400)] + [
+        driver.client({"type": "KeepAlive"}) for _ in range(400)
+    ]
+    said = [n for n, o in enumerate(flood) if codes(o)]
+    assert said == [399]  # a burst of 400 (the Settings was one), then it is said once
+    assert codes(flood[399]) == ["rate_limited"]
+    (error,) = [m for o in flood for m in o.to_client]
+    assert "audio included" in error["description"]
+    assert driver.client({"type": "InjectUserMessage", "content": "x"}).to_client == []
+    driver.clock.advance(1.0)  # the bucket refills: messages go through again
+    assert_usable(driver)
+
+
+def test_audio_in_real_time_is_far_under_the_message_rate() -> None:
+    driver = Driver()
+    driver.ready()
+    for _ in range(60 * 50):  # a minute of 20 ms frames
+        driver.clock.advance(0.02)
+        assert not codes(driver.audio(b"\0" * 640))
 
 
 def test_what_orjson_cannot_write_back_is_refused_where_it_is_written() -> None:

@@ -118,6 +118,7 @@ def proxy_env(mock_url: str, sessions: int) -> dict[str, str]:
         OPENAI_PROXY_MAX_SESSIONS_PER_IP=str(sessions),
         OPENAI_PROXY_TURN_RATE="100000",
         OPENAI_PROXY_TURN_BURST="100000",
+        OPENAI_PROXY_MESSAGE_RATE="1000000",  # the audio row sends as fast as it can
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from .client_messages import AudioFormat, AudioSettings
 from .resample import PcmResampler
+from .validation import shown
 
 with warnings.catch_warnings():
     # audioop is the standard library's G.711 codec (C); deprecated in 3.11 and
@@ -103,7 +104,7 @@ def _accept(side: str, fmt: AudioFormat, *, default_rate: int) -> tuple[str, int
     container = fmt.container or "none"
     if container != "none":
         raise UnsupportedAudioFormat(
-            f"audio.{side}.container {container!r} is not supported; supported: {_SUPPORTED}"
+            f"audio.{side}.container {shown(container)} is not supported; supported: {_SUPPORTED}"
         )
     if encoding == "linear16":
         rate = default_rate if fmt.sample_rate is None else fmt.sample_rate
@@ -115,7 +116,7 @@ def _accept(side: str, fmt: AudioFormat, *, default_rate: int) -> tuple[str, int
             return encoding, rate
     else:
         raise UnsupportedAudioFormat(
-            f"audio.{side}.encoding {encoding!r} is not supported; supported: {_SUPPORTED}"
+            f"audio.{side}.encoding {shown(encoding)} is not supported; supported: {_SUPPORTED}"
         )
     raise UnsupportedAudioFormat(
         f"audio.{side} {encoding} at {fmt.sample_rate} Hz is not supported; supported: {_SUPPORTED}"

@@ -212,6 +212,9 @@ class Bridge:
     def batch_done(self) -> None:
         self._flush()
 
+    def writes_paused(self, leg: Leg) -> None:
+        (self.to_client if leg is self.client else self.to_upstream).writes_paused()
+
     def room_made(self, leg: Leg) -> None:
         outbox = self.to_client if leg is self.client else self.to_upstream
         try:

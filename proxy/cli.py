@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import DEFAULT_UPSTREAM_URL
+from .limits import MESSAGE_RATE
 
 __all__ = ["client_token", "parse_args", "repeated"]
 
@@ -125,6 +126,14 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         "sustained user turns a second per session",
     )
     option("--turn-burst", "OPENAI_PROXY_TURN_BURST", int, 20, "user turns allowed in a burst")
+    option(
+        "--message-rate",
+        "OPENAI_PROXY_MESSAGE_RATE",
+        float,
+        MESSAGE_RATE,
+        "sustained client messages a second per session, audio frames included (twice that "
+        "in a burst); past it they are dropped with one Error {rate_limited}",
+    )
     option(
         "--client-idle-timeout",
         "OPENAI_PROXY_CLIENT_IDLE_TIMEOUT",

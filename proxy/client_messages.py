@@ -338,7 +338,10 @@ def parse_client_message(data: dict[str, Any]) -> ClientMessage:
     cls = _BY_TYPE[kind]
     if cls is FunctionCallResponse and type(data.get("content")) in (dict, list, int, float, bool):
         # Handlers often return objects; the model wants the output as a string.
-        data = {**data, "content": orjson.dumps(data["content"]).decode()}
+        try:
+            data = {**data, "content": orjson.dumps(data["content"]).decode()}
+        except orjson.JSONEncodeError:  # nested past what orjson writes
+            raise InvalidMessage("FunctionCallResponse.content cannot be encoded") from None
     message: ClientMessage = decode(cls, data, kind)
     return message
 

@@ -12,6 +12,7 @@ from websockets.http11 import Request, Response
 from websockets.proxy import get_proxy
 from websockets.uri import parse_uri
 
+from .limits import MESSAGE_RATE
 from .session_options import SessionOptions
 
 __all__ = ["DEEPGRAM_PATH", "DEFAULT_UPSTREAM_URL", "ProxyConfig"]
@@ -40,6 +41,7 @@ class ProxyConfig:
     # Limits and timeouts.
     turn_rate: float = 5.0
     turn_burst: int = 20
+    message_rate: float = MESSAGE_RATE  # client messages a second, any kind
     max_frame_bytes: int = 1 << 20  # larger: Error frame_too_large
     hard_frame_bytes: int = 16 << 20  # larger: close 1009 (client), 1011 (upstream)
     max_buffered_bytes: int = 8 << 20  # per session and direction
@@ -90,6 +92,7 @@ class ProxyConfig:
             client_idle_timeout=self.client_idle_timeout,
             turn_rate=self.turn_rate,
             turn_burst=self.turn_burst,
+            message_rate=self.message_rate,
             log_content=self.log_content,
             function_hosts=frozenset(host.lower() for host in self.function_hosts),
         )

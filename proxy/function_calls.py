@@ -20,6 +20,7 @@ import httpx
 import orjson
 
 from .actions import CallFunction
+from .validation import shown
 
 __all__ = ["MAX_RESPONSE_BYTES", "call_function_endpoint", "endpoint_allowed"]
 
@@ -81,7 +82,7 @@ async def call_function_endpoint(
 ) -> tuple[str | None, str | None]:
     """(output, None) on success, (None, why) on failure; never raises for the peer's faults."""
     if _parse(call.url) is None:
-        return None, f"endpoint {call.url!r} is not an http(s) URL without user info"
+        return None, f"endpoint {shown(call.url)} is not an http(s) URL without user info"
     headers = {k: v for k, v in call.headers.items() if k.lower() not in _DROPPED_HEADERS}
     headers.setdefault("Content-Type", "application/json")
     request: dict[str, object] = {"headers": headers}
@@ -102,7 +103,7 @@ async def call_function_endpoint(
     except TimeoutError:
         return None, f"no full answer within {timeout:g} s"
     except ValueError as exc:  # too large, or a URL httpx refuses
-        return None, str(exc)
+        return None, shown(str(exc))
     except httpx.HTTPError as exc:
         return None, f"endpoint unreachable: {type(exc).__name__}"
 

@@ -46,6 +46,7 @@ class LegOwner(Protocol):
         checked), a binary one as bytes, upstream's as bytes or the parser's bytearray."""
 
     def batch_done(self) -> None: ...
+    def writes_paused(self, leg: Leg) -> None: ...
     def room_made(self, leg: Leg) -> None: ...
     def leg_lost(self, leg: Leg) -> None: ...
 
@@ -232,6 +233,11 @@ class ClientLeg(_Delivery, ServerConnection):
                 return
         super()._deliver(data, text)
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.owner is not None:
+            self.owner.writes_paused(self)
+
     def resume_writing(self) -> None:
         super().resume_writing()
         if self.owner is not None:
@@ -279,6 +285,11 @@ class UpstreamLeg(_Delivery, ClientConnection):
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         self._batch_done()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.owner is not None:
+            self.owner.writes_paused(self)
 
     def resume_writing(self) -> None:
         super().resume_writing()

@@ -1,4 +1,4 @@
-"""Counting what one client may take: sessions (all and per address) and turn rate.
+"""Counting what one client may take: sessions (all and per address), message and turn rates.
 
 Plain objects with no I/O: the server asks them before an upgrade, the session asks the
 token bucket before it accepts a turn.
@@ -10,7 +10,21 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
 
-__all__ = ["Admission", "Refusal", "SessionTicket", "TokenBucket"]
+__all__ = [
+    "MESSAGE_BURST_SECONDS",
+    "MESSAGE_RATE",
+    "Admission",
+    "Refusal",
+    "SessionTicket",
+    "TokenBucket",
+]
+
+#: Client messages a second per session, of any kind (audio frames, KeepAlive, ...):
+#: each costs CPU whatever its size, so a flood of tiny frames is bounded too. Audio in
+#: 20 ms frames is 50 a second. Operators (and benchmarks) change it with --message-rate.
+MESSAGE_RATE = 200.0
+#: A burst may be this many seconds' worth of the rate (400 messages by default).
+MESSAGE_BURST_SECONDS = 2.0
 
 
 class Refusal(Enum):

@@ -12,7 +12,10 @@ its input while the queue is at its limit, so the queue never holds more than it
 A peer that reads nothing for `stall_timeout` while frames wait is stalled
 (`stall_deadline` says when, the owner's timer asks `check_stall`); from then on the
 outbox writes what it is given straight into the socket, so the session's last Error
-and close frame still go out before the connection is dropped.
+and close frame still go out before the connection is dropped. Frames wait here, or in
+the socket's own buffer while it is over its limit (the owner says when that began,
+`writes_paused`): the WebSocket layer writes Pongs there itself, so a peer that sends
+Pings and reads nothing fills it with nothing queued here.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class Outbox:
     __slots__ = (
         "_clock",
         "_limit",
+        "_paused_at",
         "_progress_at",
         "_queue",
         "_stall_timeout",
@@ -75,6 +79,7 @@ class Outbox:
         self.queued_bytes = 0
         self._unflushed = 0  # payload bytes serialized since the last flush
         self._progress_at = 0.0  # when the queue last moved (or began to wait)
+        self._paused_at = 0.0  # when the socket's buffer last went over its limit
         self.high_water = 0  # most bytes ever held (queue + socket buffer)
         self.bytes_out = 0  # payload bytes handed to the socket
         self.stalled = False
@@ -186,6 +191,10 @@ class Outbox:
             return
         self._queue.append((code, reason))
 
+    def writes_paused(self) -> None:
+        """The socket's write buffer went over its limit (the transport paused writing)."""
+        self._paused_at = self._clock()
+
     @property
     def idle(self) -> bool:
         """Nothing waits here (what the socket buffer holds is the kernel's to send)."""
@@ -194,9 +203,14 @@ class Outbox:
     @property
     def stall_deadline(self) -> float | None:
         """When the waiting frames count as stalled (None: nothing waits)."""
-        if not self._queue or self.stalled or self.ws is None:
+        ws = self.ws
+        if self.stalled or ws is None:
             return None
-        return self._progress_at + self._stall_timeout
+        if self._queue:
+            return self._progress_at + self._stall_timeout
+        if ws.paused:  # nothing queued here, but the socket's buffer is over its limit
+            return self._paused_at + self._stall_timeout
+        return None
 
     def check_stall(self, now: float) -> bool:
         """True once, when the peer has read nothing for `stall_timeout` while frames

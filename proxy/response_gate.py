@@ -18,7 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["GateState", "Request", "ResponseGate", "Speech", "Turn"]
+__all__ = ["MAX_QUEUED", "GateState", "Request", "ResponseGate", "Speech", "Turn"]
+
+#: Responses that may wait at once. Turns share one, so only speech (InjectAgentMessage
+#: with `queue` or `interrupt`) could fill it: past this, it is refused.
+MAX_QUEUED = 16
 
 
 class GateState(Enum):
@@ -67,6 +71,10 @@ class ResponseGate:
 
     def queued(self) -> list[Request]:
         return list(self._queue)
+
+    @property
+    def full(self) -> bool:
+        return len(self._queue) >= MAX_QUEUED
 
     def ask(self, request: Request, *, urgent: bool = False) -> Request | None:
         """Queue `request` (first in line when `urgent`); returns it when it should be

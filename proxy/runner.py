@@ -93,6 +93,7 @@ async def serve_until_signalled(
         max_sessions_per_ip=args.max_sessions_per_ip,
         turn_rate=args.turn_rate,
         turn_burst=args.turn_burst,
+        message_rate=args.message_rate,
         client_idle_timeout=args.client_idle_timeout,
         function_hosts=frozenset(repeated(args, "function_endpoint_allow")),
         log_content=args.log_content,

@@ -61,7 +61,7 @@ from .client_messages import (
 from .errors import ErrorCode, WarningCode
 from .function_calls import endpoint_allowed
 from .latency import TurnLatency
-from .limits import TokenBucket
+from .limits import MESSAGE_BURST_SECONDS, TokenBucket
 from .logs import SessionLog
 from .redaction import Redactor
 from .response_gate import TURN, GateState, Request, ResponseGate, Speech
@@ -96,6 +96,7 @@ from .session_options import SessionObserver, SessionOptions, Unobserved
 from .upstream_events import (
     IGNORED_PREFIXES,
     UPSTREAM_EVENTS,
+    AudioCommitted,
     AudioDelta,
     AudioDone,
     ErrorEvent,
@@ -112,13 +113,14 @@ from .upstream_events import (
     TranscriptionCompleted,
     TranscriptionDelta,
 )
-from .validation import decode
+from .validation import MAX_DEPTH, decode, shown, too_deep
 
 __all__ = ["Phase", "ProxySession"]
 
 _ACTIVE_RESPONSE = "conversation_already_has_active_response"
 _ALLOWED_TYPES = ", ".join(sorted(CLIENT_MESSAGE_TYPES))
-_TURN_MESSAGES = (InjectUserMessage, InjectAgentMessage, FunctionCallResponse)
+# Each one asks upstream for a response: they share the turn rate.
+_TURN_MESSAGES = (InjectUserMessage, InjectAgentMessage, FunctionCallResponse, ForceEndTurn)
 _MAX_TRANSCRIPT_CHARS = 64 * 1024
 _MAX_SERVER_CALLS = 4  # server-side function calls in flight per session
 _HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
@@ -184,6 +186,8 @@ class ProxySession:
         "_idle_deadline",
         "_ids",
         "_latency",
+        "_message_bucket",
+        "_messages_dropped",
         "_opened_at",
         "_out",
         "_pending",
@@ -273,6 +277,9 @@ class ProxySession:
         # Limits.
         self._opened_at = now
         self._turn_bucket = TokenBucket(options.turn_rate, options.turn_burst, now)
+        burst = max(1, int(options.message_rate * MESSAGE_BURST_SECONDS))
+        self._message_bucket = TokenBucket(options.message_rate, burst, now)
+        self._messages_dropped = False  # told the client; dropping until the rate falls
         self._idle_deadline = now + options.client_idle_timeout
 
     # ------------------------------------------------------------ inputs
@@ -302,6 +309,9 @@ class ProxySession:
             return []
         now = self._clock()
         self._idle_deadline = now + self.options.client_idle_timeout
+        if not self._message_bucket.take(now):
+            return self._drop_message()
+        self._messages_dropped = False
         limit = self.options.max_frame_bytes
         if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
             self._error(ErrorCode.FRAME_TOO_LARGE, f"text frame of {len(text)} characters")
@@ -311,12 +321,15 @@ class ProxySession:
         except orjson.JSONDecodeError:
             self._error(ErrorCode.INVALID_JSON, "message is not valid JSON")
             return self._take()
+        if too_deep(data, text):
+            self._error(ErrorCode.INVALID_MESSAGE, f"message nests deeper than {MAX_DEPTH} levels")
+            return self._take()
         kind = data.get("type") if type(data) is dict else None
         if type(kind) is not str or kind not in CLIENT_MESSAGE_TYPES:
-            shown = repr(kind)[:60] if type(kind) is str else "missing or not a string"
+            named = shown(kind) if type(kind) is str else "missing or not a string"
             self._error(
                 ErrorCode.DISALLOWED_CLIENT_MESSAGE_TYPE,
-                f"unknown message type {shown}; allowed: {_ALLOWED_TYPES}",
+                f"unknown message type {named}; allowed: {_ALLOWED_TYPES}",
             )
             return self._take()
         if kind == "KeepAlive":
@@ -342,6 +355,9 @@ class ProxySession:
             return []
         now = self._clock()
         self._idle_deadline = now + self.options.client_idle_timeout
+        if not self._message_bucket.take(now):
+            return self._drop_message()
+        self._messages_dropped = False
         if not data:
             return []
         if len(data) > self.options.max_frame_bytes:
@@ -358,6 +374,17 @@ class ProxySession:
             self._admit(data, len(data))
         return self._take()
 
+    def _drop_message(self) -> list[Action]:
+        """Over the message rate: say so once, then drop silently until it falls."""
+        if not self._messages_dropped:
+            self._messages_dropped = True
+            self._error(
+                ErrorCode.RATE_LIMITED,
+                f"more than {self.options.message_rate:g} messages a second; messages, "
+                "audio included, are dropped until the rate falls",
+            )
+        return self._take()
+
     def upstream_message(self, data: bytes | bytearray | str) -> list[Action]:
         """A frame from the OpenAI Realtime API."""
         if self.phase is _CLOSED:
@@ -370,6 +397,10 @@ class ProxySession:
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
             event = None
+        if too_deep(event, data):
+            self.log.warning("upstream event nested deeper than %d levels; dropped", MAX_DEPTH)
+            self._error(ErrorCode.UNMAPPED_UPSTREAM_EVENT, "upstream sent an event nested too deep")
+            return self._take()
         kind = event.get("type") if type(event) is dict else None
         if type(kind) is not str:
             self.log.warning("upstream sent a frame that is not a JSON event; dropped")
@@ -518,7 +549,7 @@ class ProxySession:
         name = self._pending_calls.pop(call_id, "")
         arguments = self._server_calls.pop(call_id, "")
         if failure is not None:
-            self._error(ErrorCode.FUNCTION_ENDPOINT_FAILED, f"function {name}: {failure}")
+            self._error(ErrorCode.FUNCTION_ENDPOINT_FAILED, f"function {shown(name)}: {failure}")
             output = orjson.dumps({"error": failure}).decode()
         assert output is not None
         self._to_client(FunctionCallResult_ToClient(id=call_id, name=name, content=output))
@@ -699,7 +730,7 @@ class ProxySession:
             return
         behavior = message.behavior or "default"
         busy = self.gate.busy or self._user_speaking
-        if behavior == "default" and busy:
+        if (behavior == "default" and busy) or self.gate.full:
             self._to_client(InjectionRefused(message=message.text))
             return
         if behavior == "interrupt" and self.gate.busy:
@@ -709,6 +740,7 @@ class ProxySession:
         self._say(Speech(message.text))
 
     def _force_end_turn(self) -> None:
+        self._user_speaking = False  # the client ended the turn, whatever VAD said
         self._upstream_audio(self.microphone.pause())
         self._upstream(translate.input_commit(self._event_id("commit")))
         self._turn_ended()
@@ -721,7 +753,8 @@ class ProxySession:
             if call_id is None:
                 self._error(
                     ErrorCode.INVALID_MESSAGE,
-                    f"FunctionCallResponse without id matches no pending call of {message.name!r}",
+                    "FunctionCallResponse without id matches no pending call of "
+                    + shown(message.name),
                 )
                 return
         name = self._pending_calls.pop(call_id, message.name)
@@ -822,6 +855,7 @@ class ProxySession:
         if speech is not None and translate.SPEAK_METADATA_KEY in metadata:
             self._speech_responses[response.id] = speech
         self.gate.created(response.id)
+        self._user_speaking = False  # a response answers a turn that has ended
         self._response_deadline = self._clock() + self.options.response_timeout
         self._latency.response_started(self._clock())
         self._to_client(AgentThinking(content=""))
@@ -924,7 +958,7 @@ class ProxySession:
                 return
             self._warn(
                 WarningCode.FUNCTION_ENDPOINT_FORBIDDEN,
-                f"function {event.name}: endpoint host {host!r} is not allowed by the "
+                f"function {shown(event.name)}: endpoint host {shown(host)} is not allowed by the "
                 "operator; the call goes to the client",
             )
         self._to_client(
@@ -954,6 +988,12 @@ class ProxySession:
         self._to_client(UtteranceEnd(last_word_end=round(event.audio_end_ms / 1000, 3)))
         self._turn_ended()
 
+    def _on_audio_committed(self, event: AudioCommitted) -> None:
+        # A committed buffer ends the user's turn even when speech_stopped never came
+        # (ForceEndTurn, or a lost event): do not stay "speaking" forever.
+        self._user_speaking = False
+        self._leave_if_quiet()
+
     def _on_transcription_delta(self, event: TranscriptionDelta) -> None:
         item_id, text = self._user_transcript
         if item_id != event.item_id:
@@ -977,6 +1017,7 @@ class ProxySession:
             self.log.info("response.create raced an active response; queued")
             self.gate.raced()
             return
+        settings_refused = False
         if error.event_id is not None:
             self._send_request(self.gate.refused(error.event_id))
             failed = next((u for u in self._updates if u.event_id == error.event_id), None)
@@ -985,11 +1026,14 @@ class ProxySession:
                 self._updates.remove(failed)
                 if failed.kind is UpdateKind.FIRST_SETTINGS:
                     self.phase = Phase.NEEDS_SETTINGS  # the client may send corrected Settings
+                    settings_refused = True
             if error.event_id.startswith(f"proxy_{self._tag}_cancel") and (
                 error.code == "response_cancel_not_active"
             ):
                 return  # our cancel came after the response ended: nothing to report
         self._to_client(translate.component_error(error))
+        if settings_refused:
+            self._drain()  # corrected Settings may already wait, with what came after them
 
     # ------------------------------------------------------------ reporting
 
@@ -1026,7 +1070,13 @@ class ProxySession:
     def _upstream(self, event: dict[str, Any]) -> None:
         if self.microphone.holding:
             self._upstream_audio(self.microphone.flush())  # keep audio in order
-        self._out.append(SendUpstream(orjson.dumps(event)))
+        try:
+            payload = orjson.dumps(event)
+        except orjson.JSONEncodeError as exc:  # nested too deep (the edge refuses that first)
+            self.log.warning("%s not sent upstream: %s", event.get("type"), exc)
+            self._error(ErrorCode.INVALID_MESSAGE, f"{event.get('type')} could not be encoded")
+            return
+        self._out.append(SendUpstream(payload))
 
     def _upstream_audio(self, events: list[bytes]) -> None:
         for payload in events:
@@ -1107,6 +1157,7 @@ _UPSTREAM_HANDLERS: dict[type[Any], Callable[[ProxySession, Any], None]] = {
     FunctionArgumentsDone: ProxySession._on_function_call,
     SpeechStarted: ProxySession._on_speech_started,
     SpeechStopped: ProxySession._on_speech_stopped,
+    AudioCommitted: ProxySession._on_audio_committed,
     TranscriptionDelta: ProxySession._on_transcription_delta,
     TranscriptionCompleted: ProxySession._on_transcription_completed,
     ErrorEvent: ProxySession._on_error,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from .limits import MESSAGE_RATE
+
 __all__ = ["SessionObserver", "SessionOptions", "Unobserved"]
 
 
@@ -24,6 +26,7 @@ class SessionOptions:
     client_idle_timeout: float = 60.0
     turn_rate: float = 5.0
     turn_burst: int = 20
+    message_rate: float = MESSAGE_RATE  # client messages a second, any kind
     log_content: bool = False
     # Hosts whose function endpoints the proxy may call (server-side functions).
     function_hosts: frozenset[str] = frozenset()

@@ -21,6 +21,7 @@ from .client_messages import (
 )
 from .server_messages import Error, FunctionCallRequest, FunctionRequest
 from .upstream_events import ErrorDetail, Item
+from .validation import shown
 
 __all__ = [
     "OPENAI_VOICES",
@@ -169,14 +170,14 @@ def ignored_settings(settings: Settings) -> list[str]:
     ignored: list[str] = []
     agent = settings.agent
     if isinstance(agent, str):
-        return [f"agent {agent!r} (a stored Deepgram agent; send the agent object instead)"]
+        return [f"agent {shown(agent)} (a stored Deepgram agent; send the agent object instead)"]
     if agent is None:
         return ignored
     ignored += _think_ignored(agent.think)
     speak = first(agent.speak)
     if speak is not None and speak.provider is not None and openai_voice(speak) is None:
         voice = speak.provider.voice or speak.provider.model or speak.provider.model_id
-        ignored.append(f"speak voice {voice!r} (not an OpenAI Realtime voice)")
+        ignored.append(f"speak voice {shown(voice)} (not an OpenAI Realtime voice)")
     if isinstance(agent.speak, list) and len(agent.speak) > 1:
         ignored.append("fallback speak providers")
     if speak is not None and speak.endpoint is not None:
@@ -196,7 +197,7 @@ def _think_ignored(think: Think | list[Think] | None) -> list[str]:
         return ignored
     provider = primary.provider
     if provider is not None and provider.model and not is_realtime_model(provider.model):
-        ignored.append(f"think model {provider.model!r} (not a Realtime model)")
+        ignored.append(f"think model {shown(provider.model)} (not a Realtime model)")
     if provider is not None and provider.temperature is not None:
         ignored.append("think temperature")
     if primary.endpoint is not None:
@@ -217,7 +218,7 @@ def think_model_change(think: Think | list[Think], agent: Agent) -> str | None:
     new_model = new.provider.model if new and new.provider else None
     old_model = old.provider.model if old and old.provider else None
     if new_model and new_model != old_model:
-        return f"think model {new_model!r} (a live Realtime session keeps its model)"
+        return f"think model {shown(new_model)} (a live Realtime session keeps its model)"
     return None
 
 

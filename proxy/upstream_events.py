@@ -14,6 +14,7 @@ from typing import Any, Final
 __all__ = [
     "IGNORED_PREFIXES",
     "UPSTREAM_EVENTS",
+    "AudioCommitted",
     "AudioDelta",
     "AudioDone",
     "ErrorDetail",
@@ -153,6 +154,11 @@ class SpeechStopped:
 
 
 @dataclass(slots=True)
+class AudioCommitted:
+    """The input buffer became a user item: whatever VAD said, the user's turn is over."""
+
+
+@dataclass(slots=True)
 class TranscriptionDelta:
     item_id: str
     delta: str | None = None
@@ -192,6 +198,7 @@ UpstreamEvent = (
     | FunctionArgumentsDone
     | SpeechStarted
     | SpeechStopped
+    | AudioCommitted
     | TranscriptionDelta
     | TranscriptionCompleted
     | ErrorEvent
@@ -211,6 +218,7 @@ UPSTREAM_EVENTS: dict[str, type[Any]] = {
     "response.function_call_arguments.done": FunctionArgumentsDone,
     "input_audio_buffer.speech_started": SpeechStarted,
     "input_audio_buffer.speech_stopped": SpeechStopped,
+    "input_audio_buffer.committed": AudioCommitted,
     "conversation.item.input_audio_transcription.delta": TranscriptionDelta,
     "conversation.item.input_audio_transcription.completed": TranscriptionCompleted,
     "error": ErrorEvent,
@@ -233,7 +241,6 @@ IGNORED_PREFIXES: Final = tuple(
         "response.content_part.added",
         "response.content_part.done",
         "rate_limits.updated",
-        "input_audio_buffer.committed",
         "conversation.item.input_audio_transcription.segment",
     )
 )

@@ -22,7 +22,12 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
-__all__ = ["InvalidMessage", "decode"]
+__all__ = ["MAX_DEPTH", "InvalidMessage", "decode", "shown", "too_deep"]
+
+#: How deep JSON from either peer may nest (objects and arrays). Nothing the protocols
+#: carry needs more, and orjson cannot write back what nests past 255 levels.
+MAX_DEPTH = 32
+_SHOWN_CHARS = 64
 
 T = TypeVar("T")
 Check = Callable[[Any], Any]
@@ -52,6 +57,33 @@ def decode(cls: type[T], value: Any, where: str) -> T:
         path = "".join(reversed(fault.path))
         raise InvalidMessage(f"{where}{path} {fault.problem}") from None
     return result
+
+
+def too_deep(value: Any, raw: str | bytes | bytearray) -> bool:
+    """Does decoded JSON `value` nest more than MAX_DEPTH objects and arrays? `raw` is
+    the text it came from: with that few brackets in it, nothing needs walking."""
+    if isinstance(raw, str):
+        brackets = raw.count("{") + raw.count("[")
+    else:
+        brackets = raw.count(b"{") + raw.count(b"[")
+    if brackets <= MAX_DEPTH or type(value) not in (dict, list):
+        return False
+    stack = [(value, 1)]  # a loop, not recursion: the input decides how deep it goes
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        for child in node.values() if type(node) is dict else node:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
+    return False
+
+
+def shown(value: Any) -> str:
+    """A peer's string as it may appear in an Error or a log line: quoted by repr (no
+    control characters) and at most 64 characters long."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
 
 
 # ---------------------------------------------------------------- compilation
@@ -206,7 +238,7 @@ def _dict_check(element: Check) -> Check:
             try:
                 checked[key] = element(entry)
             except _Fault as fault:
-                fault.path.append(f".{key}")
+                fault.path.append(f"[{shown(key)}]")  # the client's key: quoted, cut
                 raise
         return checked
 

@@ -27,6 +27,7 @@ OPTIONS_AND_ENV = {
     "--max-sessions-per-ip": "OPENAI_PROXY_MAX_SESSIONS_PER_IP",
     "--turn-rate": "OPENAI_PROXY_TURN_RATE",
     "--turn-burst": "OPENAI_PROXY_TURN_BURST",
+    "--message-rate": "OPENAI_PROXY_MESSAGE_RATE",
     "--client-idle-timeout": "OPENAI_PROXY_CLIENT_IDLE_TIMEOUT",
     "--function-endpoint-allow": "OPENAI_PROXY_FUNCTION_ENDPOINT_ALLOW",
     "--test-app": "OPENAI_PROXY_TEST_APP",

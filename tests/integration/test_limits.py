@@ -12,6 +12,8 @@ import base64
 import hashlib
 import logging
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -293,6 +295,56 @@ async def test_a_client_hanging_up_under_backpressure_logs_no_traceback(
         await asyncio.sleep(0.3)  # the proxy is now blocked on this client
         ws.transport.abort()  # type: ignore[attr-defined]
     assert endpoint.server is not None
+    no_tracebacks(caplog)
+
+
+async def test_a_client_that_sends_pings_and_never_reads_is_evicted(
+    mock_openai: MockRealtime,
+    proxy_factory: ProxyFactory,
+    harness_loop: BackgroundLoop,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Each Ping is answered with a Pong the WebSocket layer writes itself: nothing waits
+    # in the outbox, but the socket's write buffer grows. That counts as stalled too.
+    caplog.set_level(logging.INFO, "proxy.session")
+    endpoint = proxy_factory(stall_timeout=1.5)
+    host, port = endpoint.url.split("/")[2].split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5)
+    sock.connect((host, int(port)))
+    key = base64.b64encode(b"0123456789abcdef").decode()
+    sock.sendall(
+        f"GET /openai HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade"
+        f"\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    assert b" 101 " in sock.recv(1024)  # then never read again
+    ping = bytes([0x89, 0x80 | 125]) + bytes(4) + b"p" * 125  # masked with a zero key
+    stop = threading.Event()
+
+    def flood() -> int:
+        """At most 8 MiB of Pings over at most 15 s (the proxy's kernel buffers take up to
+        4 MB of Pongs before its own buffer grows); how many bytes went out."""
+        sent, budget, deadline = 0, 8 * MiB, time.monotonic() + 15
+        while sent < budget and time.monotonic() < deadline and not stop.is_set():
+            try:
+                sock.sendall(ping * 64)
+            except OSError:  # reset by the proxy (or a full pipe): done
+                break
+            sent += len(ping) * 64
+            time.sleep(0.008)  # about 1 MB/s
+        return sent
+
+    flooding = asyncio.create_task(asyncio.to_thread(flood))
+    try:
+        server = server_of(endpoint)
+        await asyncio.to_thread(harness_loop.run, server.wait_idle(timeout=15))  # type: ignore[attr-defined]
+    finally:
+        stop.set()
+        sent = await flooding
+        sock.close()
+    assert sent < 8 * MiB  # evicted while the flood went on
+    assert any("client_too_slow" in r.getMessage() for r in caplog.records)
     no_tracebacks(caplog)
 
 

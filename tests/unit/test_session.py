@@ -642,3 +642,53 @@ def test_v1_functions_without_a_name_or_endpoint_url_are_accepted_not_offered(
     call = driver.upstream(events.function_call("c1", "local"))
     assert call.only("FunctionCallRequest")["functions"][0]["client_side"] is True
     assert call.calls == []
+
+
+def test_settings_waiting_behind_a_refused_first_settings_are_applied(driver: Driver) -> None:
+    driver.upstream(events.session_created())
+    (update,) = driver.client(SETTINGS).upstream
+    waiting = driver.client(NO_GREETING)  # sent before the first was answered
+    assert waiting.upstream == []
+    behind = user_text(driver, "Hi")  # and a turn after it
+    assert behind.upstream == []
+    refused = driver.upstream(
+        events.error("invalid_value", "bad voice", event_id=update["event_id"])
+    )
+    assert refused.types() == ["Error"]
+    assert refused.upstream_types() == ["session.update"]  # the waiting Settings goes now
+    applied = driver.upstream(events.session_updated())
+    assert applied.types()[:2] == ["SettingsApplied", "ConversationText"]
+    assert applied.upstream_types() == ["conversation.item.create", "response.create"]
+
+
+def test_force_end_turn_ends_a_turn_speech_stopped_never_ended(driver: Driver) -> None:
+    driver.ready(NO_GREETING)
+    driver.upstream(events.speech_started())
+    driver.client({"type": "ForceEndTurn"})
+    driver.respond()
+    driver.finish()
+    # The user is not speaking any more: a default InjectAgentMessage is spoken...
+    out = driver.client({"type": "InjectAgentMessage", "message": "Anything else?"})
+    assert "InjectionRefused" not in out.types()
+    assert out.upstream_types()[-1] == "response.create"
+    driver.respond("resp_2")
+    # ... and the session is quiet once that is said: a drain closes it.
+    assert driver.decode_actions(driver.session.drain()).client_close is None
+    assert driver.finish("resp_2").client_close is not None
+
+
+def test_a_committed_buffer_ends_the_users_turn(driver: Driver) -> None:
+    driver.ready(NO_GREETING)
+    driver.upstream(events.speech_started())
+    assert driver.decode_actions(driver.session.drain()).client_close is None  # speaking
+    committed = events._event("input_audio_buffer.committed", item_id="item_user")
+    assert driver.upstream(committed).client_close is not None
+
+
+def test_a_response_created_ends_the_users_turn(driver: Driver) -> None:
+    driver.ready(NO_GREETING)
+    driver.upstream(events.speech_started())
+    driver.respond()  # server VAD answered; speech_stopped was lost
+    driver.finish()
+    out = driver.client({"type": "InjectAgentMessage", "message": "Hello?"})
+    assert "InjectionRefused" not in out.types()

@@ -6,12 +6,14 @@ No sockets: the byte bounds, rates and deadlines are the session's own decisions
 from __future__ import annotations
 
 import base64
+import logging
 from typing import Any
 
 import orjson
 import pytest
 
 from harness.mock_openai import tone_pcm16
+from proxy.client_messages import InvalidMessage, parse_client_message
 from tests.unit import realtime_events as events
 from tests.unit.session_driver import Driver
 
@@ -346,7 +348,7 @@ def test_the_key_is_scrubbed_from_any_field_of_any_message() -> None:
 
 
 def test_long_sessions_do_not_grow_their_bookkeeping() -> None:
-    driver = Driver(turn_rate=1e9, turn_burst=10**9)
+    driver = Driver(turn_rate=1e9, turn_burst=10**9, message_rate=1e9)
     driver.ready()
     for n in range(2000):
         driver.upstream(events.transcript_done(f"item_{n}", "x"))
@@ -380,3 +382,152 @@ def test_scrubbing_attacker_text_takes_time_linear_in_its_length() -> None:
     cost(1000)  # warm up
     small, large = min(cost(20_000) for _ in range(3)), min(cost(160_000) for _ in range(3))
     assert large / small < 30, (small, large)
+
+
+# ------------------------------------------------------------------ hostile shapes and floods
+
+# Past the 255 levels orjson can write back, within the 1024 it reads.
+DEEP = "[" * 300 + "]" * 300
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{"type": "Settings", "agent": {"think": {"functions": '
+        '[{"name": "f", "parameters": {"x": %s}}]}}}',
+        '{"type": "Settings", "not_a_v1_field": %s}',
+        '{"type": "UpdateThink", "think": {"functions": [{"name": "f", "parameters": %s}]}}',
+        '{"type": "FunctionCallResponse", "id": "call_1", "content": %s}',
+    ],
+)
+def test_deeply_nested_client_json_is_an_invalid_message(
+    template: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    driver = Driver()
+    driver.ready()
+    out = driver.client(template % DEEP)
+    assert codes(out) == ["invalid_message"] and out.upstream == []
+    assert "nests deeper than 32 levels" in out.to_client[0]["description"]
+    assert not any(r.exc_info for r in caplog.records)
+    assert_usable(driver)
+
+
+def test_nesting_up_to_32_levels_is_accepted() -> None:
+    driver = Driver()
+    driver.ready()
+    fits = {"type": "Settings", "x": orjson.loads("[" * 31 + "]" * 31)}  # 32 with the root
+    assert driver.client(fits).upstream_types() == ["session.update"]
+    deeper = {"type": "Settings", "x": orjson.loads("[" * 32 + "]" * 32)}
+    assert codes(driver.client(deeper)) == ["invalid_message"]
+
+
+def test_a_deeply_nested_upstream_event_is_logged_once_and_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    driver = Driver()
+    driver.ready()
+    deep = b'{"type": "response.created", "response": {"id": "resp_1", "x": %s}}'
+    out = driver.upstream(deep % DEEP.encode())
+    assert codes(out) == ["unmapped_upstream_event"]
+    assert not driver.session.gate.busy  # the event was not acted on
+    lines = [r for r in caplog.records if "nested" in r.getMessage()]
+    assert [r.levelname for r in lines] == ["WARNING"]
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_force_end_turn_counts_against_the_turn_rate() -> None:
+    driver = Driver(turn_rate=5, turn_burst=3)
+    driver.ready()
+    outcomes = [driver.client({"type": "ForceEndTurn"}) for _ in range(5)]
+    assert [codes(o) for o in outcomes] == [[], [], [], ["rate_limited"], ["rate_limited"]]
+    assert "ForceEndTurn" in outcomes[3].to_client[0]["description"]
+    assert outcomes[3].upstream == []
+
+
+def test_queued_speech_is_capped_and_the_rest_refused() -> None:
+    driver = Driver(turn_rate=1e9, turn_burst=10**9)
+    driver.ready()
+    driver.client({"type": "InjectUserMessage", "content": "hello"})  # a response is asked
+    said = [
+        driver.client({"type": "InjectAgentMessage", "message": f"m{n}", "behavior": "queue"})
+        for n in range(20)
+    ]
+    refused = [o.only("InjectionRefused")["message"] for o in said if o.to_client]
+    assert refused == ["m16", "m17", "m18", "m19"]
+    assert len(driver.session.gate.queued()) == 16
+    # Interrupting is no way around it.
+    out = driver.client({"type": "InjectAgentMessage", "message": "now", "behavior": "interrupt"})
+    assert "InjectionRefused" in out.types()
+    assert len(driver.session.gate.queued()) == 16
+
+
+@pytest.mark.parametrize("key", ["bad\nkey\x1b[2J", "k" * 10_000])
+def test_client_keys_in_error_texts_are_quoted_and_cut(
+    key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "proxy.session")
+    driver = Driver()
+    driver.ready()
+    bad_header = {"endpoint": {"url": "https://example.com", "headers": {key: 5}}}
+    out = driver.client(
+        {"type": "Settings", "agent": {"think": {"functions": [{"name": "f", **bad_header}]}}}
+    )
+    (description,) = [m["description"] for m in out.to_client if m["type"] == "Error"]
+    assert "\n" not in description and "\x1b" not in description
+    assert len(description) < 200
+    assert repr(key)[:20] in description
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "\n" not in logged and "k" * 100 not in logged
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"type": "Settings", "audio": {"input": {"encoding": "x\n" * 5000}}},
+        {"type": "Settings", "agent": "stored\n" * 5000},
+        {"type": "Settings", "agent": {"speak": {"provider": {"voice": "v\n" * 5000}}}},
+        {"type": "Settings", "agent": {"think": {"provider": {"model": "m\n" * 5000}}}},
+    ],
+)
+def test_client_values_in_errors_and_warnings_are_quoted_and_cut(settings: dict[str, Any]) -> None:
+    driver = Driver()
+    driver.upstream(events.session_created())
+    out = driver.client(settings)
+    (said,) = [m["description"] for m in out.to_client if m["type"] in ("Error", "Warning")]
+    assert "\n" not in said and len(said) < 400
+
+
+def test_a_flood_of_tiny_frames_is_dropped_after_one_error() -> None:
+    driver = Driver(message_rate=200)
+    driver.ready()
+    flood = [driver.audio(b"\0") for _ in range(400)] + [
+        driver.client({"type": "KeepAlive"}) for _ in range(400)
+    ]
+    said = [n for n, o in enumerate(flood) if codes(o)]
+    assert said == [399]  # a burst of 400 (the Settings was one), then it is said once
+    assert codes(flood[399]) == ["rate_limited"]
+    (error,) = [m for o in flood for m in o.to_client]
+    assert "audio included" in error["description"]
+    assert driver.client({"type": "InjectUserMessage", "content": "x"}).to_client == []
+    driver.clock.advance(1.0)  # the bucket refills: messages go through again
+    assert_usable(driver)
+
+
+def test_audio_in_real_time_is_far_under_the_message_rate() -> None:
+    driver = Driver()
+    driver.ready()
+    for _ in range(60 * 50):  # a minute of 20 ms frames
+        driver.clock.advance(0.02)
+        assert not codes(driver.audio(b"\0" * 640))
+
+
+def test_what_orjson_cannot_write_back_is_refused_where_it_is_written() -> None:
+    # Behind the edge's depth check: the places that re-serialise a peer's JSON.
+    deep = orjson.loads(DEEP)
+    with pytest.raises(InvalidMessage, match="cannot be encoded"):
+        parse_client_message({"type": "FunctionCallResponse", "id": "c", "content": deep})
+    driver = Driver()
+    driver.ready()
+    driver.session._upstream({"type": "session.update", "session": {"x": deep}})
+    out = driver.decode_actions(driver.session._take())
+    assert codes(out) == ["invalid_message"] and out.upstream == []

@@ -65,6 +65,7 @@ class _Load:
         self.turns: list[list[float]] = []  # [start, seconds (inf until answered)]
         self.late = 0.0
         self.tasks: list[asyncio.Task[None]] = []
+        self.closing = False
 
     async def grow(self, count: int) -> None:
         while len(self.callers) < count:
@@ -77,7 +78,7 @@ class _Load:
     async def _talk(self, ws: WatchedConnection) -> None:
         loop = asyncio.get_running_loop()
         due = loop.time() + random.uniform(0, self.turn_interval)
-        while True:
+        while not self.closing:
             await asyncio.sleep(max(0.0, due - loop.time()))
             record = [loop.time(), math.inf]
             self.turns.append(record)
@@ -100,9 +101,13 @@ class _Load:
             due += step
 
     async def close(self) -> None:
+        # Python 3.11's wait_for can swallow a cancellation that meets a result (a hung
+        # run had one caller turning forever): the flag ends the loop whatever happens.
+        self.closing = True
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=_TURN_TIMEOUT + 1.0)
         await close_within(self.callers, _CLOSE_WITHIN)
 
 

@@ -50,6 +50,7 @@ import websockets
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: harness
 
 from drivers import (
+    TURN_END,
     WatchedConnection,
     close_within,
     direct_turn,
@@ -105,7 +106,8 @@ MOCK = [
 
 
 def proxy_command(workers: int) -> list[str]:
-    return ["-m", "proxy", "--port", "0", "--workers", str(workers)]
+    # One worker is the default: no flag, so that an older checkout (--proxy-tree) runs too.
+    return ["-m", "proxy", "--port", "0"] + (["--workers", str(workers)] if workers > 1 else [])
 
 
 def proxy_env(mock_url: str, sessions: int) -> dict[str, str]:
@@ -156,9 +158,14 @@ async def idle_memory(url: str, proxy_pid: int, count: int) -> dict[str, float]:
     }
 
 
-async def connect_times(mock_url: str, url: str, count: int) -> tuple[list[float], list[float]]:
+async def connect_times(
+    mock_url: str, url: str, proxy_pid: int, count: int
+) -> tuple[list[float], list[float], float]:
+    """Connect -> ready, direct and proxied, alternating; and the proxy's CPU seconds per
+    session from connect to close (it has nothing else to do meanwhile)."""
     direct: list[float] = []
     proxied: list[float] = []
+    before = cpu_seconds(proxy_pid)
     for index in range(count):
         order = ("direct", "proxied") if index % 2 == 0 else ("proxied", "direct")
         for kind in order:
@@ -170,7 +177,7 @@ async def connect_times(mock_url: str, url: str, count: int) -> tuple[list[float
                 proxied.append(seconds)
             await ws.close()
             await asyncio.sleep(0.02)  # the proxy's upstream close is done before the next
-    return direct, proxied
+    return direct, proxied, (cpu_seconds(proxy_pid) - before) / count
 
 
 async def turn_rounds(
@@ -270,7 +277,10 @@ def sine_pcm16(seconds: float) -> bytes:
 async def measure_table(args: argparse.Namespace) -> dict[str, Any]:
     limit = max(args.idle_sessions, args.sessions, args.voice_sessions) + 50
     with started(MOCK, clean_env()) as (mock, mock_url):  # noqa: SIM117 (the proxy needs its URL)
-        with started(proxy_command(1), proxy_env(mock_url, limit)) as (proxy, url):
+        with started(proxy_command(1), proxy_env(mock_url, limit), args.proxy_tree) as (
+            proxy,
+            url,
+        ):
             await settle()
             rss_start = rss_bytes(proxy.pid)
             warm = await open_many(20, url)
@@ -279,7 +289,9 @@ async def measure_table(args: argparse.Namespace) -> dict[str, Any]:
             # Connects first: after a burst of 1000 sessions both the mock and the proxy
             # carry more objects for their collectors, which is not what a connect costs.
             print("connects ...", flush=True)
-            connect_direct, connect_proxied = await connect_times(mock_url, url, args.connects)
+            connect_direct, connect_proxied, connect_cpu = await connect_times(
+                mock_url, url, proxy.pid, args.connects
+            )
             print("idle sessions ...", flush=True)
             memory = await idle_memory(url, proxy.pid, args.idle_sessions)
             print("turns ...", flush=True)
@@ -307,6 +319,7 @@ async def measure_table(args: argparse.Namespace) -> dict[str, Any]:
         "turn_direct_ms": {q: percentile(direct, q) * 1e3 for q in (50, 90, 99)},
         "turn_proxied_ms": {q: percentile(proxied, q) * 1e3 for q in (50, 90, 99)},
         "connect_direct_p50_ms": percentile(connect_direct, 50) * 1e3,
+        "proxy_cpu_per_session_ms": connect_cpu * 1e3,  # connect to close, no turn
         "connect_proxied_p90_ms": percentile(connect_proxied, 90) * 1e3,
         "mock_cpu_per_turn_ms": turns["mock_cpu_per_turn_ms"],
         "rss_at_start_mib": rss_start / 2**20,
@@ -378,7 +391,8 @@ def report(result: dict[str, Any]) -> None:
         f"turn ms direct p50/p99 {details['turn_direct_ms'][50]:.2f}/"
         f"{details['turn_direct_ms'][99]:.2f}, proxied {details['turn_proxied_ms'][50]:.2f}/"
         f"{details['turn_proxied_ms'][99]:.2f}; connect direct p50 "
-        f"{details['connect_direct_p50_ms']:.2f} ms; RSS at start "
+        f"{details['connect_direct_p50_ms']:.2f} ms, proxy CPU per session (connect to close) "
+        f"{details['proxy_cpu_per_session_ms']:.2f} ms; RSS at start "
         f"{details['rss_at_start_mib']:.1f} MiB, with idle sessions "
         f"{details['rss_idle_mib']:.1f} MiB"
     )
@@ -428,12 +442,23 @@ def main() -> None:
     parser.add_argument("--scale-frame-ms", type=int, default=20, help="microphone frame")
     parser.add_argument("--scale-bound-ms", type=float, default=50.0)
     parser.add_argument(
+        "--proxy-tree",
+        type=Path,
+        default=None,
+        help="measure the proxy of another checkout (e.g. a git worktree of an older commit);"
+        " with --scale-workers ''",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
         help="result path without suffix (default benchmarks/results/<time>)",
     )
     args = parser.parse_args()
+    if args.proxy_tree is not None:
+        if args.scale_workers:
+            parser.error("--proxy-tree measures the table only: add --scale-workers ''")
+        TURN_END["kind"] = b"AgentAudioDone"  # older checkouts send no LatencyReport
     args.scale_steps = [int(n) for n in args.scale_steps.split(",") if n]
     workers = [int(n) for n in args.scale_workers.split(",") if n]
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -449,7 +474,7 @@ def main() -> None:
         "command": "python benchmarks/bench_proxy.py " + " ".join(sys.argv[1:]),
         "machine": machine(),
         "started": datetime.datetime.fromtimestamp(started_at).isoformat(timespec="seconds"),
-        "config": {k: v for k, v in vars(args).items() if k != "out"},
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "targets": TARGETS,
         "reference": REFERENCE,
     }

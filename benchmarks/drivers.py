@@ -21,6 +21,7 @@ from websockets.protocol import Event
 from harness.client import default_settings
 
 __all__ = [
+    "TURN_END",
     "WatchedConnection",
     "close_within",
     "direct_turn",
@@ -135,10 +136,14 @@ async def open_direct(url: str, *, timeout: float = 30.0) -> tuple[WatchedConnec
     return ws, await asyncio.wait_for(updated, timeout) - start
 
 
+#: The message that ends a proxied turn: the LatencyReport sent at response.done. An older
+#: checkout measured with --proxy-tree has none: there, AgentAudioDone.
+TURN_END = {"kind": b"LatencyReport"}
+
+
 async def proxied_turn(ws: WatchedConnection, text: str, *, timeout: float = 30.0) -> float:
-    """InjectUserMessage -> the turn's last message (LatencyReport, sent at
-    response.done), in seconds."""
-    done = ws.expect(b"LatencyReport")
+    """InjectUserMessage -> the turn's last message (see TURN_END), in seconds."""
+    done = ws.expect(TURN_END["kind"])
     start = time.perf_counter()
     send_frame_now(ws, orjson.dumps({"type": "InjectUserMessage", "content": text}), text=True)
     return await asyncio.wait_for(done, timeout) - start

@@ -33,11 +33,15 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def started(args: list[str], env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`python <args>`, once it prints the ws:// URL it listens on; stopped at exit."""
+def started(
+    args: list[str], env: dict[str, str], cwd: Path | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`python <args>` (in `cwd`), once it prints the ws:// URL it listens on; stopped at
+    exit."""
     proc = subprocess.Popen(
         [sys.executable, *args],
         env=env,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

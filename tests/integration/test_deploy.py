@@ -62,10 +62,10 @@ DEFAULT_DRAIN_SECONDS = 30
 DEFAULT_MAX_SESSIONS = 1000
 
 # Measured with benchmarks/bench_proxy.py (docs/deploy.md): the sizing checks below use them.
-RSS_AT_START_MIB = 45
-RSS_PER_IDLE_SESSION_KIB = 123
-# Seconds of CPU per second of a voice conversation: the lowest and highest runs.
-CPU_PER_CONVERSATION_SECOND = (0.0047, 0.0062)
+RSS_AT_START_MIB = 48
+RSS_PER_IDLE_SESSION_KIB = 25
+# Seconds of CPU per second of a voice conversation: the lowest run now, the highest ever.
+CPU_PER_CONVERSATION_SECOND = (0.0038, 0.0062)
 
 
 # ---------------------------------------------------------------- Dockerfile

@@ -91,6 +91,20 @@ class _Delivery:
         super().connection_made(transport)  # type: ignore[misc]
         self._slim_down()
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)  # type: ignore[misc]
+        self._batch_done()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()  # type: ignore[misc]
+        if self.owner is not None:
+            self.owner.writes_paused(self)  # type: ignore[arg-type]
+
+    def resume_writing(self) -> None:
+        super().resume_writing()  # type: ignore[misc]
+        if self.owner is not None:
+            self.owner.room_made(self)  # type: ignore[arg-type]
+
     def attach(self, owner: LegOwner) -> None:
         """Hand messages to `owner` from now on (those that wait: at `release()`)."""
         self.owner = owner
@@ -219,10 +233,6 @@ class ClientLeg(_Delivery, ServerConnection):
                 return
         self._frame(event)
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        self._batch_done()
-
     def _deliver(self, data: bytes | str, text: bool) -> None:
         if text and type(data) is bytes:
             try:
@@ -232,16 +242,6 @@ class ClientLeg(_Delivery, ServerConnection):
                 self.send_data()
                 return
         super()._deliver(data, text)
-
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        if self.owner is not None:
-            self.owner.writes_paused(self)
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        if self.owner is not None:
-            self.owner.room_made(self)
 
     def admit(self, ticket: SessionTicket) -> None:
         """Hold the session place this connection was given at the upgrade: it goes back
@@ -281,20 +281,6 @@ class UpstreamLeg(_Delivery, ClientConnection):
             owner.message_received(self, data, opcode is _TEXT)  # type: ignore[arg-type]
             return
         self._frame(event)
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        self._batch_done()
-
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        if self.owner is not None:
-            self.owner.writes_paused(self)
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        if self.owner is not None:
-            self.owner.room_made(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)

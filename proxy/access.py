@@ -16,12 +16,14 @@ from websockets.datastructures import Headers
 
 __all__ = [
     "TOKEN_SUBPROTOCOLS",
+    "WILDCARD_HOSTS",
     "OriginPolicy",
     "client_address",
     "is_loopback",
     "offered_token",
     "token_matches",
     "trusted_host",
+    "url_host",
 ]
 
 #: Deepgram's browser convention: `Sec-WebSocket-Protocol: token, <key>` (or bearer).
@@ -98,6 +100,18 @@ class OriginPolicy:
         return self.loopback_default and is_loopback(parts.hostname)
 
 
+#: Listening on these means every address of the machine.
+WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+
+
+def url_host(host: str) -> str:
+    """`host` as it goes in a URL a client on this machine can open: the wildcard is
+    127.0.0.1, an IPv6 address is bracketed."""
+    if host in WILDCARD_HOSTS:
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
 def trusted_host(host_header: str | None, listener: str) -> str | None:
     """The request's Host if it names this proxy for certain (a loopback name, or the
     address it listens on), else None. Protects the same-origin rule from DNS
@@ -105,7 +119,7 @@ def trusted_host(host_header: str | None, listener: str) -> str | None:
     if not host_header:
         return None
     hostname = urlsplit(f"//{host_header}").hostname or ""
-    if is_loopback(hostname) or (listener not in ("", "0.0.0.0", "::") and hostname == listener):
+    if is_loopback(hostname) or (listener not in WILDCARD_HOSTS and hostname == listener):
         return host_header
     return None
 

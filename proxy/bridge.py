@@ -115,15 +115,6 @@ class Bridge:
         )
 
     @property
-    def buffered_bytes(self) -> int:
-        """What this session holds for its peers now: queues, socket buffers, readiness."""
-        return (
-            self.session.pending_bytes
-            + self.to_client.buffered_bytes
-            + self.to_upstream.buffered_bytes
-        )
-
-    @property
     def buffered_high_water(self) -> int:
         """The most this session ever held in one direction (queue + socket buffer)."""
         return max(self.to_client.high_water, self.to_upstream.high_water)
@@ -375,33 +366,30 @@ class Bridge:
         if self._held:
             self._held.extend(actions)
             return
-        to_client, to_upstream = self.to_client, self.to_upstream
         for index, action in enumerate(actions):
-            kind = type(action)
-            if kind is SendToClient:
-                assert isinstance(action, SendToClient)
-                if to_client.must_wait(len(action.payload)):
-                    self._hold(actions, index)
-                    return
-                to_client.put(action.payload, action.text)
-            elif kind is SendUpstream:
-                assert isinstance(action, SendUpstream)
-                if to_upstream.must_wait(len(action.payload)):
-                    self._hold(actions, index)
-                    return
-                to_upstream.put(action.payload, True)
-            else:
-                self._perform(action)
+            if not self._carry_out(action):
+                self._hold(actions, index)
+                return
 
     def _react(self, actions: list[Action]) -> None:
         """Carry out actions at once, without waiting (a stalled peer's last words)."""
         for action in actions:
-            if isinstance(action, SendUpstream):
-                self.to_upstream.put(action.payload, True)
-            elif isinstance(action, SendToClient):
-                self.to_client.put(action.payload, action.text)
-            else:
-                self._perform(action)
+            self._carry_out(action, may_wait=False)
+
+    def _carry_out(self, action: Action, *, may_wait: bool = True) -> bool:
+        """Send or perform one action; False (and nothing done) when its frame must
+        wait for room in its outbox."""
+        if isinstance(action, SendToClient):
+            outbox, text = self.to_client, action.text
+        elif isinstance(action, SendUpstream):
+            outbox, text = self.to_upstream, True
+        else:
+            self._perform(action)
+            return True
+        if may_wait and outbox.must_wait(len(action.payload)):
+            return False
+        outbox.put(action.payload, text)
+        return True
 
     def _perform(self, action: Action) -> None:
         if isinstance(action, CloseClient):
@@ -430,20 +418,11 @@ class Bridge:
         held = self._held
         while held:
             action = held.popleft()
-            if isinstance(action, SendToClient):
-                if self.to_client.must_wait(len(action.payload)):
-                    held.appendleft(action)
-                    return
-                self.to_client.put(action.payload, action.text)
-            elif isinstance(action, SendUpstream):
-                if self.to_upstream.must_wait(len(action.payload)):
-                    held.appendleft(action)
-                    return
-                self.to_upstream.put(action.payload, True)
-            else:
-                self._perform(action)
-                if self._held is not held:
-                    return  # the session ended: what waited was dropped
+            if not self._carry_out(action):
+                held.appendleft(action)
+                return
+            if self._held is not held:
+                return  # the session ended: what waited was dropped
         self._held = None
         self._release_legs()
 

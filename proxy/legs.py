@@ -157,6 +157,13 @@ class _Delivery:
             self.send_data()  # type: ignore[attr-defined]
         self.loop.call_later(CLOSE_GRACE, self._abort_if_open)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)  # type: ignore[misc]
+        if self._leg.ticket is not None:
+            self._leg.ticket.release()
+        if self.owner is not None:
+            self.owner.leg_lost(self)  # type: ignore[arg-type]
+
     def _abort_if_open(self) -> None:
         if self.protocol.state is not State.CLOSED:
             self.transport.abort()
@@ -238,8 +245,7 @@ class ClientLeg(_Delivery, ServerConnection):
             try:
                 data = data.decode()  # invalid UTF-8 closes with 1007, as websockets does
             except UnicodeDecodeError as exc:
-                self.protocol.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
-                self.send_data()
+                self.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
                 return
         super()._deliver(data, text)
 
@@ -247,17 +253,6 @@ class ClientLeg(_Delivery, ServerConnection):
         """Hold the session place this connection was given at the upgrade: it goes back
         when the connection is lost, whatever stage the handshake reached."""
         self._leg.ticket = ticket
-
-    @property
-    def ticket(self) -> SessionTicket | None:
-        return self._leg.ticket
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        if self._leg.ticket is not None:
-            self._leg.ticket.release()
-        if self.owner is not None:
-            self.owner.leg_lost(self)
 
 
 class UpstreamLeg(_Delivery, ClientConnection):
@@ -281,11 +276,6 @@ class UpstreamLeg(_Delivery, ClientConnection):
             owner.message_received(self, data, opcode is _TEXT)  # type: ignore[arg-type]
             return
         self._frame(event)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        if self.owner is not None:
-            self.owner.leg_lost(self)
 
 
 Leg = ClientLeg | UpstreamLeg

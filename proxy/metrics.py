@@ -167,7 +167,3 @@ class SessionMetrics:
 
     def upstream_error(self, code: str) -> None:
         self._metrics.upstream_error(code)
-
-    def audio(self, direction: str, seconds: float) -> None:
-        if seconds > 0:
-            self._metrics.audio_seconds.labels(direction=direction).inc(seconds)

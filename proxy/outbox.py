@@ -196,11 +196,6 @@ class Outbox:
         self._paused_at = self._clock()
 
     @property
-    def idle(self) -> bool:
-        """Nothing waits here (what the socket buffer holds is the kernel's to send)."""
-        return not self._queue
-
-    @property
     def stall_deadline(self) -> float | None:
         """When the waiting frames count as stalled (None: nothing waits)."""
         ws = self.ws

@@ -102,13 +102,14 @@ class KeyRedactingFilter(logging.Filter):
         self.secrets.update(s for s in secrets if s)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        original = record.getMessage()  # formats the record: once
+        message = original
         if len(message) > _MAX_LOGGED:  # peers choose what ends up in some messages
             message = f"{message[:_MAX_LOGGED]}... [{len(message)} characters]"
         cleaned = redact(message, *self.secrets)
         if not self.log_content:
             cleaned = _FRAME_DUMP.sub(_hide_content, cleaned)
-        if cleaned != record.getMessage():
+        if cleaned != original:
             record.msg, record.args = cleaned, None
         return True
 

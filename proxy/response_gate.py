@@ -122,12 +122,6 @@ class ResponseGate:
         """Give up on the current response (upstream went silent); returns the next."""
         return self._release()
 
-    def withdraw_speech(self) -> list[Speech]:
-        """Drop queued speech (the user interrupted); returns what was dropped."""
-        dropped = [r for r in self._queue if isinstance(r, Speech)]
-        self._queue = [r for r in self._queue if not isinstance(r, Speech)]
-        return dropped
-
     def _release(self) -> Request | None:
         self.state = GateState.IDLE
         self.request = None

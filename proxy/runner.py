@@ -22,7 +22,7 @@ import anyio
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from .access import is_loopback
+from .access import is_loopback, url_host
 from .cli import repeated
 from .config import DEFAULT_UPSTREAM_URL, ProxyConfig
 from .server import ProxyServer
@@ -110,7 +110,7 @@ async def serve_until_signalled(
     app_url = None
     if serve_app:
         scheme = "https" if config.ssl else "http"
-        app_url = f"{scheme}://{_browser_host(args.host)}:{server.port}/"
+        app_url = f"{scheme}://{url_host(args.host)}:{server.port}/"
     if announce.print_lines:
         print(f"upstream: {config.upstream_url}")
         print(f"proxy listening on {server.url}", flush=True)
@@ -190,8 +190,3 @@ def _test_app_handler(proxy_path: str) -> Callable[[ServerConnection, Request], 
     from harness.test_app import http_response
 
     return functools.partial(http_response, proxy_path=proxy_path)
-
-
-def _browser_host(host: str) -> str:
-    """A host a browser on this machine can open (not the 0.0.0.0 wildcard)."""
-    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host

@@ -28,6 +28,7 @@ from .access import (
     offered_token,
     token_matches,
     trusted_host,
+    url_host,
 )
 from .bridge import Bridge
 from .config import DEFAULT_UPSTREAM_URL, ProxyConfig
@@ -52,7 +53,6 @@ class ProxyServer:
 
     def __init__(self, config: ProxyConfig) -> None:
         self.config = config
-        self.active_sessions = 0
         self.draining = False
         self._server: Server | None = None
         self._idle: anyio.Event | None = None  # created on the serving loop
@@ -74,9 +74,13 @@ class ProxyServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     @property
+    def active_sessions(self) -> int:
+        return len(self._bridges)
+
+    @property
     def url(self) -> str:
         scheme = "wss" if self.config.ssl is not None else "ws"
-        return f"{scheme}://{_url_host(self.config.host)}:{self.port}{self.config.path}"
+        return f"{scheme}://{url_host(self.config.host)}:{self.port}{self.config.path}"
 
     async def start(self) -> None:
         self._idle = anyio.Event()
@@ -133,10 +137,6 @@ class ProxyServer:
         """The most any session held for one of its peers, in bytes (queue + socket)."""
         live = (bridge.buffered_high_water for bridge in list(self._bridges))
         return max(self._finished_high_water, *live, 0)
-
-    def buffered_bytes(self) -> int:
-        """What all open sessions hold for their peers now, in bytes."""
-        return sum(bridge.buffered_bytes for bridge in list(self._bridges))
 
     # ------------------------------------------------------------ before the upgrade
 
@@ -199,9 +199,7 @@ class ProxyServer:
     # ------------------------------------------------------------ sessions
 
     async def _handle(self, client: ServerConnection) -> None:
-        assert isinstance(client, ClientLeg)
-        ticket = client.ticket
-        self.active_sessions += 1
+        assert isinstance(client, ClientLeg)  # its place is given back when it is lost
         if self._idle is None or self._idle.is_set():
             self._idle = anyio.Event()
         session_id = f"s{next(self._session_ids):x}"
@@ -217,10 +215,7 @@ class ProxyServer:
             reason = bridge.session.close_reason or "client_closed"
             self.metrics.sessions.labels(close_reason=reason).inc()
             self._finished_high_water = max(self._finished_high_water, bridge.buffered_high_water)
-            if ticket is not None:
-                ticket.release()
-            self.active_sessions -= 1
-            if not self.active_sessions and self._idle is not None:
+            if not self._bridges and self._idle is not None:
                 self._idle.set()
             bridge.log.info("client gone")
 
@@ -245,12 +240,6 @@ def _plain(
         ]
     )
     return Response(status.value, status.phrase, headers, body)
-
-
-def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", "::", ""):
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
 
 
 def _peer(connection: ServerConnection) -> str:

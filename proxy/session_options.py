@@ -38,7 +38,6 @@ class SessionObserver(Protocol):
     def settings_applied(self, seconds: float) -> None: ...
     def turn_done(self, latency: float | None) -> None: ...
     def upstream_error(self, code: str) -> None: ...
-    def audio(self, direction: str, seconds: float) -> None: ...
 
 
 class Unobserved:
@@ -51,7 +50,4 @@ class Unobserved:
         pass
 
     def upstream_error(self, code: str) -> None:
-        pass
-
-    def audio(self, direction: str, seconds: float) -> None:
         pass

@@ -23,7 +23,6 @@ __all__ = [
     "Item",
     "ItemDone",
     "ItemPart",
-    "OutputItemAdded",
     "ResponseCreated",
     "ResponseDone",
     "ResponseInfo",
@@ -127,12 +126,6 @@ class ItemDone:
 
 
 @dataclass(slots=True)
-class OutputItemAdded:
-    response_id: str
-    item: Item
-
-
-@dataclass(slots=True)
 class FunctionArgumentsDone:
     response_id: str
     item_id: str
@@ -194,7 +187,6 @@ UpstreamEvent = (
     | TranscriptDone
     | TextDone
     | ItemDone
-    | OutputItemAdded
     | FunctionArgumentsDone
     | SpeechStarted
     | SpeechStopped

@@ -70,7 +70,6 @@ class WatchedConnection(ClientConnection):
         super().__init__(*args, **kwargs)
         self._marker = b""
         self._arrived: asyncio.Future[float] | None = None
-        self.frames_in = 0
 
     def expect(self, kind: bytes) -> asyncio.Future[float]:
         self._marker = b'"type":"' + kind + b'"'
@@ -81,7 +80,6 @@ class WatchedConnection(ClientConnection):
         if self.response is None or not isinstance(event, Frame) or event.opcode not in _DATA:
             super().process_event(event)  # the handshake, pings, pongs and the close
             return
-        self.frames_in += 1
         arrived = self._arrived
         if (
             arrived is not None

@@ -62,12 +62,6 @@ class SdkAgent:
             )
         return matches[count - 1]
 
-    async def wait_for_audio(self, size: int, timeout: float = 10.0) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait_for(lambda: len(self.audio) >= size)
-        assert len(self.audio) >= size, f"{len(self.audio)} audio bytes, expected {size}"
-
     async def _read(self) -> None:
         async for message in self.socket:
             async with self._changed:

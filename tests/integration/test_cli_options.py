@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from websockets.exceptions import InvalidStatus
 
 from harness.client import ComponentClient
 from tests.processes import clean_env, listening_url, running
@@ -87,6 +88,9 @@ async def test_log_level_in_any_case_and_a_token_file(tmp_path: Path) -> None:
         url = listening_url(lines)
         async with await ComponentClient.connect(url, token="file-token-123") as client:
             await client.start()
+        with pytest.raises(InvalidStatus) as refused:  # the file's token is required
+            await ComponentClient.connect(url)
+        assert refused.value.response.status_code == 401
 
 
 def test_listening_publicly_without_a_token_is_warned_about() -> None:

@@ -15,14 +15,13 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 import orjson
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from harness.background import BackgroundLoop
 from harness.client import ComponentClient
 from harness.mock_openai import MockRealtime, tone_pcm16
 from harness.pytest_plugin import ProxyEndpoint
@@ -62,7 +61,7 @@ def server_of(endpoint: ProxyEndpoint) -> object:
 
 
 async def test_sessions_past_the_limit_get_503_and_readyz_says_so(
-    mock_openai: MockRealtime, proxy_factory: ProxyFactory, harness_loop: BackgroundLoop
+    mock_openai: MockRealtime, proxy_factory: ProxyFactory
 ) -> None:
     endpoint = proxy_factory(max_sessions=2, max_sessions_per_ip=10)
     base = "http://" + endpoint.url.split("/")[2]
@@ -72,8 +71,7 @@ async def test_sessions_past_the_limit_get_503_and_readyz_says_so(
     ):
         assert await status_of(endpoint.url) == 503
         assert await asyncio.to_thread(_http_status, f"{base}/readyz") == 503
-    server = server_of(endpoint)
-    await asyncio.to_thread(harness_loop.run, server.wait_idle(timeout=5))  # type: ignore[attr-defined]
+    await endpoint.wait_idle(timeout=5)
     assert await status_of(endpoint.url) == 101  # places are given back
     assert await asyncio.to_thread(_http_status, f"{base}/readyz") == 200
 
@@ -209,7 +207,6 @@ async def non_reading_client(url: str) -> AsyncIterator[object]:
 async def test_a_client_that_stops_reading_holds_at_most_the_byte_bound_then_is_evicted(
     mock_openai: MockRealtime,
     proxy_factory: ProxyFactory,
-    harness_loop: BackgroundLoop,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     endpoint = proxy_factory(max_buffered_bytes=2 * MiB, stall_timeout=1.5)
@@ -229,7 +226,7 @@ async def test_a_client_that_stops_reading_holds_at_most_the_byte_bound_then_is_
         # The client reads at last, within the close grace: the audio it was sent, then
         # why it was dropped.
         frames = [frame async for frame in _drain(ws)]
-        await asyncio.to_thread(harness_loop.run, server.wait_idle(timeout=10))  # type: ignore[attr-defined]
+        await endpoint.wait_idle(timeout=10)
     errors = [orjson.loads(f) for f in frames if isinstance(f, str)]
     assert errors and errors[-1]["code"] == "client_too_slow"
     assert ws.close_code == 1008  # type: ignore[attr-defined]
@@ -247,7 +244,6 @@ async def _drain(ws: object) -> AsyncIterator[str | bytes]:
 async def test_an_upstream_that_stops_reading_holds_at_most_the_byte_bound_then_is_dropped(
     mock_openai: MockRealtime,
     proxy_factory: ProxyFactory,
-    harness_loop: BackgroundLoop,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The stall timeout is long enough for the queue to reach its bound first.
@@ -258,7 +254,7 @@ async def test_an_upstream_that_stops_reading_holds_at_most_the_byte_bound_then_
         audio = tone_pcm16(30_000, rate=16_000)  # 960 KB in, about 4 MB upstream
 
         async def stream() -> None:
-            with contextlib_suppress():
+            with suppress(ConnectionClosed):
                 for _ in range(5):
                     await client.send_audio(audio, frame_bytes=64 * 1024)
 
@@ -273,14 +269,8 @@ async def test_an_upstream_that_stops_reading_holds_at_most_the_byte_bound_then_
     # The bound, plus the socket's own 64 KiB buffer and the frame being written (an
     # append of 64 KB of 16 kHz audio is about 130 KB).
     assert 768 * 1024 < high_water <= 1 * MiB + 64 * 1024 + 140 * 1024
-    await asyncio.to_thread(harness_loop.run, server.wait_idle(timeout=10))  # type: ignore[attr-defined]
+    await endpoint.wait_idle(timeout=10)
     no_tracebacks(caplog)
-
-
-def contextlib_suppress() -> object:
-    import contextlib
-
-    return contextlib.suppress(ConnectionClosed)
 
 
 async def test_a_client_hanging_up_under_backpressure_logs_no_traceback(
@@ -294,14 +284,13 @@ async def test_a_client_hanging_up_under_backpressure_logs_no_traceback(
         await mock_openai.wait_for("response.create")
         await asyncio.sleep(0.3)  # the proxy is now blocked on this client
         ws.transport.abort()  # type: ignore[attr-defined]
-    assert endpoint.server is not None
+    await endpoint.wait_idle(timeout=10)  # the proxy has seen the hang-up and cleaned up
     no_tracebacks(caplog)
 
 
 async def test_a_client_that_sends_pings_and_never_reads_is_evicted(
     mock_openai: MockRealtime,
     proxy_factory: ProxyFactory,
-    harness_loop: BackgroundLoop,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Each Ping is answered with a Pong the WebSocket layer writes itself: nothing waits
@@ -337,8 +326,7 @@ async def test_a_client_that_sends_pings_and_never_reads_is_evicted(
 
     flooding = asyncio.create_task(asyncio.to_thread(flood))
     try:
-        server = server_of(endpoint)
-        await asyncio.to_thread(harness_loop.run, server.wait_idle(timeout=15))  # type: ignore[attr-defined]
+        await endpoint.wait_idle(timeout=15)
     finally:
         stop.set()
         sent = await flooding
@@ -405,7 +393,7 @@ async def test_an_idle_client_is_told_and_closed(
 
 
 async def test_pings_fail_a_client_that_never_answers(
-    mock_openai: MockRealtime, proxy_factory: ProxyFactory, harness_loop: BackgroundLoop
+    mock_openai: MockRealtime, proxy_factory: ProxyFactory
 ) -> None:
     endpoint = proxy_factory(ping_interval=0.3, ping_timeout=0.3)
     host, port = endpoint.url.split("/")[2].split(":")
@@ -417,8 +405,7 @@ async def test_pings_fail_a_client_that_never_answers(
     )
     assert b"101" in await reader.readline()
     # Dead from here on: never reads, never answers a ping.
-    server = server_of(endpoint)
-    await asyncio.to_thread(harness_loop.run, server.wait_idle(timeout=5))  # type: ignore[attr-defined]
+    await endpoint.wait_idle(timeout=5)
     writer.close()
 
 
@@ -479,7 +466,6 @@ async def test_torn_handshakes_give_their_places_back(
         )
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         sock.close()  # RST
-    await wait_until(lambda: True, timeout=0.1)
     statuses = []
     for _ in range(20):  # at most a moment for the server to see the resets
         statuses.append(await status_of(endpoint.url))

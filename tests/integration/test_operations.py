@@ -57,7 +57,7 @@ async def test_healthz_and_readyz(proxy: ProxyEndpoint) -> None:
 
 
 async def test_metrics_after_a_known_workload(
-    mock_openai: MockRealtime, proxy_factory: ProxyFactory, harness_loop: BackgroundLoop
+    mock_openai: MockRealtime, proxy_factory: ProxyFactory
 ) -> None:
     endpoint = proxy_factory(client_token="t0k3n")
     mock_openai.on_user_text("fail").send_error("server_error", "boom", type="server_error").once()
@@ -76,7 +76,7 @@ async def test_metrics_after_a_known_workload(
     with pytest.raises(InvalidStatus):
         await connect(endpoint.url)  # no token: refused
     assert endpoint.server is not None
-    await asyncio.to_thread(harness_loop.run, endpoint.server.wait_idle())  # type: ignore[attr-defined]
+    await endpoint.wait_idle()
 
     status, content_type, text = await asyncio.to_thread(http_get, base(endpoint) + "/metrics")
     assert status == 200 and content_type.startswith("text/plain; version=0.0.4")

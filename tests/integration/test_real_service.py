@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from harness.client import ComponentClient, default_settings
 from harness.mock_openai import MockRealtime, silence_pcm16, tone_pcm16
+from harness.mock_openai.steps import SERVER_ERROR_MESSAGE
 
 pytestmark = pytest.mark.integration
 
@@ -328,3 +330,63 @@ async def test_out_of_band_speech_is_known_without_a_metadata_echo(
     assert component_client.audio
     await component_client.inject("hi")
     assert await component_client.wait_for_reply(count=2, timeout=PROMPTLY_S) == "You said: hi"
+
+
+# ------------------------------------------------------------------ more the reference recorded
+
+
+async def test_a_server_error_while_idle_is_told_and_the_session_goes_on(
+    mock_openai: MockRealtime, component_client: ComponentClient
+) -> None:
+    """The reference saw "The server had an error..." seconds after a finished turn
+    (and when the service's idle timeout fired): nothing was asked for."""
+    await component_client.start()
+    await component_client.inject("hi")
+    await component_client.wait_for("AgentAudioDone")
+    await mock_openai.wait_idle()
+    mock_openai.push(
+        {
+            "type": "error",
+            "error": {
+                "type": "server_error",
+                "code": None,
+                "message": SERVER_ERROR_MESSAGE,
+                "param": None,
+                "event_id": None,
+            },
+        }
+    )
+    error = await component_client.wait_for("Error")
+    assert error["code"] == "server_error"
+    await component_client.inject("again")
+    assert await component_client.wait_for_reply(count=2) == "You said: again"
+    assert len(component_client.received("Error")) == 1
+
+
+async def test_a_chained_function_call_is_the_next_agent_turn(
+    mock_openai: MockRealtime, component_client: ComponentClient
+) -> None:
+    """After a function's output the next agent turn may be another call."""
+    mock_openai.on_user_text("plan").call_function("get_weather", {"city": "Oslo"}).once()
+    mock_openai.on_function_output("get_weather").call_function("get_time", {"city": "Oslo"})
+    mock_openai.on_function_output("get_time").reply_with_audio("Cold, and late.").once()
+    await component_client.start(think=THINK_WITH_FUNCTIONS)
+    await component_client.inject("plan my evening")
+    first = (await component_client.wait_for("FunctionCallRequest"))["functions"][0]
+    await component_client.answer_function(first["id"], first["name"], '{"sky": "snow"}')
+    second = (await component_client.wait_for("FunctionCallRequest", count=2))["functions"][0]
+    assert second["name"] == "get_time"
+    await component_client.answer_function(second["id"], second["name"], '{"time": "23:00"}')
+    assert await component_client.wait_for_reply() == "Cold, and late."
+    assert not component_client.received("Error"), component_client.describe()
+
+
+async def test_a_refused_handshake_is_an_error_then_a_close(
+    mock_openai: MockRealtime, connect_component: Callable[[], Awaitable[ComponentClient]]
+) -> None:
+    """The reference saw `Unexpected server response: 504` on the upgrade."""
+    mock_openai.on_connect().reject_handshake(504)
+    client = await connect_component()
+    error = await client.wait_for("Error")
+    assert error["code"] == "upstream_unavailable", error
+    assert await client.wait_closed() == 1011

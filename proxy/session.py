@@ -976,7 +976,7 @@ class ProxySession:
         item = event.item
         text = translate.assistant_text_of(item)
         if text is not None and item.id:
-            self._report_assistant(event.response_id, item.id, text)
+            self._report_assistant(None, item.id, text)
 
     def _report_assistant(
         self, response_id: str | None, item_id: str, text: str, *, release: bool = True

@@ -229,21 +229,12 @@ def test_text_only_in_response_done_reaches_the_client_once(driver: Driver) -> N
     assert again.to_client == []
 
 
-@pytest.mark.parametrize("source", ["added", "output_item_done", "text_in_output"])
+@pytest.mark.parametrize("source", ["added", "text_in_output"])
 def test_assistant_text_is_found_wherever_it_comes(driver: Driver, source: str) -> None:
     driver.ready(NO_GREETING)
     driver.respond()
     if source == "added":
         out = driver.upstream(events.item_added(events.assistant_message("item_a", "Hi.")))
-    elif source == "output_item_done":
-        out = driver.upstream(
-            events._event(
-                "response.output_item.done",
-                response_id="resp_1",
-                output_index=0,
-                item=events.assistant_message("item_a", "Hi."),
-            )
-        )
     else:
         message = events.assistant_message("item_a", "Hi.", part="output_text")
         out = driver.finish_with("completed", output=[message])

@@ -918,6 +918,13 @@ class ProxySession:
                 text = translate.assistant_text_of(item)
                 if text is not None and item.id and item.id not in self.agent_audio.truncated:
                     self._report_assistant(response_id, item.id, text, release=False)
+                elif item.type == "function_call" and item.call_id and item.name:
+                    # A call whose arguments' .done never came (reported once either way).
+                    self._on_function_call(
+                        FunctionArgumentsDone(
+                            item.call_id, item.name, item.arguments or "{}", response_id
+                        )
+                    )
         outcome = translate.response_outcome(response)
         if outcome is not None and not self._agent_turns.was_error_told(response_id):
             self.log.info("response ended %s: %s", response.status, outcome.description)

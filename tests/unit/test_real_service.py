@@ -470,6 +470,22 @@ def test_cancelled_calls_never_block_the_conversation(driver: Driver) -> None:
     assert user_text(driver, "next").upstream_types()[-1] == "response.create"
 
 
+def test_a_call_found_only_in_response_done_is_requested_once(driver: Driver) -> None:
+    driver.ready(NO_GREETING)
+    driver.respond()
+    driver.upstream(events.function_call("call_1", "f", '{"n": 1}'))
+    call = {"type": "function_call", "id": "item_c2", "call_id": "call_2", "name": "f"}
+    late = {**call, "arguments": '{"n": 2}', "object": "realtime.item", "status": "completed"}
+    first = {**late, "id": "item_c1", "call_id": "call_1", "arguments": '{"n": 1}'}
+    done = driver.finish_with("completed", output=[first, late])
+    (request,) = [m for m in done.to_client if m["type"] == "FunctionCallRequest"]
+    assert request["functions"][0]["id"] == "call_2"  # call_1 was already asked for
+    assert driver.client(function_response("call_1")).upstream_types() == [
+        "conversation.item.create"
+    ]
+    assert driver.client(function_response("call_2")).upstream_types()[-1] == "response.create"
+
+
 def test_history_of_a_client_call_carries_its_arguments(driver: Driver) -> None:
     driver.ready({"type": "Settings", "flags": {"history": True}})
     driver.respond()

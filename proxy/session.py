@@ -895,17 +895,20 @@ class ProxySession:
     def _speech_answered_by(self, response: ResponseInfo) -> Speech | None:
         """The exact speech this response says, if it is our out-of-band one. Known by
         the gate's order (the response.created that answers our outstanding speak
-        request) unless it names a conversation (out-of-band ones have a null
-        `conversation_id`: that is server VAD's answer racing ours); an echo of our
+        request, or the next one when server VAD's answer raced it) unless it names a
+        conversation (out-of-band ones have a null `conversation_id`); an echo of our
         `metadata`, when the service sends it, settles it."""
         speech = self.gate.speaking
         if speech is None:
             return None
         if translate.SPEAK_METADATA_KEY in (response.metadata or {}):
             return speech
-        if self.gate.state is GateState.REQUESTED and not isinstance(response.conversation_id, str):
+        if isinstance(response.conversation_id, str):
+            return None  # in the conversation: server VAD's answer, not our speech
+        if self.gate.state is GateState.REQUESTED:
             return speech
-        return None
+        # A response that raced ours is running: ours is the next out-of-band one.
+        return speech if self.gate.response_id not in self._speech_responses else None
 
     def _on_response_done(self, event: ResponseDone) -> None:
         response = event.response

@@ -580,3 +580,7 @@ def test_vads_answer_racing_our_speech_is_not_taken_for_it(driver: Driver) -> No
     driver.upstream(events.response_created("resp_vad", conversation_id="conv_1"))
     text = driver.upstream(events.transcript_done("item_v", "Sure.", "resp_vad"))
     assert text.types()[0] == "ConversationText"
+    # Our speech's own response follows: known, though the gate saw another first.
+    driver.upstream(events.response_created("resp_greet", conversation_id=None))
+    rendering = driver.upstream(events.transcript_done("item_g", "Hello there.", "resp_greet"))
+    assert rendering.to_client == []

@@ -1143,13 +1143,15 @@ class ProxySession:
         """The request an error without `event_id` most likely answers (the real service
         sends some, e.g. a `server_error` in answer to a response.create): a
         session.update when it names a session field, else our response.create that
-        upstream has not yet answered, else a refused (not failed) session.update."""
-        param = error.param or ""
-        if self._updates and param.startswith("session"):
+        upstream has not yet answered, else a refusal (not a failure) naming no other
+        field while a session.update is outstanding: it must be that one, or the session
+        would close waiting for its session.updated."""
+        param = error.param
+        if self._updates and param is not None and param.startswith("session"):
             return self._updates[0].event_id
         if self.gate.state is GateState.REQUESTED:
             return self.gate.request_event_id
-        if self._updates and error.type == "invalid_request_error":
+        if self._updates and param is None and error.type == "invalid_request_error":
             return self._updates[0].event_id
         return None
 

@@ -115,6 +115,14 @@ def test_a_refused_update_without_event_id_does_not_time_the_session_out(driver:
     assert later.client_close is None and later.to_client == []
 
 
+def test_an_error_naming_another_field_leaves_the_update_outstanding(driver: Driver) -> None:
+    driver.ready(NO_GREETING)
+    driver.client({"type": "UpdatePrompt", "prompt": "Be brief."})
+    truncate = events.error("invalid_value", "audio_end_ms is too large", param="audio_end_ms")
+    assert driver.upstream(truncate).types() == ["Error"]
+    assert driver.upstream(events.session_updated()).types() == ["PromptUpdated"]
+
+
 def test_a_late_cancel_is_not_reported_even_without_its_event_id(driver: Driver) -> None:
     driver.ready(NO_GREETING)
     out = driver.upstream(

@@ -941,6 +941,9 @@ class ProxySession:
             self.observer.turn_done(total)
             self.turns += 1
         self._response_deadline = None
+        # The turn VAD ended has been answered: audio from now on is a new utterance,
+        # which a ForceEndTurn commits (a speaker too quiet for VAD, push-to-talk).
+        self._vad_ended_turn = False
         follow_up = self._calls.response_done(response_id)
         self._send_request(self.gate.done(response_id))
         if follow_up:

@@ -286,6 +286,19 @@ def test_force_end_turn_after_vads_commit_asks_for_nothing(driver: Driver) -> No
     assert driver.finish("resp_vad").upstream == []  # and nothing is asked after it
 
 
+def test_force_end_turn_after_vads_turn_was_answered_commits_new_audio(driver: Driver) -> None:
+    driver.ready(NO_GREETING)
+    _speak(driver)
+    driver.upstream(events.speech_stopped(900))
+    driver.upstream(events.audio_committed())
+    driver.respond("resp_vad")
+    driver.finish("resp_vad")
+    for _ in range(5):
+        driver.audio(tone_pcm16(20))  # said too quietly for VAD: no speech_started
+    forced = driver.client({"type": "ForceEndTurn"})
+    assert forced.upstream_types()[-2:] == ["input_audio_buffer.commit", "response.create"]
+
+
 def test_force_end_turn_after_speech_stopped_asks_for_nothing(driver: Driver) -> None:
     driver.ready(NO_GREETING)
     _speak(driver)

@@ -31,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
@@ -59,7 +58,7 @@ from .client_messages import (
     parse_client_message,
 )
 from .errors import ErrorCode, WarningCode
-from .function_calls import endpoint_allowed
+from .function_policy import EndpointForbidden, EndpointRefused, FunctionRequest
 from .latency import TurnLatency
 from .limits import MESSAGE_BURST_SECONDS, TokenBucket
 from .logs import SessionLog
@@ -123,7 +122,6 @@ _ALLOWED_TYPES = ", ".join(sorted(CLIENT_MESSAGE_TYPES))
 _TURN_MESSAGES = (InjectUserMessage, InjectAgentMessage, FunctionCallResponse, ForceEndTurn)
 _MAX_TRANSCRIPT_CHARS = 64 * 1024
 _MAX_SERVER_CALLS = 4  # server-side function calls in flight per session
-_HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 
 class Phase(Enum):
@@ -196,6 +194,7 @@ class ProxySession:
         "_reported_calls",
         "_reported_items",
         "_response_deadline",
+        "_server_call_ids",
         "_server_calls",
         "_speech_responses",
         "_tag",
@@ -261,6 +260,7 @@ class ProxySession:
         self._pending_calls: dict[str, str] = {}  # call id -> function name
         self._cancelled_calls = RecentIds()
         self._server_calls: dict[str, str] = {}  # server-side call id -> arguments
+        self._server_call_ids = RecentIds()  # calls the proxy answers, never the client
         self._user_transcript: tuple[str, str] = ("", "")  # (item id, text so far)
         self.turns = 0
 
@@ -548,6 +548,8 @@ class ProxySession:
     def _server_call_done(self, call_id: str, output: str | None, failure: str | None) -> None:
         name = self._pending_calls.pop(call_id, "")
         arguments = self._server_calls.pop(call_id, "")
+        if output is not None:  # capped as it is sent: JSON-escaped
+            failure = self.options.functions.answer_refused(output)
         if failure is not None:
             self._error(ErrorCode.FUNCTION_ENDPOINT_FAILED, f"function {shown(name)}: {failure}")
             output = orjson.dumps({"error": failure}).decode()
@@ -556,7 +558,16 @@ class ProxySession:
         self._function_history(call_id, name, arguments, output, client_side=False)
         self._upstream(translate.function_output_item(call_id, output))
         self._turn_ended()
-        self._ask(TURN)
+        # The response a result asks for is a turn: a call that calls again is a loop.
+        if self._turn_bucket.take(self._clock()):
+            self._ask(TURN)
+        else:
+            self._error(
+                ErrorCode.RATE_LIMITED,
+                f"function {shown(name)}: its result is in the conversation, but no response "
+                f"was asked for: more than {self.options.turn_rate:g} turns a second",
+            )
+        self._leave_if_quiet()
 
     # ------------------------------------------------------------ client side
 
@@ -749,7 +760,11 @@ class ProxySession:
     def _on_function_response(self, message: FunctionCallResponse) -> None:
         call_id = message.id
         if call_id is None:  # v1 allows it: the pending call of that name is meant
-            call_id = next((c for c, n in self._pending_calls.items() if n == message.name), None)
+            pending = self._pending_calls.items()
+            call_id = next(
+                (c for c, n in pending if n == message.name and c not in self._server_call_ids),
+                None,
+            )
             if call_id is None:
                 self._error(
                     ErrorCode.INVALID_MESSAGE,
@@ -757,6 +772,13 @@ class ProxySession:
                     + shown(message.name),
                 )
                 return
+        if call_id in self._server_call_ids:  # upstream must get one output per call
+            self._error(
+                ErrorCode.INVALID_MESSAGE,
+                f"FunctionCallResponse for {shown(call_id)} refused: that call is server-side "
+                "(client_side false), the proxy answers it",
+            )
+            return
         name = self._pending_calls.pop(call_id, message.name)
         self._function_history(call_id, name, "", message.content, client_side=True)
         self._upstream(translate.function_output_item(call_id, message.content))
@@ -928,42 +950,47 @@ class ProxySession:
         definition = self._function(event.name)
         endpoint = definition.endpoint if definition else None
         if endpoint is not None and endpoint.url:
-            host = _host_of(endpoint.url)
-            if endpoint_allowed(endpoint.url, self.options.function_hosts):
-                self._server_calls[call_id] = event.arguments
-                self._to_client(
-                    translate.function_call_request(
-                        call_id, event.name, event.arguments, client_side=False
-                    )
+            try:
+                request = self.options.functions.prepare(
+                    endpoint.url, endpoint.method, endpoint.headers, event.arguments
                 )
-                method = (endpoint.method or "POST").upper()
-                if len(self._server_calls) > _MAX_SERVER_CALLS or method not in _HTTP_METHODS:
-                    why = (
-                        "too many calls in flight"
-                        if method in _HTTP_METHODS
-                        else (f"method {method[:20]!r} is not allowed")
-                    )
-                    self._server_call_done(call_id, None, why)
-                    return
-                self._out.append(
-                    CallFunction(
-                        call_id,
-                        event.name,
-                        event.arguments,
-                        endpoint.url,
-                        method,
-                        dict(endpoint.headers or {}),
-                    )
+            except EndpointForbidden as exc:
+                self._warn(
+                    WarningCode.FUNCTION_ENDPOINT_FORBIDDEN,
+                    f"function {shown(event.name)}: {exc} by the operator; the call goes to "
+                    "the client",
                 )
+            except EndpointRefused as exc:  # the model gets an answer: the failure
+                self._server_call(call_id, event.name, event.arguments, str(exc))
                 return
-            self._warn(
-                WarningCode.FUNCTION_ENDPOINT_FORBIDDEN,
-                f"function {shown(event.name)}: endpoint host {shown(host)} is not allowed by the "
-                "operator; the call goes to the client",
-            )
+            else:
+                self._server_call(call_id, event.name, event.arguments, request)
+                return
         self._to_client(
             translate.function_call_request(call_id, event.name, event.arguments, client_side=True)
         )
+
+    def _server_call(
+        self, call_id: str, name: str, arguments: str, request: FunctionRequest | str
+    ) -> None:
+        """The proxy answers this call: with `request`'s answer, or the failure given."""
+        self._server_calls[call_id] = arguments
+        self._server_call_ids.add(call_id)
+        self._to_client(
+            translate.function_call_request(call_id, name, arguments, client_side=False)
+        )
+        if isinstance(request, str):
+            self._server_call_done(call_id, None, request)
+        elif len(self._server_calls) > _MAX_SERVER_CALLS:
+            self._server_call_done(call_id, None, "too many calls in flight")
+        else:
+            if request.dropped_headers:
+                self._warn(
+                    WarningCode.SETTING_IGNORED,
+                    f"function {shown(name)}: headers the operator does not allow were not sent: "
+                    + shown(", ".join(request.dropped_headers)),
+                )
+            self._out.append(CallFunction(call_id, name, request))
 
     def _on_speech_started(self, event: SpeechStarted) -> None:
         self._user_speaking = True
@@ -1138,10 +1165,6 @@ def _loggable(upstream_id: str) -> str | None:
     """An upstream id fit for a log line: upstream is untrusted (no control characters)."""
     cleaned = re.sub(r"[^A-Za-z0-9_.:-]", "?", upstream_id[:64])
     return cleaned or None
-
-
-def _host_of(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
 
 
 _UPSTREAM_HANDLERS: dict[type[Any], Callable[[ProxySession, Any], None]] = {

@@ -40,7 +40,7 @@ class FunctionCaller:
             self._client = httpx.AsyncClient(
                 follow_redirects=False,
                 trust_env=False,
-                cookies=httpx.Cookies(no_cookies),
+                cookies=no_cookies,  # kept as is (a Cookies object would be copied)
                 headers={"Accept-Encoding": "identity"},
                 timeout=self.timeout,
             )

@@ -48,7 +48,8 @@ HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 #: that access logs along the way keep, and no verb that deletes or replaces is allowed.
 DEFAULT_METHODS = frozenset({"POST"})
 #: The answer as it is sent, JSON-escaped (a control byte becomes six): a model's context
-#: (32k tokens for gpt-realtime) holds about 128 KB of text, so 64 KiB is already a lot.
+#: (32k tokens for gpt-realtime, says OpenAI's cookbook notebook "Context summarization
+#: with the Realtime API") holds about 128 KB of text, so 64 KiB is already a lot.
 DEFAULT_MAX_ANSWER_BYTES = 64 * 1024
 #: Longer request URLs (the endpoint, or with a GET's arguments) are refused; 8 KiB is
 #: what common servers accept.

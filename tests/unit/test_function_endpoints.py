@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from proxy.config import ProxyConfig
 from proxy.function_policy import (
     EndpointForbidden,
     EndpointRefused,
@@ -250,3 +251,12 @@ def test_the_answer_is_capped_as_it_is_sent_json_escaped() -> None:
     refused = policy.answer_refused("\x01" * 200)  # 200 bytes raw, 1200 sent
     assert refused is not None and "1200" in refused
     assert policy.answer_refused('"' * 501) is not None  # \" is two bytes
+
+
+def test_a_config_with_an_entry_that_does_not_parse_fails_at_start() -> None:
+    with pytest.raises(ValueError, match="needs a scheme"):
+        ProxyConfig(function_hosts=frozenset({"api.example.com/functions"}))
+    with pytest.raises(ValueError, match="the proxy sets it"):
+        ProxyConfig(function_headers=frozenset({"Host"}))
+    config = ProxyConfig(function_hosts=frozenset({"http://h/functions"}))
+    assert config.session_options().functions.rules == (parse_rule("http://h/functions"),)

@@ -17,7 +17,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 import httpx
 import orjson
@@ -236,7 +236,8 @@ def _normalised_path(path: bytes) -> bytes:
     kept: list[bytes] = []
     segments = decoded.split(b"/")[1:] if decoded.startswith(b"/") else [decoded]
     for index, segment in enumerate(segments):
-        if segment.split(b";", 1)[0] in (b".", b"..") and b";" in segment:
+        plain = unquote_to_bytes(segment)  # %3B is ; to a server that decodes first
+        if plain.split(b";", 1)[0] in (b".", b"..") and b";" in plain:
             raise EndpointRefused("endpoint path has a dot segment with parameters")
         last = index == len(segments) - 1
         if segment == b".":

@@ -81,6 +81,8 @@ def verdict(url: str, allowed: list[str]) -> str:
         ("http://h/functions/%5c..%5cadmin", ["http://h/functions"], "refused"),
         ("http://h/functions/%252e%252e/admin", ["http://h/functions"], "refused"),  # twice
         ("http://h/functions/..;/admin", ["http://h/functions"], "refused"),  # Tomcat's ..;
+        ("http://h/functions/..%3b/admin", ["http://h/functions"], "refused"),
+        ("http://h/functions/%2e%2e;x/admin", ["http://h/functions"], "refused"),
         ("http://h/functions/%zz", ["http://h/functions"], "refused"),
         ("http://h/functions/%00", ["http://h/functions"], "refused"),
         ("http://h/fun%63tions/x", ["http://h/functions"], "allowed"),  # %63 is c

@@ -21,7 +21,13 @@ import httpx
 
 from .function_policy import FunctionRequest
 
-__all__ = ["FunctionCaller"]
+__all__ = ["KEEPALIVE_CONNECTIONS", "MAX_CONNECTIONS", "FunctionCaller"]
+
+#: Connections open at once to function endpoints, for the whole server (a call past it
+#: waits for one, within its deadline): many sessions cannot open thousands to a backend.
+MAX_CONNECTIONS = 100
+#: Idle connections kept for reuse (each an open socket until it is used again).
+KEEPALIVE_CONNECTIONS = 10
 
 
 class FunctionCaller:
@@ -43,6 +49,10 @@ class FunctionCaller:
                 cookies=no_cookies,  # kept as is (a Cookies object would be copied)
                 headers={"Accept-Encoding": "identity"},
                 timeout=self.timeout,
+                limits=httpx.Limits(
+                    max_connections=MAX_CONNECTIONS,
+                    max_keepalive_connections=KEEPALIVE_CONNECTIONS,
+                ),
             )
         return self._client
 

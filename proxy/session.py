@@ -895,28 +895,39 @@ class ProxySession:
     def _speech_answered_by(self, response: ResponseInfo) -> Speech | None:
         """The exact speech this response says, if it is our out-of-band one. Known by
         the gate's order (the response.created that answers our outstanding speak
-        request) unless it names a conversation (out-of-band ones have a null
-        `conversation_id`: that is server VAD's answer racing ours); an echo of our
+        request, or the next one when server VAD's answer raced it) unless it names a
+        conversation (out-of-band ones have a null `conversation_id`); an echo of our
         `metadata`, when the service sends it, settles it."""
         speech = self.gate.speaking
         if speech is None:
             return None
         if translate.SPEAK_METADATA_KEY in (response.metadata or {}):
             return speech
-        if self.gate.state is GateState.REQUESTED and not isinstance(response.conversation_id, str):
+        if isinstance(response.conversation_id, str):
+            return None  # in the conversation: server VAD's answer, not our speech
+        if self.gate.state is GateState.REQUESTED:
             return speech
-        return None
+        # A response that raced ours is running: ours is the next out-of-band one.
+        return speech if self.gate.response_id not in self._speech_responses else None
 
     def _on_response_done(self, event: ResponseDone) -> None:
         response = event.response
         response_id = response.id
         speech = self._speech_responses.pop(response_id, None)
-        if speech is None:
-            # Assistant text the service put only here (no transcript .done, no item .done).
+        if speech is None and response.status != "cancelled":
+            # Assistant text the service put only here (no transcript .done, no item
+            # .done). Not of a cancelled response: the user moved on before hearing it.
             for item in response.output or ():
                 text = translate.assistant_text_of(item)
-                if text is not None and item.id:
+                if text is not None and item.id and item.id not in self.agent_audio.truncated:
                     self._report_assistant(response_id, item.id, text, release=False)
+                elif item.type == "function_call" and item.call_id and item.name:
+                    # A call whose arguments' .done never came (reported once either way).
+                    self._on_function_call(
+                        FunctionArgumentsDone(
+                            item.call_id, item.name, item.arguments or "{}", response_id
+                        )
+                    )
         outcome = translate.response_outcome(response)
         if outcome is not None and not self._agent_turns.was_error_told(response_id):
             self.log.info("response ended %s: %s", response.status, outcome.description)

@@ -229,6 +229,19 @@ def test_text_only_in_response_done_reaches_the_client_once(driver: Driver) -> N
     assert again.to_client == []
 
 
+def test_a_cut_off_answer_in_response_done_is_not_a_turn(driver: Driver) -> None:
+    driver.ready(NO_GREETING)
+    driver.respond()
+    driver.upstream(events.audio_delta("item_a", tone_pcm16(1000, rate=24000)))
+    driver.clock.advance(0.3)
+    driver.upstream(events.speech_started())  # barge-in: the item is cut to what was heard
+    cut = events.assistant_message("item_a", "Once upon")
+    out = driver.finish_with(
+        "cancelled", status_details={"type": "cancelled", "reason": "turn_detected"}, output=[cut]
+    )
+    assert "ConversationText" not in out.types()
+
+
 @pytest.mark.parametrize("source", ["added", "text_in_output"])
 def test_assistant_text_is_found_wherever_it_comes(driver: Driver, source: str) -> None:
     driver.ready(NO_GREETING)
@@ -457,6 +470,22 @@ def test_cancelled_calls_never_block_the_conversation(driver: Driver) -> None:
     assert user_text(driver, "next").upstream_types()[-1] == "response.create"
 
 
+def test_a_call_found_only_in_response_done_is_requested_once(driver: Driver) -> None:
+    driver.ready(NO_GREETING)
+    driver.respond()
+    driver.upstream(events.function_call("call_1", "f", '{"n": 1}'))
+    call = {"type": "function_call", "id": "item_c2", "call_id": "call_2", "name": "f"}
+    late = {**call, "arguments": '{"n": 2}', "object": "realtime.item", "status": "completed"}
+    first = {**late, "id": "item_c1", "call_id": "call_1", "arguments": '{"n": 1}'}
+    done = driver.finish_with("completed", output=[first, late])
+    (request,) = [m for m in done.to_client if m["type"] == "FunctionCallRequest"]
+    assert request["functions"][0]["id"] == "call_2"  # call_1 was already asked for
+    assert driver.client(function_response("call_1")).upstream_types() == [
+        "conversation.item.create"
+    ]
+    assert driver.client(function_response("call_2")).upstream_types()[-1] == "response.create"
+
+
 def test_history_of_a_client_call_carries_its_arguments(driver: Driver) -> None:
     driver.ready({"type": "Settings", "flags": {"history": True}})
     driver.respond()
@@ -551,3 +580,7 @@ def test_vads_answer_racing_our_speech_is_not_taken_for_it(driver: Driver) -> No
     driver.upstream(events.response_created("resp_vad", conversation_id="conv_1"))
     text = driver.upstream(events.transcript_done("item_v", "Sure.", "resp_vad"))
     assert text.types()[0] == "ConversationText"
+    # Our speech's own response follows: known, though the gate saw another first.
+    driver.upstream(events.response_created("resp_greet", conversation_id=None))
+    rendering = driver.upstream(events.transcript_done("item_g", "Hello there.", "resp_greet"))
+    assert rendering.to_client == []

@@ -123,10 +123,7 @@ def _supervise(
     workers died too often and the supervisor gave up (the others were told to drain)."""
     deaths: collections.deque[float] = collections.deque()
     gave_up = False
-    while any(worker.exitcode is None for worker in workers):
-        sentinels = [worker.sentinel for worker in workers if worker.exitcode is None]
-        multiprocessing.connection.wait(sentinels, timeout=_POLL)
-        _read_restarted(ready)
+    while True:
         for index, worker in enumerate(workers):
             if worker.exitcode is None or stopping():
                 continue
@@ -149,6 +146,13 @@ def _supervise(
                 break
             print(f"worker {worker.pid} {how}: starting another", file=sys.stderr, flush=True)
             workers[index] = start(index)
+        live = [worker.sentinel for worker in workers if worker.exitcode is None]
+        if not live:
+            if gave_up or stopping():
+                break
+            continue  # one died as soon as it started: handled above, on the next turn
+        multiprocessing.connection.wait(live, timeout=_POLL)
+        _read_restarted(ready)
     return gave_up
 
 

@@ -30,7 +30,7 @@ def running(
     lines: list[str] = []
     try:
         assert process.stdout is not None
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a loaded 2-core machine imports slowly
         while time.monotonic() < deadline:
             line = process.stdout.readline()
             if not line:

@@ -7,6 +7,7 @@ floods that go on. Loopback only; every limit is set small so each test takes se
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
 import time
@@ -161,7 +162,11 @@ def dropped_at_once(sock: socket.socket) -> bool:
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
 async def test_pending_handshakes_are_capped_per_address_and_in_all(
-    mock_openai: MockRealtime, proxy_factory: ProxyFactory, tmp_path: Path, tls: bool
+    mock_openai: MockRealtime,
+    proxy_factory: ProxyFactory,
+    tmp_path: Path,
+    tls: bool,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     context = None
     client_context: ssl.SSLContext | None = None
@@ -198,6 +203,12 @@ async def test_pending_handshakes_are_capped_per_address_and_in_all(
         pytest.fail("no session after the stalled connections closed")
     assert endpoint.server is not None
     assert endpoint.server._pending.pending == 0  # type: ignore[attr-defined]
+    # Expected conditions: no traceback, nothing at ERROR.
+    noisy = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert not noisy, [f"{r.name}: {r.getMessage()}" for r in noisy]
+    metrics = endpoint.server.metrics.render().decode()
+    assert 'reason="pending_handshakes_per_address"} 1.0' in metrics
+    assert 'reason="pending_handshakes_total"} 1.0' in metrics
 
 
 # ------------------------------------------------------------------ floods

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxy.config import ProxyConfig
+from proxy.outbox import CLOSE_GRACE
 from tests.unit.session_driver import Driver
 
 
@@ -117,3 +119,11 @@ def test_a_burst_now_and_then_is_no_flood() -> None:
             told += len(codes(out))
         driver.clock.advance(2.0)
     assert told == 10  # one Error a burst, none while each goes on
+
+
+def test_a_half_open_client_gives_its_place_back_within_22_seconds_by_default() -> None:
+    """A peer gone without a FIN is found by the keepalive ping: at worst it went just
+    after a ping was answered (interval), then the next one goes unanswered (timeout),
+    then the close is given its grace. With 20 s pings it held its place 42 s."""
+    config = ProxyConfig()
+    assert config.ping_interval + config.ping_timeout + CLOSE_GRACE <= 22

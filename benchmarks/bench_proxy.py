@@ -121,6 +121,10 @@ def proxy_env(mock_url: str, sessions: int) -> dict[str, str]:
         OPENAI_PROXY_TURN_RATE="100000",
         OPENAI_PROXY_TURN_BURST="100000",
         OPENAI_PROXY_MESSAGE_RATE="1000000",  # the audio row sends as fast as it can
+        # ... and the connects row opens sessions back to back, many at once.
+        OPENAI_PROXY_CONNECTION_RATE="0",
+        OPENAI_PROXY_MAX_PENDING_HANDSHAKES=str(max(128, sessions)),
+        OPENAI_PROXY_MAX_PENDING_HANDSHAKES_PER_IP=str(max(128, sessions)),
     )
 
 

@@ -168,6 +168,9 @@ async def soak(args: argparse.Namespace) -> int:
             sys.executable, "-m", "proxy", "--port", "0", "--log-level", "warning",
             "--max-sessions-per-ip", "10000", "--turn-rate", "50",
             "--function-endpoint-allow", f"http://127.0.0.1:{function_port}/fn",
+            # Every session comes from 127.0.0.1, many at once.
+            "--connection-rate", "0", "--max-pending-handshakes", "10000",
+            "--max-pending-handshakes-per-ip", "10000",
         ],
         env={"OPENAI_API_KEY": KEY, "OPENAI_REALTIME_URL": mock.url, "PATH": "/usr/bin:/bin"},
         stdout=subprocess.PIPE,

@@ -179,14 +179,19 @@ def proxy_server(
         return
     from proxy.server import ProxyConfig, ProxyServer
 
+    # Every test of the run connects from 127.0.0.1, one after another: the per-address
+    # connection rate (a guard against churn from one client) would refuse them.
     if upstream_mode == "openai":
         config = ProxyConfig(
             port=0,
             upstream_url=os.environ.get("OPENAI_REALTIME_URL", OPENAI_REALTIME_URL),
             api_key=os.environ["OPENAI_API_KEY"],
+            connection_rate=0,
         )
     else:
-        config = ProxyConfig(port=0, upstream_url=mock_openai_server.url, api_key=MOCK_API_KEY)
+        config = ProxyConfig(
+            port=0, upstream_url=mock_openai_server.url, api_key=MOCK_API_KEY, connection_rate=0
+        )
     server = ProxyServer(config)
     harness_loop.run(server.start())
     yield ProxyEndpoint(url=server.url, server=server, loop=harness_loop)

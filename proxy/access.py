@@ -17,9 +17,11 @@ from websockets.datastructures import Headers
 __all__ = [
     "TOKEN_SUBPROTOCOLS",
     "WILDCARD_HOSTS",
+    "NotAnAddress",
     "OriginPolicy",
     "client_address",
     "is_loopback",
+    "normalised_ip",
     "offered_token",
     "token_matches",
     "trusted_host",
@@ -29,6 +31,7 @@ __all__ = [
 #: Deepgram's browser convention: `Sec-WebSocket-Protocol: token, <key>` (or bearer).
 TOKEN_SUBPROTOCOLS = ("token", "bearer")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def offered_token(path: str, headers: Headers) -> list[str]:
@@ -124,21 +127,56 @@ def trusted_host(host_header: str | None, listener: str) -> str | None:
     return None
 
 
-def client_address(peer: str, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
-    """The client's IP: the socket peer, or, when the peer is a trusted proxy, the
-    nearest untrusted address in `X-Forwarded-For` (read right to left)."""
-    if not trusted or forwarded_for is None or not _in(peer, trusted):
-        return peer
-    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if not _in(hop, trusted):
-            return hop
-    return hops[0] if hops else peer
+class NotAnAddress(ValueError):
+    """The `X-Forwarded-For` hop that names the client is not an IP address."""
 
 
-def _in(address: str, networks: Sequence[Network]) -> bool:
+def normalised_ip(text: str) -> IPAddress | None:
+    """One spelling per address, so limits count addresses, not spellings: IPv6 in any
+    form (leading zeros, `::`, upper case, `[brackets]`) is the same address, an
+    IPv4-mapped IPv6 (`::ffff:198.51.100.7`, what a dual-stack socket reports) is the
+    IPv4 address, and a zone id (`fe80::1%eth0`) is dropped. None: not an IP address
+    (a name, a port glued on, anything else)."""
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
     try:
-        ip = ipaddress.ip_address(address)
+        ip = ipaddress.ip_address(text)
     except ValueError:
-        return False
+        return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        if ip.scope_id is not None:
+            return ipaddress.IPv6Address(int(ip))
+    return ip
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted: Sequence[Network]) -> IPAddress:
+    """The client's IP, normalised: the socket peer, or, when the peer is a trusted
+    proxy, the nearest untrusted address in `X-Forwarded-For` (read right to left; all
+    trusted: the leftmost). An empty header is no header. Raises `NotAnAddress` when the
+    hop that decides is not an IP address: such a request cannot be counted, and only a
+    misconfigured front proxy (or one passing a client's header through) sends it."""
+    peer_ip = normalised_ip(peer)
+    if peer_ip is None:
+        raise NotAnAddress(f"the peer address {peer[:64]!r} is not an IP address")
+    if not trusted or forwarded_for is None or not _in(peer_ip, trusted):
+        return peer_ip
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    if not hops:
+        return peer_ip
+    decided = hops[0]
+    for hop in reversed(hops):
+        ip = normalised_ip(hop)
+        if ip is None or not _in(ip, trusted):
+            decided = hop
+            break
+    ip = normalised_ip(decided)
+    if ip is None:
+        raise NotAnAddress(f"X-Forwarded-For names {decided[:64]!r}, not an IP address")
+    return ip
+
+
+def _in(ip: IPAddress, networks: Sequence[Network]) -> bool:
     return any(ip in network for network in networks)

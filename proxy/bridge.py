@@ -203,6 +203,14 @@ class Bridge:
         except Exception:
             self._crash()
 
+    def control_received(self, leg: Leg) -> None:
+        try:
+            actions = self.session.client_ping()
+            if actions:
+                self._execute(actions)
+        except Exception:
+            self._crash()
+
     def batch_done(self) -> None:
         self._flush()
 

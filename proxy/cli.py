@@ -125,6 +125,44 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         "sessions at once from one client address (HTTP 429 past it)",
     )
     option(
+        "--ipv6-prefix",
+        "OPENAI_PROXY_IPV6_PREFIX",
+        _ipv6_prefix,
+        64,
+        "per-address limits count an IPv6 client by its network of this many bits (one "
+        "subscriber has a whole /64); IPv4 by its address",
+    )
+    option(
+        "--connection-rate",
+        "OPENAI_PROXY_CONNECTION_RATE",
+        _non_negative,
+        1.0,
+        "sustained new sessions a second from one client address (HTTP 429 with "
+        "Retry-After past it; 0: no limit)",
+    )
+    option(
+        "--connection-burst",
+        "OPENAI_PROXY_CONNECTION_BURST",
+        _positive_int,
+        20,
+        "new sessions from one client address allowed at once",
+    )
+    option(
+        "--max-pending-handshakes",
+        "OPENAI_PROXY_MAX_PENDING_HANDSHAKES",
+        _positive_int,
+        128,
+        "connections whose upgrade request has not arrived yet, TLS handshakes included; "
+        "past it new connections are dropped",
+    )
+    option(
+        "--max-pending-handshakes-per-ip",
+        "OPENAI_PROXY_MAX_PENDING_HANDSHAKES_PER_IP",
+        _positive_int,
+        8,
+        "the same from one client address (a --trusted-proxy counts in the total only)",
+    )
+    option(
         "--turn-rate",
         "OPENAI_PROXY_TURN_RATE",
         float,
@@ -146,6 +184,29 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         float,
         60.0,
         "close a client that sends nothing (KeepAlive counts) for this many seconds",
+    )
+    option(
+        "--keepalive-only-timeout",
+        "OPENAI_PROXY_KEEPALIVE_ONLY_TIMEOUT",
+        _positive_float,
+        600.0,
+        "close a client that sends nothing but KeepAlive (no audio, no other message) for "
+        "this many seconds",
+    )
+    option(
+        "--max-session-seconds",
+        "OPENAI_PROXY_MAX_SESSION_SECONDS",
+        _non_negative,
+        14400.0,
+        "close any session after this many seconds (0: no limit)",
+    )
+    option(
+        "--flood-close-seconds",
+        "OPENAI_PROXY_FLOOD_CLOSE_SECONDS",
+        _non_negative,
+        5.0,
+        "close a client that stays over --message-rate for this many seconds on end "
+        "(Error rate_limited, close 1008; 0: never)",
     )
     option(
         "--function-endpoint-allow",
@@ -296,6 +357,20 @@ def _non_negative(value: str) -> float:
     number = float(value)
     if number < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {value}")
+    return number
+
+
+def _ipv6_prefix(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 128:
+        raise argparse.ArgumentTypeError(f"must be 1 to 128, not {value}")
     return number
 
 

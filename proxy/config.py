@@ -39,6 +39,16 @@ class ProxyConfig:
     max_sessions: int = 1000
     max_sessions_per_ip: int = 20
     trusted_proxies: tuple[str, ...] = ()  # IPs or CIDRs whose X-Forwarded-For is believed
+    # Per-address limits count an IPv6 client by its network of this many bits (one
+    # subscriber gets a whole /64); IPv4 by its address.
+    ipv6_prefix: int = 64
+    # New sessions a second per address (token bucket; 0: off), before the upgrade.
+    connection_rate: float = 1.0
+    connection_burst: int = 20
+    # Connections whose upgrade request has not arrived (TLS handshakes included), in
+    # all and per client address (trusted proxies count in the total only).
+    max_pending_handshakes: int = 128
+    max_pending_handshakes_per_ip: int = 8
 
     # Limits and timeouts.
     turn_rate: float = 5.0
@@ -52,8 +62,15 @@ class ProxyConfig:
     ready_timeout: float = 15.0
     response_timeout: float = 30.0
     client_idle_timeout: float = 60.0
-    ping_interval: float = 20.0
-    ping_timeout: float = 20.0
+    # A client that sends nothing but KeepAlive (no audio, no other message) this long
+    # is closed; and no session lasts longer than max_session_seconds (0: no limit).
+    keepalive_only_timeout: float = 600.0
+    max_session_seconds: float = 4 * 3600.0
+    # A client past the message rate for this many seconds on end is closed (0: never).
+    flood_close_seconds: float = 5.0
+    # A peer that stopped answering (half-open) is failed within interval + timeout.
+    ping_interval: float = 10.0
+    ping_timeout: float = 10.0
     audio_batch_ms: int = 100
 
     # Server-side functions (proxy.function_policy: endpoints the proxy may call, with
@@ -111,6 +128,9 @@ class ProxyConfig:
             ready_timeout=self.ready_timeout,
             response_timeout=self.response_timeout,
             client_idle_timeout=self.client_idle_timeout,
+            keepalive_only_timeout=self.keepalive_only_timeout,
+            max_session_seconds=self.max_session_seconds,
+            flood_close_seconds=self.flood_close_seconds,
             turn_rate=self.turn_rate,
             turn_burst=self.turn_burst,
             message_rate=self.message_rate,

@@ -24,6 +24,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     CLIENT_TOO_SLOW = "client_too_slow"
     CLIENT_IDLE = "client_idle"
+    SESSION_TIME_LIMIT = "session_time_limit"
     # Ours: upstream.
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     UPSTREAM_AUTH_FAILED = "upstream_auth_failed"

@@ -30,12 +30,19 @@ from websockets.asyncio.server import ServerConnection
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Event, State
 
+from .handshakes import PendingHandshakes, PendingSlot
 from .limits import SessionTicket
 from .outbox import CLOSE_GRACE
 
 __all__ = ["ClientLeg", "Leg", "LegOwner", "UpstreamLeg"]
 
-_TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
+_TEXT, _BINARY, _CONT, _PING, _PONG = (
+    Opcode.TEXT,
+    Opcode.BINARY,
+    Opcode.CONT,
+    Opcode.PING,
+    Opcode.PONG,
+)
 
 
 class LegOwner(Protocol):
@@ -44,6 +51,9 @@ class LegOwner(Protocol):
     def message_received(self, leg: Leg, data: bytes | bytearray | str, text: bool) -> None:
         """A whole message: a text message from the client comes as `str` (UTF-8
         checked), a binary one as bytes, upstream's as bytes or the parser's bytearray."""
+
+    def control_received(self, leg: Leg) -> None:
+        """A Ping or Pong from the client (websockets answers a Ping itself)."""
 
     def batch_done(self) -> None: ...
     def writes_paused(self, leg: Leg) -> None: ...
@@ -55,7 +65,16 @@ class _LegState:
     """A leg's own bookkeeping, in one object: each attribute added to a websockets
     connection past its shared-keys size would turn its __dict__ into a big one."""
 
-    __slots__ = ("backlog", "fragments", "fragments_text", "held", "ping_at", "pings", "ticket")
+    __slots__ = (
+        "backlog",
+        "fragments",
+        "fragments_text",
+        "held",
+        "pending",
+        "ping_at",
+        "pings",
+        "ticket",
+    )
 
     def __init__(self) -> None:
         self.backlog: deque[tuple[bytes | str, bool]] | None = None  # made when one waits
@@ -65,6 +84,7 @@ class _LegState:
         self.ping_at: float | None = None  # when the unanswered ping went out
         self.pings = 0
         self.ticket: SessionTicket | None = None  # the client's place, given back when lost
+        self.pending: PendingSlot | None = None  # until the upgrade request has arrived
 
 
 class _Delivery:
@@ -159,6 +179,8 @@ class _Delivery:
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)  # type: ignore[misc]
+        if self._leg.pending is not None:
+            self._leg.pending.release()
         if self._leg.ticket is not None:
             self._leg.ticket.release()
         if self.owner is not None:
@@ -223,10 +245,42 @@ _NO_ASSEMBLER = _UnusedAssembler()
 
 
 class ClientLeg(_Delivery, ServerConnection):
-    """The component's connection to the proxy."""
+    """The component's connection to the proxy. With `pending_handshakes` (set on a
+    server's own subclass, `for_server`), it counts as a pending handshake from its
+    acceptance to its upgrade request, and starts TLS itself (see proxy.handshakes)."""
+
+    pending_handshakes: PendingHandshakes | None = None
+
+    @classmethod
+    def for_server(cls, pending: PendingHandshakes) -> type[ClientLeg]:
+        return type("ClientLeg", (cls,), {"pending_handshakes": pending})
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        pending = self.pending_handshakes
+        if pending is None:
+            super().connection_made(transport)
+            return
+        slot = pending.enter(transport)
+        if slot is None:  # past a cap: dropped before any TLS or HTTP work
+            super().connection_made(transport)  # websockets cleans up when it is lost
+            self.transport.abort()
+            return
+        self._leg.pending = slot
+        if pending.tls is None:
+            super().connection_made(transport)
+            return
+        assert isinstance(transport, asyncio.Transport)
+        pending.start_tls(transport, self.loop, self._tls_opened, slot.release)
+
+    def _tls_opened(self, transport: asyncio.Transport) -> None:
+        transport.set_protocol(self)
+        super().connection_made(transport)
 
     def process_event(self, event: Event) -> None:
         if type(event) is not Frame:
+            if self._leg.pending is not None:  # the upgrade request has arrived
+                self._leg.pending.release()
+                self._leg.pending = None
             super().process_event(event)  # the upgrade request
             return
         owner, opcode = self.owner, event.opcode
@@ -238,6 +292,10 @@ class ClientLeg(_Delivery, ServerConnection):
             if opcode is _TEXT:
                 self._deliver(bytes(event.data), True)
                 return
+        if (opcode is _PING or opcode is _PONG) and owner is not None:
+            # Each costs a parse and (a Ping) a Pong: counted like a message, so a
+            # ping flood meets the message rate.
+            owner.control_received(self)
         self._frame(event)
 
     def _deliver(self, data: bytes | str, text: bool) -> None:

@@ -1,23 +1,33 @@
-"""Counting what one client may take: sessions (all and per address), message and turn rates.
+"""Counting what one client may take: sessions (all and per address), new connections a
+second per address, message and turn rates, floods.
 
 Plain objects with no I/O: the server asks them before an upgrade, the session asks the
-token bucket before it accepts a turn.
+token bucket before it accepts a turn. Addresses are counted by `counting_key`: an IPv4
+address, or the IPv6 network (a /64 by default) the address is in, since one subscriber
+gets a whole /64 and picks addresses from it at will.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
 __all__ = [
+    "FLOOD_QUIET_SECONDS",
     "MESSAGE_BURST_SECONDS",
     "MESSAGE_RATE",
     "Admission",
+    "ConnectionRate",
+    "Flood",
+    "FloodState",
     "Refusal",
     "SessionTicket",
     "TokenBucket",
+    "counting_key",
 ]
 
 #: Client messages a second per session, of any kind (audio frames, KeepAlive, ...):
@@ -27,6 +37,19 @@ __all__ = [
 MESSAGE_RATE = 500.0
 #: A burst may be this many seconds' worth of the rate (1000 messages by default).
 MESSAGE_BURST_SECONDS = 2.0
+#: A flood ends when nothing was dropped for this long (the next drop starts a new one).
+FLOOD_QUIET_SECONDS = 1.0
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def counting_key(address: IPAddress, ipv6_prefix: int) -> str:
+    """What the per-address limits count: an IPv4 address as it is, an IPv6 address by
+    the network of `ipv6_prefix` bits it is in (`2001:db8:1:2::/64`). `address` is
+    already normalised (`proxy.access.normalised_ip`): an IPv4-mapped IPv6 is IPv4."""
+    if address.version == 4 or ipv6_prefix >= 128:
+        return str(address)
+    return str(ipaddress.IPv6Network((int(address), ipv6_prefix), strict=False))
 
 
 class Refusal(Enum):
@@ -104,3 +127,88 @@ class TokenBucket:
             self._tokens -= 1.0
             return True
         return False
+
+    def seconds_to_next(self) -> float:
+        """After a refused `take`: how long until a token is there."""
+        return max(0.0, (1.0 - self._tokens) / self._rate) if self._rate > 0 else math.inf
+
+    def full_at(self, now: float) -> bool:
+        """Refilled to its burst by `now`: the same as a new bucket."""
+        return self._tokens + (now - self._last) * self._rate >= self._burst
+
+
+class ConnectionRate:
+    """New sessions a second per address, before the upgrade: one token bucket per
+    address, so connecting and closing in a loop cannot open upstream sessions without
+    bound. `rate` 0 turns it off.
+
+    The table is bounded: buckets that have refilled (the same as new ones) are dropped
+    when it is full, at most once a second; while it stays full (more addresses churning
+    at once than it holds), new addresses share one bucket."""
+
+    _OVERFLOW = "*"
+
+    def __init__(self, rate: float, burst: int, *, max_tracked: int = 10_000) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self.max_tracked = max_tracked
+        self._buckets: dict[str, TokenBucket] = {}
+        self._pruned_at = -math.inf
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def admit(self, key: str, now: float) -> float:
+        """0.0 if a session from `key` may open now (a token is spent), else the
+        seconds until it may (for Retry-After)."""
+        if self.rate <= 0:
+            return 0.0
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.max_tracked:
+                self._prune(now)
+            if len(self._buckets) >= self.max_tracked:
+                key = self._OVERFLOW
+                bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, now)
+        if bucket.take(now):
+            return 0.0
+        return bucket.seconds_to_next()
+
+    def _prune(self, now: float) -> None:
+        if now - self._pruned_at < 1.0:
+            return
+        self._pruned_at = now
+        self._buckets = {k: b for k, b in self._buckets.items() if not b.full_at(now)}
+
+
+class FloodState(Enum):
+    """What one dropped message means (see `Flood`)."""
+
+    STARTED = "started"  # the first drop: tell the client once
+    GOING_ON = "going_on"  # dropped silently
+    TOO_LONG = "too_long"  # past the rate for `close_after` seconds: close the client
+
+
+class Flood:
+    """Messages past the message rate, as one flood from its first drop until nothing
+    was dropped for `FLOOD_QUIET_SECONDS`. A flood that lasts `close_after` seconds is no
+    burst any more (0: never closed)."""
+
+    __slots__ = ("_close_after", "_last_drop", "_since")
+
+    def __init__(self, close_after: float) -> None:
+        self._close_after = close_after
+        self._since = -math.inf
+        self._last_drop = -math.inf
+
+    def dropped(self, now: float) -> FloodState:
+        started = now - self._last_drop > FLOOD_QUIET_SECONDS
+        self._last_drop = now
+        if started:
+            self._since = now
+            return FloodState.STARTED
+        if self._close_after > 0 and now - self._since >= self._close_after:
+            return FloodState.TOO_LONG
+        return FloodState.GOING_ON

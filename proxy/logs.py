@@ -46,13 +46,15 @@ class SessionLog(logging.LoggerAdapter[logging.Logger]):
 
 class TextFormatter(logging.Formatter):
     """Plain lines; control characters in messages (from clients or upstream) are
-    escaped, so no one can forge a line."""
+    escaped, line separators of any kind included, so no one can forge a line."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         return _CONTROL.sub(_escape, super().formatMessage(record))
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and DEL; C1 (NEL, U+0085, ends a line for some readers); the Unicode line and
+# paragraph separators; and the bidirectional overrides, which reorder what a reader sees.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _escape(match: re.Match[str]) -> str:

@@ -95,11 +95,19 @@ class KeyRedactingFilter(logging.Filter):
 
     def __init__(self, *secrets: str | None, log_content: bool = False) -> None:
         super().__init__()
-        self.secrets = {s for s in secrets if s}
+        self.secrets: set[str] = set()
         self.log_content = log_content
+        self._short: re.Pattern[str] | None = None
+        self.add(secrets)
 
     def add(self, secrets: Iterable[str | None]) -> None:
         self.secrets.update(s for s in secrets if s)
+        # A secret too short to replace everywhere (a client token of a few characters)
+        # is still a credential: hidden wherever it stands alone, as it does in a query,
+        # a header or a subprotocol list.
+        short = sorted((s for s in self.secrets if len(s) < MIN_SECRET_LENGTH), key=len)
+        alternatives = "|".join(re.escape(s) for s in reversed(short))
+        self._short = re.compile(rf"(?<![\w\-.~])(?:{alternatives})(?![\w\-.~])") if short else None
 
     def filter(self, record: logging.LogRecord) -> bool:
         original = record.getMessage()  # formats the record: once
@@ -107,6 +115,8 @@ class KeyRedactingFilter(logging.Filter):
         if len(message) > _MAX_LOGGED:  # peers choose what ends up in some messages
             message = f"{message[:_MAX_LOGGED]}... [{len(message)} characters]"
         cleaned = redact(message, *self.secrets)
+        if self._short is not None:
+            cleaned = self._short.sub(_HIDDEN, cleaned)
         if not self.log_content:
             cleaned = _FRAME_DUMP.sub(_hide_content, cleaned)
         if cleaned != original:

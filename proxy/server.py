@@ -1,9 +1,12 @@
 """The listening proxy: who gets in (before the upgrade), and one `Bridge` per session.
 
 Before a WebSocket upgrade is accepted the request is checked in this order: the
-endpoint, the client token (401), the browser origin (403), draining (503), the
-per-address limit (429) and the session limit (503). Plain HTTP requests get the health
-endpoints or the optional static handler (the test-app).
+endpoint, the client token (401), the browser origin (403), draining (503), the client
+address (400 if a trusted proxy's X-Forwarded-For does not name one), the per-address
+connection rate (429 with Retry-After), the per-address limit (429) and the session
+limit (503). Plain HTTP requests get the health endpoints or the optional static handler
+(the test-app). Even before the request, a connection counts as a pending handshake
+(proxy.handshakes), capped in all and per address.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import logging
+import math
+import time
 from collections.abc import Sequence
 from http import HTTPStatus
 from urllib.parse import urlsplit
@@ -23,6 +28,7 @@ from websockets.typing import Subprotocol
 
 from .access import (
     TOKEN_SUBPROTOCOLS,
+    NotAnAddress,
     OriginPolicy,
     client_address,
     offered_token,
@@ -33,8 +39,9 @@ from .access import (
 from .bridge import Bridge
 from .config import DEFAULT_UPSTREAM_URL, ProxyConfig
 from .function_calls import FunctionCaller
+from .handshakes import PendingHandshakes
 from .legs import ClientLeg
-from .limits import Admission, Refusal
+from .limits import Admission, ConnectionRate, Refusal, counting_key
 from .metrics import CONTENT_TYPE, ProxyMetrics
 from .outbox import CLOSE_GRACE, WRITE_LIMIT
 from .redaction import redacting_logger
@@ -42,6 +49,10 @@ from .redaction import redacting_logger
 __all__ = ["DEFAULT_UPSTREAM_URL", "ProxyConfig", "ProxyServer"]
 
 log = logging.getLogger("proxy.server")
+
+#: Seconds a connection may take to finish its TLS handshake, and then to send its
+#: upgrade request (websockets' own default, which the first review found holding).
+_OPEN_TIMEOUT = 10.0
 
 _REFUSAL_TEXT = {
     Refusal.TOO_MANY_SESSIONS: "the proxy is at its session limit; try again later\n",
@@ -63,6 +74,16 @@ class ProxyServer:
         self._origins = OriginPolicy.for_listener(config.host, config.allowed_origins)
         self._trusted = tuple(
             ipaddress.ip_network(entry, strict=False) for entry in config.trusted_proxies
+        )
+        self._connection_rate = ConnectionRate(config.connection_rate, config.connection_burst)
+        self._pending = PendingHandshakes(
+            total=config.max_pending_handshakes,
+            per_address=config.max_pending_handshakes_per_ip,
+            trusted=self._trusted,
+            ipv6_prefix=config.ipv6_prefix,
+            tls=config.ssl,
+            tls_timeout=_OPEN_TIMEOUT,
+            refused=self._pending_refused,
         )
         self._session_ids = itertools.count(1)
         self._bridges: set[Bridge] = set()
@@ -97,11 +118,13 @@ class ProxyServer:
             self.config.host,
             self.config.port,
             process_request=self._check_request,
-            ssl=self.config.ssl,
+            ssl=None,  # TLS is started per connection, once it is let in (handshakes.py)
             reuse_port=self.config.reuse_port,
             select_subprotocol=_token_subprotocol,
             server_header=None,  # no version banner
-            create_connection=ClientLeg,  # messages go straight to the session (legs.py)
+            # Messages go straight to the session (legs.py); pending handshakes counted.
+            create_connection=ClientLeg.for_server(self._pending),
+            open_timeout=_OPEN_TIMEOUT,
             max_size=self.config.hard_frame_bytes,
             write_limit=WRITE_LIMIT,
             compression=None,  # audio does not compress; deflate would cost CPU per frame
@@ -114,6 +137,7 @@ class ProxyServer:
 
     async def stop(self) -> None:
         """Close every session (1001 going away) and stop listening."""
+        self._pending.abort_all()
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
@@ -185,8 +209,27 @@ class ProxyServer:
             )
         peer = connection.remote_address[0] if connection.remote_address else "?"
         forwarded = ", ".join(headers.get_all("X-Forwarded-For")) or None
-        address = client_address(str(peer), forwarded, self._trusted)
-        ticket = self._admission.admit(address)
+        try:
+            address = client_address(str(peer), forwarded, self._trusted)
+        except NotAnAddress as exc:
+            log.warning("refused a connection from %s: %s", peer, exc)
+            return self._refuse(
+                "bad_forwarded_for",
+                HTTPStatus.BAD_REQUEST,
+                "X-Forwarded-For does not name the client by an IP address\n",
+            )
+        key = counting_key(address, self.config.ipv6_prefix)
+        wait = self._connection_rate.admit(key, time.monotonic())
+        if wait:
+            # Not logged one line each: a churning client would flood the log.
+            refusal = self._refuse(
+                "connection_rate",
+                HTTPStatus.TOO_MANY_REQUESTS,
+                "too many new sessions from this address; try again later\n",
+            )
+            refusal.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+            return refusal
+        ticket = self._admission.admit(key)
         if isinstance(ticket, Refusal):
             log.warning("refused a session from %s: %s", address, ticket.name.lower())
             return self._refuse(
@@ -211,6 +254,9 @@ class ProxyServer:
     def _refuse(self, reason: str, status: HTTPStatus, text: str) -> Response:
         self.metrics.refused.labels(reason=reason).inc()
         return _plain(status, text)
+
+    def _pending_refused(self, cap: str) -> None:
+        self.metrics.refused.labels(reason=f"pending_handshakes_{cap}").inc()
 
     def _observe_buffers(self) -> None:
         self.metrics.buffered_high_water.set(self.buffered_high_water())

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import re
 import time
 from collections import deque
@@ -61,7 +62,7 @@ from .client_messages import (
 from .errors import ErrorCode, WarningCode
 from .function_policy import EndpointForbidden, EndpointRefused, FunctionRequest
 from .latency import TurnLatency
-from .limits import MESSAGE_BURST_SECONDS, TokenBucket
+from .limits import MESSAGE_BURST_SECONDS, Flood, FloodState, TokenBucket
 from .logs import SessionLog
 from .pending_calls import PendingCall, PendingCalls
 from .redaction import Redactor
@@ -183,6 +184,7 @@ class ProxySession:
     """The translation state machine of one client connection."""
 
     __slots__ = (
+        "_active_at",
         "_agent_turns",
         "_audio_since_commit",
         "_calls",
@@ -192,11 +194,12 @@ class ProxySession:
         "_debug",
         "_draining",
         "_early",
+        "_ends_at",
+        "_flood",
         "_idle_deadline",
         "_ids",
         "_latency",
         "_message_bucket",
-        "_messages_dropped",
         "_opened_at",
         "_out",
         "_pending",
@@ -293,8 +296,13 @@ class ProxySession:
         self._turn_bucket = TokenBucket(options.turn_rate, options.turn_burst, now)
         burst = max(1, int(options.message_rate * MESSAGE_BURST_SECONDS))
         self._message_bucket = TokenBucket(options.message_rate, burst, now)
-        self._messages_dropped = False  # told the client; dropping until the rate falls
+        self._flood = Flood(options.flood_close_seconds)
         self._idle_deadline = now + options.client_idle_timeout
+        # Held places: the last audio or message other than KeepAlive, and the end of
+        # the session's time (see proxy/limits.py).
+        self._active_at = now
+        lifetime = options.max_session_seconds
+        self._ends_at = now + lifetime if lifetime > 0 else math.inf
 
     # ------------------------------------------------------------ inputs
 
@@ -325,7 +333,6 @@ class ProxySession:
         self._idle_deadline = now + self.options.client_idle_timeout
         if not self._message_bucket.take(now):
             return self._drop_message()
-        self._messages_dropped = False
         limit = self.options.max_frame_bytes
         if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
             self._error(ErrorCode.FRAME_TOO_LARGE, f"text frame of {len(text)} characters")
@@ -353,6 +360,7 @@ class ProxySession:
         except InvalidMessage as exc:
             self._error(ErrorCode.INVALID_MESSAGE, str(exc))
             return self._take()
+        self._active_at = now  # a valid message, not KeepAlive: the place is in use
         if isinstance(message, _TURN_MESSAGES) and not self._turn_bucket.take(now):
             self._error(
                 ErrorCode.RATE_LIMITED,
@@ -371,9 +379,9 @@ class ProxySession:
         self._idle_deadline = now + self.options.client_idle_timeout
         if not self._message_bucket.take(now):
             return self._drop_message()
-        self._messages_dropped = False
         if not data:
             return []
+        self._active_at = now
         if len(data) > self.options.max_frame_bytes:
             self._error(ErrorCode.FRAME_TOO_LARGE, f"audio frame of {len(data)} bytes")
             return self._take()
@@ -388,15 +396,32 @@ class ProxySession:
             self._admit(data, len(data))
         return self._take()
 
+    def client_ping(self) -> list[Action]:
+        """A Ping or Pong from the client: the WebSocket layer answers a Ping itself, but
+        each costs like a message, so it counts in the message rate (not as activity)."""
+        if self.phase is _CLOSED:
+            return []
+        if not self._message_bucket.take(self._clock()):
+            return self._drop_message()
+        return []
+
     def _drop_message(self) -> list[Action]:
-        """Over the message rate: say so once, then drop silently until it falls."""
-        if not self._messages_dropped:
-            self._messages_dropped = True
+        """Over the message rate: say so once a flood, drop silently while it goes on,
+        and close a client that stays over the rate (see limits.Flood)."""
+        state = self._flood.dropped(self._clock())
+        if state is FloodState.STARTED:
             self._error(
                 ErrorCode.RATE_LIMITED,
                 f"more than {self.options.message_rate:g} messages a second; messages, "
-                "audio included, are dropped until the rate falls",
+                "audio included (pings too), are dropped until the rate falls",
             )
+        elif state is FloodState.TOO_LONG:
+            self._error(
+                ErrorCode.RATE_LIMITED,
+                f"over {self.options.message_rate:g} messages a second for "
+                f"{self.options.flood_close_seconds:g} s; closing",
+            )
+            self._close(1008, "message rate exceeded", reason="message_flood")
         return self._take()
 
     def upstream_message(self, data: bytes | bytearray | str) -> list[Action]:
@@ -441,6 +466,11 @@ class ProxySession:
             return None
         # Asked after every batch of input: no list, no min() over a sequence.
         deadline = self._idle_deadline
+        quiet = self._active_at + self.options.keepalive_only_timeout
+        if quiet < deadline:
+            deadline = quiet
+        if self._ends_at < deadline:
+            deadline = self._ends_at
         microphone = self.microphone
         for candidate in (
             self._created_deadline,
@@ -483,7 +513,26 @@ class ProxySession:
                 f"nothing received for {self.options.client_idle_timeout:g} s",
             )
             self._close(1000, "client idle", reason="client_idle")
+        self._check_held_place(now)
         return self._take()
+
+    def _check_held_place(self, now: float) -> None:
+        """A place held by KeepAlive alone, or for longer than a session may last."""
+        options = self.options
+        if self.closed:
+            return
+        if now >= self._ends_at:
+            self._error(
+                ErrorCode.SESSION_TIME_LIMIT,
+                f"the session reached its time limit of {options.max_session_seconds:g} s",
+            )
+            self._close(1000, "session time limit", reason="session_time_limit")
+        elif now >= self._active_at + options.keepalive_only_timeout:
+            self._error(
+                ErrorCode.CLIENT_IDLE,
+                f"nothing but KeepAlive for {options.keepalive_only_timeout:g} s",
+            )
+            self._close(1000, "client idle", reason="keepalive_only")
 
     def upstream_failed(self, code: ErrorCode, description: str) -> list[Action]:
         """The upstream connection could not be opened."""

@@ -25,6 +25,9 @@ class SessionOptions:
     ready_timeout: float = 15.0  # session.created / session.updated
     response_timeout: float = 30.0  # an active response that says nothing
     client_idle_timeout: float = 60.0
+    keepalive_only_timeout: float = 600.0  # only KeepAlive for this long: closed
+    max_session_seconds: float = 4 * 3600.0  # 0: no limit
+    flood_close_seconds: float = 5.0  # past the message rate this long: closed (0: never)
     turn_rate: float = 5.0
     turn_burst: int = 20
     message_rate: float = MESSAGE_RATE  # client messages a second, any kind

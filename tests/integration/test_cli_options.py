@@ -3,6 +3,7 @@ mistakes are one-line usage errors, never tracebacks; risky setups are warned ab
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,14 @@ OPTIONS_AND_ENV = {
     "--turn-burst": "OPENAI_PROXY_TURN_BURST",
     "--message-rate": "OPENAI_PROXY_MESSAGE_RATE",
     "--client-idle-timeout": "OPENAI_PROXY_CLIENT_IDLE_TIMEOUT",
+    "--keepalive-only-timeout": "OPENAI_PROXY_KEEPALIVE_ONLY_TIMEOUT",
+    "--max-session-seconds": "OPENAI_PROXY_MAX_SESSION_SECONDS",
+    "--flood-close-seconds": "OPENAI_PROXY_FLOOD_CLOSE_SECONDS",
+    "--ipv6-prefix": "OPENAI_PROXY_IPV6_PREFIX",
+    "--connection-rate": "OPENAI_PROXY_CONNECTION_RATE",
+    "--connection-burst": "OPENAI_PROXY_CONNECTION_BURST",
+    "--max-pending-handshakes": "OPENAI_PROXY_MAX_PENDING_HANDSHAKES",
+    "--max-pending-handshakes-per-ip": "OPENAI_PROXY_MAX_PENDING_HANDSHAKES_PER_IP",
     "--function-endpoint-allow": "OPENAI_PROXY_FUNCTION_ENDPOINT_ALLOW",
     "--function-endpoint-method": "OPENAI_PROXY_FUNCTION_ENDPOINT_METHODS",
     "--function-endpoint-header": "OPENAI_PROXY_FUNCTION_ENDPOINT_HEADERS",
@@ -55,12 +64,17 @@ def test_every_option_is_in_help_with_its_environment_variable() -> None:
         assert env in help_text, env
 
 
-def test_every_option_has_a_row_in_the_readme_table() -> None:
+def test_every_option_in_help_has_a_row_in_the_readme_options_table() -> None:
+    """The README's table of options is the user's reference: none may be missing, and
+    each row names the option's environment variable."""
+    help_flags = set(re.findall(r"--[a-z][a-z0-9-]*", run_proxy("--help").stdout)) - {"--help"}
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     rows = [line for line in readme.splitlines() if line.startswith("| `--")]
+    in_table = set(re.findall(r"`(--[a-z][a-z0-9-]*)", "\n".join(rows)))
+    assert help_flags - in_table == set(), help_flags - in_table
+    assert set(OPTIONS_AND_ENV) <= help_flags
     for option, env in OPTIONS_AND_ENV.items():
-        row = next((r for r in rows if f"`{option}`" in r), None)
-        assert row is not None, f"{option} has no row in the README's options table"
+        row = next(r for r in rows if f"`{option}`" in r)
         assert env in row or env.rsplit("_", 1)[-1] in row, (option, env)
 
 
@@ -71,6 +85,9 @@ def test_every_option_has_a_row_in_the_readme_table() -> None:
         (["--max-sessions", "many"], {}, "invalid int value"),
         ([], {"OPENAI_PROXY_MAX_SESSIONS": "many"}, "OPENAI_PROXY_MAX_SESSIONS='many'"),
         ([], {"LOG_LEVEL": "chatty"}, "LOG_LEVEL='chatty'"),
+        (["--ipv6-prefix", "129"], {}, "must be 1 to 128"),
+        (["--keepalive-only-timeout", "0"], {}, "must be more than 0"),
+        ([], {"OPENAI_PROXY_CONNECTION_RATE": "-1"}, "OPENAI_PROXY_CONNECTION_RATE='-1'"),
         (["--client-token-file", "/nonexistent/token"], {}, "cannot read the client token file"),
         # A path without a scheme read as the whole host before: now it stops the start.
         (["--function-endpoint-allow", "api.example.com/functions"], {}, "needs a scheme"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import fnmatch
 import http.server
+import ipaddress
 import json
 import re
 import shlex
@@ -395,6 +396,19 @@ def test_the_api_key_comes_from_a_secret_and_settings_are_documented(
     args = container(deployment)["args"]
     assert {a for a in args if a.startswith("--")} <= proxy_flags
     assert args[args.index("--host") + 1] == "0.0.0.0"
+
+
+def test_only_the_balancer_is_trusted_to_name_clients(
+    manifests: dict[str, dict[str, Any]],
+) -> None:
+    """X-Forwarded-For is believed from the balancer's own addresses, not from a network
+    other workloads share (the first manifest trusted 10.0.0.0/8)."""
+    env = env_of(manifests["Deployment"])
+    entries = [e.strip() for e in env["OPENAI_PROXY_TRUSTED_PROXIES"]["value"].split(",")]
+    for entry in entries:
+        network = ipaddress.ip_network(entry, strict=True)
+        # A balancer's addresses: a few, never a whole network.
+        assert network.prefixlen >= (28 if network.version == 4 else 124), entry
 
 
 def test_the_pod_runs_as_the_image_user_on_a_read_only_root(

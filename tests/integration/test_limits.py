@@ -90,7 +90,13 @@ def _http_status(url: str) -> int:
 async def test_a_connection_flood_from_one_address_is_capped_and_others_still_get_in(
     mock_openai: MockRealtime, proxy_factory: ProxyFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    endpoint = proxy_factory(max_sessions=1000, max_sessions_per_ip=20)
+    # All at once, so the pending-handshake caps are raised for this test.
+    endpoint = proxy_factory(
+        max_sessions=1000,
+        max_sessions_per_ip=20,
+        max_pending_handshakes=1000,
+        max_pending_handshakes_per_ip=1000,
+    )
     flood = await asyncio.gather(*(_hold(endpoint.url) for _ in range(200)), return_exceptions=True)
     statuses = [r if isinstance(r, int) else 0 for r in flood]
     try:
@@ -123,6 +129,9 @@ async def _hold(url: str) -> int:
                 await ws.wait_closed()
         except InvalidStatus as refused:
             opened.set_result(refused.response.status_code)
+        except Exception as failed:  # dropped: the caller sees it, rather than waiting
+            if not opened.done():
+                opened.set_exception(failed)
 
     _held.append(asyncio.create_task(keep()))
     return await opened
@@ -455,7 +464,10 @@ async def black_hole_upstream() -> AsyncIterator[str]:
 async def test_torn_handshakes_give_their_places_back(
     mock_openai: MockRealtime, proxy_factory: ProxyFactory
 ) -> None:
-    endpoint = proxy_factory(max_sessions_per_ip=5)
+    # Only the session places are under test: no connection rate, no pending cap.
+    endpoint = proxy_factory(
+        max_sessions_per_ip=5, connection_rate=0, max_pending_handshakes_per_ip=100
+    )
     port = int(endpoint.url.split(":")[2].split("/")[0])
     for _ in range(30):  # each upgrade request is admitted, then the client resets
         sock = socket.create_connection(("127.0.0.1", port))

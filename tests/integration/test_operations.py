@@ -228,7 +228,9 @@ async def test_two_workers_serve_one_port_and_one_sigterm_stops_both() -> None:
     assert "proxy stopped" in lines[-1]
 
 
+# Every test client comes from 127.0.0.1: no per-address connection rate.
 WORKERS_2 = ["-m", "proxy", "--port", "0", "--workers", "2", "--log-level", "warning"]
+WORKERS_2 += ["--connection-rate", "0"]
 
 
 def worker_pids(supervisor: int) -> set[int]:

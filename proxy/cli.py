@@ -15,6 +15,7 @@ from typing import Any
 
 from .config import DEFAULT_UPSTREAM_URL
 from .limits import MESSAGE_RATE
+from .renewal import DEFAULT_RENEW_MARGIN
 
 __all__ = ["client_token", "parse_args", "repeated"]
 
@@ -140,6 +141,15 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         float,
         60.0,
         "close a client that sends nothing (KeepAlive counts) for this many seconds",
+    )
+    option(
+        "--session-renew-margin",
+        "OPENAI_PROXY_SESSION_RENEW_MARGIN",
+        _non_negative,
+        DEFAULT_RENEW_MARGIN,
+        "seconds before the OpenAI session's cap (expires_at) from which a new upstream "
+        "session takes over at a quiet moment, with the conversation carried over (0: never; "
+        "the client then gets Error {upstream_session_expired} at the cap)",
     )
     option(
         "--function-endpoint-allow",

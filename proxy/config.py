@@ -13,6 +13,7 @@ from websockets.proxy import get_proxy
 from websockets.uri import parse_uri
 
 from .limits import MESSAGE_RATE
+from .renewal import DEFAULT_RENEW_MARGIN
 from .session_options import SessionOptions
 
 __all__ = ["DEEPGRAM_PATH", "DEFAULT_UPSTREAM_URL", "ProxyConfig"]
@@ -50,6 +51,7 @@ class ProxyConfig:
     ready_timeout: float = 15.0
     response_timeout: float = 30.0
     client_idle_timeout: float = 60.0
+    session_renew_margin: float = DEFAULT_RENEW_MARGIN  # before the service's session cap
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     audio_batch_ms: int = 100
@@ -90,6 +92,7 @@ class ProxyConfig:
             ready_timeout=self.ready_timeout,
             response_timeout=self.response_timeout,
             client_idle_timeout=self.client_idle_timeout,
+            session_renew_margin=self.session_renew_margin,
             turn_rate=self.turn_rate,
             turn_burst=self.turn_burst,
             message_rate=self.message_rate,

@@ -32,9 +32,12 @@ class ErrorCode(StrEnum):
     UPSTREAM_STALLED = "upstream_stalled"
     UPSTREAM_PROTOCOL_ERROR = "upstream_protocol_error"
     FUNCTION_ENDPOINT_FAILED = "function_endpoint_failed"
+    # The service's session cap came and the session could not be renewed (section 3b).
+    UPSTREAM_SESSION_EXPIRED = "upstream_session_expired"
 
 
 class WarningCode(StrEnum):
     UNSUPPORTED_BY_BACKEND = "unsupported_by_backend"
     SETTING_IGNORED = "setting_ignored"
     FUNCTION_ENDPOINT_FORBIDDEN = "function_endpoint_forbidden"
+    SESSION_RENEWED = "session_renewed"  # a new upstream session took over (section 3b)

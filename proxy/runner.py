@@ -95,6 +95,7 @@ async def serve_until_signalled(
         turn_burst=args.turn_burst,
         message_rate=args.message_rate,
         client_idle_timeout=args.client_idle_timeout,
+        session_renew_margin=args.session_renew_margin,
         function_hosts=frozenset(repeated(args, "function_endpoint_allow")),
         log_content=args.log_content,
         ssl=_tls(args.tls_cert, args.tls_key),

@@ -36,7 +36,18 @@ from urllib.parse import urlsplit
 import orjson
 
 from . import base64_audio, translate
-from .actions import Action, CallFunction, CloseClient, CloseUpstream, SendToClient, SendUpstream
+from .actions import (
+    Action,
+    CallFunction,
+    CloseClient,
+    CloseNextUpstream,
+    CloseUpstream,
+    OpenNextUpstream,
+    SendNextUpstream,
+    SendToClient,
+    SendUpstream,
+    SwitchUpstream,
+)
 from .audio_formats import DEFAULT_AUDIO, UnsupportedAudioFormat, negotiate
 from .audio_path import AgentAudio, MicrophoneInput, RecentIds
 from .client_messages import (
@@ -64,6 +75,7 @@ from .latency import TurnLatency
 from .limits import MESSAGE_BURST_SECONDS, TokenBucket
 from .logs import SessionLog
 from .redaction import Redactor
+from .renewal import POLL_SECONDS, Renewal, RenewalFailed, is_cap_error
 from .response_gate import TURN, GateState, Request, ResponseGate, Speech
 from .server_messages import (
     PROXY_OWNED,
@@ -193,6 +205,7 @@ class ProxySession:
         "_pending",
         "_pending_calls",
         "_redactor",
+        "_renewal",
         "_reported_calls",
         "_reported_items",
         "_response_deadline",
@@ -203,6 +216,7 @@ class ProxySession:
         "_updates",
         "_user_speaking",
         "_user_transcript",
+        "_wall_clock",
         "_welcomed",
         "agent_audio",
         "audio",
@@ -224,9 +238,11 @@ class ProxySession:
         clock: Callable[[], float] = time.monotonic,
         log: SessionLog | None = None,
         observer: SessionObserver | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.options = options or SessionOptions()
         self._clock = clock
+        self._wall_clock = wall_clock  # only to read the service's expires_at
         self.observer: SessionObserver = observer or Unobserved()
         self.close_reason = ""  # why the session ended (a metrics label)
         self._draining = False
@@ -281,6 +297,7 @@ class ProxySession:
         self._message_bucket = TokenBucket(options.message_rate, burst, now)
         self._messages_dropped = False  # told the client; dropping until the rate falls
         self._idle_deadline = now + options.client_idle_timeout
+        self._renewal = Renewal(options.session_renew_margin, options.ready_timeout, self._event_id)
 
     # ------------------------------------------------------------ inputs
 
@@ -417,7 +434,9 @@ class ProxySession:
             self.log.warning("upstream sent a malformed event; dropped: %s", exc)
             self._error(ErrorCode.UNMAPPED_UPSTREAM_EVENT, f"malformed upstream event: {exc}")
             return self._take()
+        self._renewal.observe(typed, self._clock(), self._wall_clock())
         _UPSTREAM_HANDLERS[model](self, typed)
+        self._renew_step()
         return self._take()
 
     @property
@@ -438,6 +457,9 @@ class ProxySession:
                 deadline = candidate
         if self._updates and self._updates[0].deadline < deadline:
             deadline = self._updates[0].deadline
+        renewal = self._renewal.next_deadline
+        if renewal is not None and renewal < deadline:
+            deadline = renewal
         return deadline
 
     def tick(self) -> list[Action]:
@@ -463,6 +485,7 @@ class ProxySession:
             )
         elif self._response_deadline is not None and now >= self._response_deadline:
             self._response_silent()
+        self._renew_step()
         if not self.closed and now >= self._idle_deadline:
             self._error(
                 ErrorCode.CLIENT_IDLE,
@@ -486,6 +509,8 @@ class ProxySession:
                 ErrorCode.UPSTREAM_CLOSED_BEFORE_SESSION_READY,
                 f"upstream closed before the session was ready (code {code})",
             )
+        elif self._renewal.expired(self._clock()):
+            self._session_expired(f"upstream closed at the session's cap (code {code})")
         elif code == 1000:
             self._close(1000, "upstream closed")
         else:
@@ -521,7 +546,10 @@ class ProxySession:
         self.phase = Phase.CLOSED
         self.close_reason = self.close_reason or "client_closed"
         self._forget()
-        return [CloseUpstream(1000, "client closed")]
+        closes: list[Action] = [CloseUpstream(1000, "client closed")]
+        if self._renewal.preparing:
+            closes.append(CloseNextUpstream(1000, "client closed"))
+        return closes
 
     def drain(self) -> list[Action]:
         """The server is going away: end the session (1001) as soon as no response is
@@ -917,6 +945,7 @@ class ProxySession:
         if not text or item_id in self._reported_items:
             return
         self._reported_items.add(item_id)
+        self._renewal.record.message("assistant", text, key=item_id, now=self._clock())
         self._conversation_text("assistant", text)
 
     def _on_function_call(self, event: FunctionArgumentsDone) -> None:
@@ -1012,6 +1041,9 @@ class ProxySession:
     def _on_error(self, event: ErrorEvent) -> None:
         error = event.error
         self.observer.upstream_error(error.code or error.type or "unknown")
+        if is_cap_error(error):
+            self._session_expired(f"upstream session ended at its cap: {error.message}")
+            return
         if error.code == _ACTIVE_RESPONSE:
             # Server VAD started a response as ours was on its way: send ours after it.
             self.log.info("response.create raced an active response; queued")
@@ -1034,6 +1066,127 @@ class ProxySession:
         self._to_client(translate.component_error(error))
         if settings_refused:
             self._drain()  # corrected Settings may already wait, with what came after them
+
+    # ------------------------------------------------------------ renewal (section 3b)
+
+    def next_upstream_connected(self) -> list[Action]:
+        """The next session's socket is open: the settings and the conversation go to it."""
+        if self.closed or not self._renewal.preparing:
+            return []
+        self._to_next(self._renewal.connected(self._clock()))
+        return self._take()
+
+    def next_upstream_message(self, data: bytes | bytearray | str) -> list[Action]:
+        """A frame from the next session: checked like any upstream event; only what the
+        renewal needs is read (nothing reaches the client before the switch)."""
+        if self.closed or not self._renewal.preparing:
+            return []
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            event = None
+        kind = event.get("type") if type(event) is dict else None
+        if type(kind) is not str or too_deep(event, data):
+            self._renewal_failed("the next upstream session sent a frame that is not an event")
+            return self._take()
+        model = _NEXT_SESSION_EVENTS.get(kind)
+        if model is None:
+            return []
+        try:
+            typed = decode(model, event, kind)
+            self._renewal.next_event(kind, typed, self._clock(), self._wall_clock())
+        except InvalidMessage as exc:
+            self._renewal_failed(f"the next upstream session sent a malformed event: {exc}")
+        except RenewalFailed as exc:
+            self._renewal_failed(str(exc))
+        else:
+            self._renew_step()
+        return self._take()
+
+    def next_upstream_failed(self, code: ErrorCode, description: str) -> list[Action]:
+        """The next session's connection could not be opened."""
+        if not self.closed and self._renewal.preparing:
+            self._renewal_failed(f"{code.value}: {description}")
+        return self._take()
+
+    def next_upstream_closed(self, code: int | None, reason: str) -> list[Action]:
+        """The next session closed before the switch."""
+        if not self.closed and self._renewal.preparing:
+            self._renewal_failed(f"the next upstream session closed (code {code}) {reason}")
+        return self._take()
+
+    def _renew_step(self) -> None:
+        """After each event and tick: end at the cap; open the next session when due and
+        quiet; keep it up to date; switch when it holds everything and all is quiet."""
+        renewal = self._renewal
+        if renewal.expires is None or self.phase is _CLOSED:
+            return
+        now = self._clock()
+        renewal.poll_at = now + POLL_SECONDS  # (read only while waiting for a quiet moment)
+        if now >= renewal.expires:
+            self._session_expired("the upstream session reached its time limit unrenewed")
+        elif renewal.preparing:
+            if renewal.confirm_by is not None and now >= renewal.confirm_by:
+                self._renewal_failed(
+                    f"the next upstream session did not confirm within "
+                    f"{self.options.ready_timeout:g} s"
+                )
+                return
+            self._to_next(renewal.top_up(now))
+            if renewal.ready_to_switch(now) and self._quiet(now):
+                self._switch(now)
+        elif renewal.is_due(now) and self._quiet(now):
+            renewal.opening()
+            self.log.info("upstream session due for renewal: opening the next one")
+            self._out.append(OpenNextUpstream())
+
+    def _quiet(self, now: float) -> bool:
+        """No response requested or running, the user not speaking nor just done (an
+        answer or a transcript due), no function call or settings change pending, the
+        agent's audio played out on the client."""
+        return not (
+            self.phase is not _READY
+            or self.gate.busy
+            or self._user_speaking
+            or self._pending
+            or self._pending_calls
+            or self._server_calls
+            or self._updates
+            or self.agent_audio.playing(now)
+            or self._renewal.settling(now)
+        )
+
+    def _switch(self, now: float) -> None:
+        renewal = self._renewal
+        session_id = renewal.next_session_id
+        self._out.append(SwitchUpstream())
+        renewal.switched(now)
+        self.agent_audio.item_id = None  # the old session's items are not in the new one
+        self._user_transcript = ("", "")
+        self.log.upstream_session = _loggable(session_id)
+        self.log.info("upstream session renewed (renewal %d)", renewal.renewals)
+        self._warn(
+            WarningCode.SESSION_RENEWED,
+            "the upstream session reached its time limit; a new one took over with the "
+            "conversation so far",
+        )
+
+    def _renewal_failed(self, why: str) -> None:
+        """The next session cannot be used: give it up; the current one serves until its
+        cap (then the client gets Error upstream_session_expired)."""
+        self.log.warning("upstream session renewal failed: %s", why)
+        self._out.append(CloseNextUpstream(1000, "renewal abandoned"))
+        self._renewal.failed()
+
+    def _session_expired(self, why: str) -> None:
+        self._fail_upstream(ErrorCode.UPSTREAM_SESSION_EXPIRED, why)
+
+    def _to_next(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            item = event.get("item")
+            if item is not None and item.get("role") == "assistant":
+                self._reported_items.add(item["id"])  # its late echo is not new text
+            self._out.append(SendNextUpstream(orjson.dumps(event)))
 
     # ------------------------------------------------------------ reporting
 
@@ -1077,6 +1230,7 @@ class ProxySession:
             self._error(ErrorCode.INVALID_MESSAGE, f"{event.get('type')} could not be encoded")
             return
         self._out.append(SendUpstream(payload))
+        self._renewal.sent(event, self._clock())
 
     def _upstream_audio(self, events: list[bytes]) -> None:
         for payload in events:
@@ -1107,6 +1261,9 @@ class ProxySession:
         self._forget()
         self._out.append(CloseClient(code, text))
         self._out.append(CloseUpstream(1000 if code in (1000, 1001) else 1011, text))
+        if self._renewal.preparing:
+            self._out.append(CloseNextUpstream(1000, text))
+            self._renewal.failed()
 
     def _forget(self) -> None:
         """Release what the session holds; nothing will be sent any more."""
@@ -1161,4 +1318,14 @@ _UPSTREAM_HANDLERS: dict[type[Any], Callable[[ProxySession, Any], None]] = {
     TranscriptionDelta: ProxySession._on_transcription_delta,
     TranscriptionCompleted: ProxySession._on_transcription_completed,
     ErrorEvent: ProxySession._on_error,
+}
+
+#: What the renewal reads from the next session before the switch (the rest is ignored).
+_NEXT_SESSION_EVENTS: dict[str, type[Any]] = {
+    "session.created": SessionCreated,
+    "session.updated": SessionUpdated,
+    "conversation.item.added": ItemDone,
+    "conversation.item.created": ItemDone,
+    "conversation.item.done": ItemDone,
+    "error": ErrorEvent,
 }

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .limits import MESSAGE_RATE
+from .renewal import DEFAULT_RENEW_MARGIN
 
 __all__ = ["SessionObserver", "SessionOptions", "Unobserved"]
 
@@ -24,6 +25,9 @@ class SessionOptions:
     ready_timeout: float = 15.0  # session.created / session.updated
     response_timeout: float = 30.0  # an active response that says nothing
     client_idle_timeout: float = 60.0
+    # Seconds before the service's session cap (`expires_at`) from which a new upstream
+    # session is prepared and switched to (0: never; the session ends at the cap).
+    session_renew_margin: float = DEFAULT_RENEW_MARGIN
     turn_rate: float = 5.0
     turn_burst: int = 20
     message_rate: float = MESSAGE_RATE  # client messages a second, any kind

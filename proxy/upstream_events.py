@@ -42,6 +42,7 @@ __all__ = [
 @dataclass(slots=True)
 class SessionInfo:
     id: str | None = None
+    expires_at: float | None = None  # epoch seconds: the service ends the session then
 
 
 @dataclass(slots=True)
@@ -149,6 +150,8 @@ class SpeechStopped:
 @dataclass(slots=True)
 class AudioCommitted:
     """The input buffer became a user item: whatever VAD said, the user's turn is over."""
+
+    item_id: str | None = None
 
 
 @dataclass(slots=True)

@@ -30,6 +30,7 @@ OPTIONS_AND_ENV = {
     "--turn-burst": "OPENAI_PROXY_TURN_BURST",
     "--message-rate": "OPENAI_PROXY_MESSAGE_RATE",
     "--client-idle-timeout": "OPENAI_PROXY_CLIENT_IDLE_TIMEOUT",
+    "--session-renew-margin": "OPENAI_PROXY_SESSION_RENEW_MARGIN",
     "--function-endpoint-allow": "OPENAI_PROXY_FUNCTION_ENDPOINT_ALLOW",
     "--test-app": "OPENAI_PROXY_TEST_APP",
 }

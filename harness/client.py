@@ -52,6 +52,7 @@ class ComponentClient:
         self.messages: list[dict[str, Any]] = []  # every JSON message, in order
         self.audio = bytearray()  # every binary frame, concatenated
         self.audio_frames = 0
+        self.audio_frame_sizes: list[int] = []  # bytes of each binary frame, in order
         self.close_code: int | None = None
         self.close_reason = ""
         # Frames a Deepgram Voice Agent client would not understand (the deepgram-sdk
@@ -219,6 +220,7 @@ class ComponentClient:
                     if isinstance(frame, bytes):
                         self.audio += frame
                         self.audio_frames += 1
+                        self.audio_frame_sizes.append(len(frame))
                     else:
                         message = _decode(frame)
                         self.messages.append(message)

@@ -18,7 +18,8 @@ JSON; CORS is open, so a browser page may call it too.
 ``GET /__admin/check``                    ``{"ok": bool, "problems": [...]}``: the
                                           fixture's verdict (failures, unmet rules, ...)
 ``POST /__admin/settings``                ``{"strict", "voice",
-                                          "allow_invalid_client_events"}``
+                                          "allow_invalid_client_events",
+                                          "session_lifetime", "echo_metadata"}``
 ``POST /__admin/push``                    send a server event now (400 if invalid)
 ``POST /__admin/close_connections``       ``{"code", "reason"}``
 ``POST /__admin/replay``                  ``{"cassette": path, "speed": 1.0}``
@@ -52,6 +53,9 @@ __all__ = ["AdminApi", "admin_connection_class"]
 _MAX_HEAD: Final = 64 * 1024
 _MAX_BODY: Final = 16 * 2**20
 _MAX_WAIT_S: Final = 60.0
+_SETTINGS: Final = frozenset(
+    {"strict", "voice", "allow_invalid_client_events", "session_lifetime", "echo_metadata"}
+)
 
 Answer = tuple[int, Any]
 
@@ -159,8 +163,8 @@ class AdminApi:
 
     async def _settings(self, query: dict[str, Any], body: Any) -> Answer:
         if not isinstance(body, dict):
-            raise ValueError('the body is {"strict", "voice", "allow_invalid_client_events"}')
-        unknown = set(body) - {"strict", "voice", "allow_invalid_client_events"}
+            raise ValueError(f"the body is an object with some of {sorted(_SETTINGS)}")
+        unknown = set(body) - _SETTINGS
         if unknown:
             raise ValueError(f"unknown setting(s) {sorted(unknown)}")
         if "voice" in body:
@@ -172,7 +176,19 @@ class AdminApi:
             self.mock.strict = bool(body["strict"])
         if "allow_invalid_client_events" in body:
             self.mock.allow_invalid_client_events(bool(body["allow_invalid_client_events"]))
-        return HTTPStatus.OK, {"strict": self.mock.strict, "voice": self.mock.voice}
+        if "session_lifetime" in body:
+            lifetime = body["session_lifetime"]
+            if isinstance(lifetime, bool) or not isinstance(lifetime, int | float):
+                raise ValueError("session_lifetime is a number of seconds")
+            self.mock.session_lifetime = lifetime
+        if "echo_metadata" in body:
+            self.mock.echo_metadata = bool(body["echo_metadata"])
+        return HTTPStatus.OK, {
+            "strict": self.mock.strict,
+            "voice": self.mock.voice,
+            "session_lifetime": self.mock.session_lifetime,
+            "echo_metadata": self.mock.echo_metadata,
+        }
 
     async def _push(self, query: dict[str, Any], body: Any) -> Answer:
         if not isinstance(body, dict):

@@ -75,6 +75,11 @@ async def test_rules_journal_verdict_and_reset(mock: MockRealtime) -> None:
 async def test_settings_push_and_close(mock: MockRealtime) -> None:
     status, _, settings = await call(mock, "POST", "settings", {"strict": True})
     assert status == 200 and settings["strict"] is True and mock.strict
+    status, _, settings = await call(
+        mock, "POST", "settings", {"session_lifetime": 120, "echo_metadata": False}
+    )
+    assert status == 200 and settings["session_lifetime"] == 120 and not settings["echo_metadata"]
+    assert mock.session_lifetime == 120 and not mock.echo_metadata
     async with session(mock) as client:
         assert (
             await call(mock, "POST", "push", {"type": "rate_limits.updated", "rate_limits": []})
@@ -115,6 +120,8 @@ async def test_a_cassette_can_be_loaded_over_http(mock: MockRealtime, tmp_path: 
         ("POST", "rules", b"{not json", 400, "the body is not JSON"),
         ("POST", "rules", b'{"on": "user_text", "do": [{"dance": 1}]}', 400, "unknown step"),
         ("POST", "settings", b'{"voice": "robot"}', 400, "no voice 'robot'"),
+        ("POST", "settings", b'{"session_lifetime": 0}', 400, "positive"),
+        ("POST", "settings", b'{"session_lifetime": "long"}', 400, "number of seconds"),
         ("OPTIONS", "rules", None, 204, None),
     ],
 )

@@ -32,6 +32,7 @@ class ErrorCode(StrEnum):
     UPSTREAM_STALLED = "upstream_stalled"
     UPSTREAM_PROTOCOL_ERROR = "upstream_protocol_error"
     FUNCTION_ENDPOINT_FAILED = "function_endpoint_failed"
+    RESPONSE_FAILED = "response_failed"  # response.done {status: failed} with no error code
     # The service's session cap came and the session could not be renewed (section 3b).
     UPSTREAM_SESSION_EXPIRED = "upstream_session_expired"
 
@@ -40,4 +41,5 @@ class WarningCode(StrEnum):
     UNSUPPORTED_BY_BACKEND = "unsupported_by_backend"
     SETTING_IGNORED = "setting_ignored"
     FUNCTION_ENDPOINT_FORBIDDEN = "function_endpoint_forbidden"
+    RESPONSE_INCOMPLETE = "response_incomplete"  # response.done {status: incomplete}
     SESSION_RENEWED = "session_renewed"  # a new upstream session took over (section 3b)

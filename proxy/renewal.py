@@ -325,13 +325,10 @@ class Renewal:
     def observe(self, event: object, now: float, wall_now: float) -> None:
         """An event of the current session (validated): what the record needs."""
         if isinstance(event, SessionCreated):
-            if self.expires is None:
+            if self.expires is None and event.session is not None:
                 self.session_expires(event.session.expires_at, now, wall_now)
         elif isinstance(event, SessionUpdated):
             self.settings.confirmed()
-        elif isinstance(event, ErrorEvent):
-            if event.error.event_id is not None:
-                self.settings.refused(event.error.event_id)
         elif isinstance(event, SpeechStopped):
             self._turn_ended_at = now
         elif isinstance(event, ResponseCreated):
@@ -341,7 +338,8 @@ class Renewal:
             if event.item_id:
                 self.record.spoken_turn(event.item_id, now)
         elif isinstance(event, TranscriptionCompleted):
-            self.record.transcript(event.item_id, event.transcript, now)
+            if event.item_id:
+                self.record.transcript(event.item_id, event.transcript, now)
         elif isinstance(event, FunctionArgumentsDone):
             self.record.function_call(event.call_id, event.name, event.arguments, now)
 
@@ -446,8 +444,9 @@ class Renewal:
             )
         if isinstance(event, SessionCreated):
             self._created = True
-            self.next_session_id = event.session.id or ""
-            self.next_expires = _monotonic(event.session.expires_at, now, wall_now)
+            session = event.session
+            self.next_session_id = (session.id if session else None) or ""
+            self.next_expires = _monotonic(session.expires_at if session else None, now, wall_now)
         elif isinstance(event, SessionUpdated):
             self._update_pending = None
         elif isinstance(event, ItemDone) and kind in _ACK_EVENTS:

@@ -283,9 +283,12 @@ def test_a_refused_settings_change_is_not_carried() -> None:
     driver.client({"type": "UpdateSpeak", "speak": ash})
     refused = driver.session._updates[0].event_id
     driver.upstream(events.error("cannot_update_voice", "Cannot update", event_id=refused))
+    driver.client({"type": "UpdatePrompt", "prompt": "You are brief."})  # applied after it
+    driver.upstream(events.session_updated())
     driver.tick(HOUR - 300)
     sent = driver.connect_next().to_next
     assert sent[0]["session"]["audio"]["output"]["voice"] == "shimmer"
+    assert sent[0]["session"]["instructions"] == "You are brief."
 
 
 def test_the_next_session_refusing_an_item_gives_renewal_up_until_the_cap() -> None:

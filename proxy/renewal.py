@@ -40,12 +40,18 @@ from .upstream_events import (
 )
 
 __all__ = [
+    "ANSWER_WAIT",
     "DEFAULT_RENEW_MARGIN",
+    "MAX_ATTEMPTS",
     "MAX_CARRIED_CHARS",
     "MAX_CARRIED_ITEMS",
+    "POLL_SECONDS",
+    "RETRY_SECONDS",
+    "TRANSCRIPT_WAIT",
     "AppliedSettings",
     "ConversationRecord",
     "Renewal",
+    "RenewalFailed",
     "RenewalState",
     "is_cap_error",
 ]
@@ -72,6 +78,10 @@ ANSWER_WAIT: Final = 5.0
 #: While renewal waits for a quiet moment, it looks again this often: some moments turn
 #: quiet with time alone (the agent's audio played out, a transcript given up).
 POLL_SECONDS: Final = 0.5
+#: A next session that fails (refused, closed, silent) is tried again this much later,
+#: at most `MAX_ATTEMPTS` times in all, while the current session has time left.
+RETRY_SECONDS: Final = 15.0
+MAX_ATTEMPTS: Final = 3
 _CAP_ERROR_CODE: Final = "session_expired"
 _CAP_ERROR_TEXT: Final = "maximum duration"
 _ACK_EVENTS: Final = frozenset(
@@ -292,6 +302,7 @@ class Renewal:
         self.expires: float | None = None  # when the current session ends
         self.due_at: float | None = None
         self.renewals = 0
+        self.attempts = 0  # for the current session's renewal
         self.poll_at: float | None = None
         self._turn_ended_at: float | None = None  # the user stopped; the answer is awaited
         self._reset_next()
@@ -381,6 +392,7 @@ class Renewal:
     # -- the next session ------------------------------------------------------------
     def opening(self) -> None:
         self._reset_next()
+        self.attempts += 1
         self.state = RenewalState.PREPARING
 
     @property
@@ -472,6 +484,7 @@ class Renewal:
         """The next session is now the current one."""
         expires = self.next_expires
         self.renewals += 1
+        self.attempts = 0
         self._reset_next()
         self.state = RenewalState.IDLE
         self.expires = self.due_at = None
@@ -479,9 +492,15 @@ class Renewal:
             margin = min(self.margin, (expires - now) / 2)
             self.expires, self.due_at = expires, expires - margin
 
-    def failed(self) -> None:
+    def failed(self, now: float) -> bool:
+        """The next session cannot be used: True when another will be tried later."""
         self._reset_next()
+        retry_at = now + RETRY_SECONDS
+        if self.attempts < MAX_ATTEMPTS and self.expires is not None and retry_at < self.expires:
+            self.state, self.due_at = RenewalState.IDLE, retry_at
+            return True
         self.state = RenewalState.FAILED
+        return False
 
 
 def _monotonic(expires_at: float | None, now: float, wall_now: float) -> float | None:

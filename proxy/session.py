@@ -77,7 +77,7 @@ from .limits import MESSAGE_BURST_SECONDS, TokenBucket
 from .logs import SessionLog
 from .pending_calls import PendingCall, PendingCalls
 from .redaction import Redactor
-from .renewal import POLL_SECONDS, Renewal, RenewalFailed, is_cap_error
+from .renewal import POLL_SECONDS, Renewal, RenewalFailed, RenewalState, is_cap_error
 from .response_gate import FORCED_TURN, TURN, GateState, Request, ResponseGate, Speech
 from .server_messages import (
     PROXY_OWNED,
@@ -1243,7 +1243,7 @@ class ProxySession:
             self._to_next(renewal.top_up(now))
             if renewal.ready_to_switch(now) and self._quiet(now):
                 self._switch(now)
-        elif renewal.is_due(now) and self._quiet(now):
+        elif renewal.is_due(now) and not self._draining and self._quiet(now):
             renewal.opening()
             self.log.info("upstream session due for renewal: opening the next one")
             self._out.append(OpenNextUpstream())
@@ -1279,11 +1279,14 @@ class ProxySession:
         )
 
     def _renewal_failed(self, why: str) -> None:
-        """The next session cannot be used: give it up; the current one serves until its
-        cap (then the client gets Error upstream_session_expired)."""
-        self.log.warning("upstream session renewal failed: %s", why)
+        """The next session cannot be used: give it up and try again later, while there
+        is time; else the current one serves until its cap (then the client gets Error
+        upstream_session_expired)."""
         self._out.append(CloseNextUpstream(1000, "renewal abandoned"))
-        self._renewal.failed()
+        again = self._renewal.failed(self._clock())
+        self.log.warning(
+            "upstream session renewal failed: %s; %s", why, "will retry" if again else "giving up"
+        )
 
     def _session_expired(self, why: str) -> None:
         self._fail_upstream(ErrorCode.UPSTREAM_SESSION_EXPIRED, why)
@@ -1372,7 +1375,7 @@ class ProxySession:
         self._out.append(CloseUpstream(1000 if code in (1000, 1001) else 1011, text))
         if self._renewal.preparing:
             self._out.append(CloseNextUpstream(1000, text))
-            self._renewal.failed()
+        self._renewal.state = RenewalState.FAILED  # nothing more to renew
 
     def _forget(self) -> None:
         """Release what the session holds; nothing will be sent any more."""

@@ -291,7 +291,7 @@ def test_a_refused_settings_change_is_not_carried() -> None:
     assert sent[0]["session"]["instructions"] == "You are brief."
 
 
-def test_the_next_session_refusing_an_item_gives_renewal_up_until_the_cap() -> None:
+def test_a_next_session_refusing_an_item_is_closed_and_the_current_one_serves_on() -> None:
     driver = Renewing()
     driver.open()
     driver.client({"type": "InjectUserMessage", "content": "Hi"})
@@ -329,7 +329,42 @@ def test_a_next_session_that_fails_is_given_up(how: str) -> None:
         driver.connect_next()
         out = decode(driver.session.next_upstream_message(b"garbage"))
     assert out.next_close is not None and out.to_client == [] and out.client_close is None
-    assert driver.tick(100).opened_next is False  # given up: no second try
+    # Tried again later, while the session has time left.
+    assert not driver.tick(14).opened_next
+    assert driver.tick(1).opened_next
+
+
+def test_renewal_is_tried_three_times_then_the_session_ends_at_its_cap() -> None:
+    driver = Renewing()
+    driver.open()
+    opened = 0
+    for _ in range(10):
+        out = driver.tick(HOUR - 300 if opened == 0 else 15)
+        if out.opened_next:
+            opened += 1
+            decode(driver.session.next_upstream_failed(ErrorCode.UPSTREAM_UNAVAILABLE, "no"))
+    assert opened == 3
+    end = driver.tick(300)
+    assert end.only("Error")["code"] == ErrorCode.UPSTREAM_SESSION_EXPIRED
+
+
+def test_no_retry_when_the_cap_is_too_close() -> None:
+    driver = Renewing()
+    driver.open(lifetime=20)
+    assert driver.tick(10).opened_next
+    decode(driver.session.next_upstream_failed(ErrorCode.UPSTREAM_UNAVAILABLE, "no"))
+    assert not driver.tick(9.5).opened_next
+    assert driver.tick(0.5).only("Error")["code"] == ErrorCode.UPSTREAM_SESSION_EXPIRED
+
+
+def test_a_draining_session_is_not_renewed() -> None:
+    driver = Renewing()
+    driver.open()
+    driver.client({"type": "InjectUserMessage", "content": "Hi"})
+    driver.respond("resp_1")
+    driver.decode_actions(driver.session.drain())
+    assert not driver.tick(HOUR - 300).opened_next
+    assert driver.finish("resp_1").client_close is not None  # drained, not renewed
 
 
 def test_no_quiet_moment_before_the_cap_ends_the_session_clearly() -> None:

@@ -292,8 +292,15 @@ class Renewal:
     the wall clock read then.
     """
 
-    def __init__(self, margin: float, ready_timeout: float, event_id: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        margin: float,
+        ready_timeout: float,
+        event_id: Callable[[str], str],
+        wall_clock: Callable[[], float],
+    ) -> None:
         self.margin = margin
+        self._wall_clock = wall_clock  # only to read expires_at (epoch seconds)
         self.ready_timeout = ready_timeout
         self._event_id = event_id
         self.record = ConversationRecord()
@@ -333,26 +340,37 @@ class Renewal:
         self.due_at = expires - margin
         self.state = RenewalState.IDLE
 
-    def observe(self, event: object, now: float, wall_now: float) -> None:
-        """An event of the current session (validated): what the record needs."""
-        if isinstance(event, SessionCreated):
-            if self.expires is None and event.session is not None:
-                self.session_expires(event.session.expires_at, now, wall_now)
-        elif isinstance(event, SessionUpdated):
-            self.settings.confirmed()
-        elif isinstance(event, SpeechStopped):
-            self._turn_ended_at = now
-        elif isinstance(event, ResponseCreated):
-            self._turn_ended_at = None
-        elif isinstance(event, AudioCommitted):
-            self._turn_ended_at = now
-            if event.item_id:
-                self.record.spoken_turn(event.item_id, now)
-        elif isinstance(event, TranscriptionCompleted):
-            if event.item_id:
-                self.record.transcript(event.item_id, event.transcript, now)
-        elif isinstance(event, FunctionArgumentsDone):
-            self.record.function_call(event.call_id, event.name, event.arguments, now)
+    def observe(self, event: object, now: float) -> None:
+        """An event of the current session (validated): what the record needs. Most
+        events (audio deltas) are none of these: one dict lookup."""
+        observer = _OBSERVERS.get(type(event))
+        if observer is not None:
+            observer(self, event, now)
+
+    def _session_created(self, event: SessionCreated, now: float) -> None:
+        if self.expires is None and event.session is not None:
+            self.session_expires(event.session.expires_at, now, self._wall_clock())
+
+    def _session_updated(self, event: SessionUpdated, now: float) -> None:
+        self.settings.confirmed()
+
+    def _user_stopped(self, event: SpeechStopped, now: float) -> None:
+        self._turn_ended_at = now
+
+    def _response_created(self, event: ResponseCreated, now: float) -> None:
+        self._turn_ended_at = None
+
+    def _committed(self, event: AudioCommitted, now: float) -> None:
+        self._turn_ended_at = now
+        if event.item_id:
+            self.record.spoken_turn(event.item_id, now)
+
+    def _transcribed(self, event: TranscriptionCompleted, now: float) -> None:
+        if event.item_id:
+            self.record.transcript(event.item_id, event.transcript, now)
+
+    def _function_called(self, event: FunctionArgumentsDone, now: float) -> None:
+        self.record.function_call(event.call_id, event.name, event.arguments, now)
 
     def sent(self, event: dict[str, Any], now: float) -> None:
         """An event the proxy sent the current session."""
@@ -446,7 +464,7 @@ class Renewal:
             self.confirm_by = now + self.ready_timeout
         return events
 
-    def next_event(self, kind: str, event: object, now: float, wall_now: float) -> None:
+    def next_event(self, kind: str, event: object, now: float) -> None:
         """An event of the next session (validated). Raises `RenewalFailed`."""
         if isinstance(event, ErrorEvent):
             error = event.error
@@ -458,7 +476,8 @@ class Renewal:
             self._created = True
             session = event.session
             self.next_session_id = (session.id if session else None) or ""
-            self.next_expires = _monotonic(session.expires_at if session else None, now, wall_now)
+            expires_at = session.expires_at if session else None
+            self.next_expires = _monotonic(expires_at, now, self._wall_clock())
         elif isinstance(event, SessionUpdated):
             self._update_pending = None
         elif isinstance(event, ItemDone) and kind in _ACK_EVENTS:
@@ -509,3 +528,14 @@ def _monotonic(expires_at: float | None, now: float, wall_now: float) -> float |
         return None
     remaining = expires_at - wall_now
     return now + remaining if remaining > 0 else None
+
+
+_OBSERVERS: dict[type[Any], Callable[[Renewal, Any, float], None]] = {
+    SessionCreated: Renewal._session_created,
+    SessionUpdated: Renewal._session_updated,
+    SpeechStopped: Renewal._user_stopped,
+    ResponseCreated: Renewal._response_created,
+    AudioCommitted: Renewal._committed,
+    TranscriptionCompleted: Renewal._transcribed,
+    FunctionArgumentsDone: Renewal._function_called,
+}

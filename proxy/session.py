@@ -226,7 +226,6 @@ class ProxySession:
         "_user_speaking",
         "_user_transcript",
         "_vad_ended_turn",
-        "_wall_clock",
         "_welcomed",
         "agent_audio",
         "audio",
@@ -252,7 +251,6 @@ class ProxySession:
     ) -> None:
         self.options = options or SessionOptions()
         self._clock = clock
-        self._wall_clock = wall_clock  # only to read the service's expires_at
         self.observer: SessionObserver = observer or Unobserved()
         self.close_reason = ""  # why the session ended (a metrics label)
         self._draining = False
@@ -311,7 +309,9 @@ class ProxySession:
         self._message_bucket = TokenBucket(options.message_rate, burst, now)
         self._messages_dropped = False  # told the client; dropping until the rate falls
         self._idle_deadline = now + options.client_idle_timeout
-        self._renewal = Renewal(options.session_renew_margin, options.ready_timeout, self._event_id)
+        self._renewal = Renewal(
+            options.session_renew_margin, options.ready_timeout, self._event_id, wall_clock
+        )
 
     # ------------------------------------------------------------ inputs
 
@@ -448,7 +448,7 @@ class ProxySession:
             self.log.warning("upstream sent a malformed event; dropped: %s", exc)
             self._error(ErrorCode.UNMAPPED_UPSTREAM_EVENT, f"malformed upstream event: {exc}")
             return self._take()
-        self._renewal.observe(typed, self._clock(), self._wall_clock())
+        self._renewal.observe(typed, self._clock())
         _UPSTREAM_HANDLERS[model](self, typed)
         self._renew_step()
         return self._take()
@@ -1202,7 +1202,7 @@ class ProxySession:
             return []
         try:
             typed = decode(model, event, kind)
-            self._renewal.next_event(kind, typed, self._clock(), self._wall_clock())
+            self._renewal.next_event(kind, typed, self._clock())
         except InvalidMessage as exc:
             self._renewal_failed(f"the next upstream session sent a malformed event: {exc}")
         except RenewalFailed as exc:

@@ -458,7 +458,7 @@ def test_the_record_drops_the_oldest_entries_past_its_bounds() -> None:
 
 
 def test_a_function_output_whose_call_was_dropped_is_not_carried() -> None:
-    renewal = Renewal(300, 15, lambda purpose: f"proxy_t_{purpose}_1")
+    renewal = Renewal(300, 15, lambda purpose: f"proxy_t_{purpose}_1", lambda: WALL)
     renewal.record = ConversationRecord(max_items=2)
     renewal.record.function_call("call_1", "f", "{}", 0.0)
     renewal.record.function_output("call_1", "out", 0.0)

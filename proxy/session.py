@@ -939,11 +939,12 @@ class ProxySession:
         response = event.response
         response_id = response.id
         speech = self._speech_responses.pop(response_id, None)
-        if speech is None:
-            # Assistant text the service put only here (no transcript .done, no item .done).
+        if speech is None and response.status != "cancelled":
+            # Assistant text the service put only here (no transcript .done, no item
+            # .done). Not of a cancelled response: the user moved on before hearing it.
             for item in response.output or ():
                 text = translate.assistant_text_of(item)
-                if text is not None and item.id:
+                if text is not None and item.id and item.id not in self.agent_audio.truncated:
                     self._report_assistant(response_id, item.id, text, release=False)
         outcome = translate.response_outcome(response)
         if outcome is not None and not self._agent_turns.was_error_told(response_id):
@@ -1004,7 +1005,7 @@ class ProxySession:
         item = event.item
         text = translate.assistant_text_of(item)
         if text is not None and item.id:
-            self._report_assistant(event.response_id, item.id, text)
+            self._report_assistant(None, item.id, text)
 
     def _report_assistant(
         self, response_id: str | None, item_id: str, text: str, *, release: bool = True

@@ -145,11 +145,10 @@ class Item:
 
 @dataclass(slots=True)
 class ItemDone:
-    """`conversation.item.added` / `.done`, `response.output_item.done`: an item, which
-    may already hold an assistant's text."""
+    """`conversation.item.added` / `.done`: an item, which may already hold an
+    assistant's text."""
 
     item: Item
-    response_id: str | None = None  # only on response.output_item.done
 
 
 @dataclass(slots=True)
@@ -234,7 +233,6 @@ UPSTREAM_EVENTS: dict[str, type[Any]] = {
     "response.output_text.done": TextDone,
     "conversation.item.added": ItemDone,
     "conversation.item.done": ItemDone,
-    "response.output_item.done": ItemDone,
     "response.function_call_arguments.done": FunctionArgumentsDone,
     "input_audio_buffer.speech_started": SpeechStarted,
     "input_audio_buffer.speech_stopped": SpeechStopped,
@@ -256,6 +254,7 @@ IGNORED_PREFIXES: Final = tuple(
         "response.output_text.delta",
         "response.function_call_arguments.delta",
         "response.output_item.added",
+        "response.output_item.done",  # its item comes again in conversation.item.done
         "response.content_part.added",
         "response.content_part.done",
         "rate_limits.updated",

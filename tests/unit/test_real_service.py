@@ -229,21 +229,25 @@ def test_text_only_in_response_done_reaches_the_client_once(driver: Driver) -> N
     assert again.to_client == []
 
 
-@pytest.mark.parametrize("source", ["added", "output_item_done", "text_in_output"])
+def test_a_cut_off_answer_in_response_done_is_not_a_turn(driver: Driver) -> None:
+    driver.ready(NO_GREETING)
+    driver.respond()
+    driver.upstream(events.audio_delta("item_a", tone_pcm16(1000, rate=24000)))
+    driver.clock.advance(0.3)
+    driver.upstream(events.speech_started())  # barge-in: the item is cut to what was heard
+    cut = events.assistant_message("item_a", "Once upon")
+    out = driver.finish_with(
+        "cancelled", status_details={"type": "cancelled", "reason": "turn_detected"}, output=[cut]
+    )
+    assert "ConversationText" not in out.types()
+
+
+@pytest.mark.parametrize("source", ["added", "text_in_output"])
 def test_assistant_text_is_found_wherever_it_comes(driver: Driver, source: str) -> None:
     driver.ready(NO_GREETING)
     driver.respond()
     if source == "added":
         out = driver.upstream(events.item_added(events.assistant_message("item_a", "Hi.")))
-    elif source == "output_item_done":
-        out = driver.upstream(
-            events._event(
-                "response.output_item.done",
-                response_id="resp_1",
-                output_index=0,
-                item=events.assistant_message("item_a", "Hi."),
-            )
-        )
     else:
         message = events.assistant_message("item_a", "Hi.", part="output_text")
         out = driver.finish_with("completed", output=[message])

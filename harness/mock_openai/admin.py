@@ -21,6 +21,8 @@ JSON; CORS is open, so a browser page may call it too.
                                           "allow_invalid_client_events",
                                           "session_lifetime", "echo_metadata"}``
 ``POST /__admin/push``                    send a server event now (400 if invalid)
+``POST /__admin/leave_out``               ``{"type", "fields": [...]}``: send events of
+                                          that type without those (dotted) fields
 ``POST /__admin/close_connections``       ``{"code", "reason"}``
 ``POST /__admin/replay``                  ``{"cassette": path, "speed": 1.0}``
 ========================================  ==============================================
@@ -78,6 +80,7 @@ class AdminApi:
             ("POST", "settings"): self._settings,
             ("POST", "push"): self._push,
             ("POST", "close_connections"): self._close_connections,
+            ("POST", "leave_out"): self._leave_out,
             ("POST", "replay"): self._replay,
         }
 
@@ -194,6 +197,16 @@ class AdminApi:
         if not isinstance(body, dict):
             raise ValueError("the body is a server event")
         self.mock.push(body)
+        return HTTPStatus.OK, {}
+
+    async def _leave_out(self, query: dict[str, Any], body: Any) -> Answer:
+        if not (
+            isinstance(body, dict)
+            and isinstance(body.get("type"), str)
+            and isinstance(body.get("fields"), list)
+        ):
+            raise ValueError('the body is {"type": "<event type>", "fields": ["a.b", ...]}')
+        self.mock.leave_out(body["type"], *body["fields"])
         return HTTPStatus.OK, {}
 
     async def _close_connections(self, query: dict[str, Any], body: Any) -> Answer:

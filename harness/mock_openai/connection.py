@@ -176,6 +176,8 @@ class ConnectionHost(Protocol):
 
     def fail(self, connection: MockConnection, message: str, kind: FailureKind) -> None: ...
 
+    def leave_out_fields(self, event: dict[str, Any]) -> dict[str, Any]: ...
+
 
 # The outbox: frames in order, then possibly one close or the end of writing.
 @dataclass(frozen=True, slots=True)
@@ -233,6 +235,7 @@ class ConnectionRuntime:
                 FailureKind.MOCK,
             )
             return
+        event = self.host.leave_out_fields(event)
         self._queue(_Frame(orjson.dumps(event), True, event))
 
     def send_frame(self, data: str | bytes) -> None:

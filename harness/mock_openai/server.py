@@ -37,6 +37,7 @@ from .admin import AdminApi, admin_connection_class
 from .audio import VoiceName, voice_named
 from .connection import ConnectionRuntime, MockConnection, SessionModel
 from .journal import Journal
+from .left_out import LeftOutFields
 from .patterns import EventFilter
 from .replay import Cassette, CassetteReplay
 from .rules import Match, Rule, RuleBook, TextMatcher, Trigger
@@ -110,6 +111,7 @@ class MockRealtime:
         self._voice = self._default_voice
         self._session_lifetime = SESSION_LIFETIME_S
         self._echo_metadata = True
+        self._left_out = LeftOutFields()
         self._rules = RuleBook()
         self._journal = Journal()
         self._watch = Watch()  # guards connections, failures, flags
@@ -182,6 +184,7 @@ class MockRealtime:
         connections (1000). Safe from any thread."""
         self._rules.clear()
         self._journal.clear()
+        self._left_out.clear()
         with self._watch:
             old, self._connections = self._connections, []
             self._failures.clear()
@@ -314,8 +317,8 @@ class MockRealtime:
         """Whether responses carry the `metadata` their response.create gave (default
         True, as OpenAI documents). False plays a service that does not echo it: a
         client must then know its out-of-band responses some other way (the order of
-        its requests, `conversation_id` null). Connections opened from now on; reset by
-        `reset()`."""
+        its requests, `conversation_id` null). Applies at once, on every connection;
+        reset by `reset()`."""
         with self._watch:
             return self._echo_metadata
 
@@ -323,6 +326,12 @@ class MockRealtime:
     def echo_metadata(self, echo: bool) -> None:
         with self._watch:
             self._echo_metadata = bool(echo)
+
+    def leave_out(self, event_type: str, *fields: str) -> None:
+        """From now on, send events of `event_type` without these fields (dotted paths,
+        through lists too: ``"item.content.type"``), as the service may after it renames
+        or drops one. Events are validated whole first. Reset by `reset()`."""
+        self._left_out.add(event_type, fields)
 
     # --- journal ------------------------------------------------------------------------
     def received(self, type: str | None = None) -> list[dict[str, Any]]:
@@ -578,6 +587,9 @@ class MockRealtime:
         if self._is_current(connection):
             self._journal.record(event)
 
+    def leave_out_fields(self, event: dict[str, Any]) -> dict[str, Any]:
+        return self._left_out.apply(event)
+
     def fail(self, connection: MockConnection, message: str, kind: FailureKind) -> None:
         text = f"connection #{connection.index}: {message}"
         with self._watch:
@@ -674,14 +686,13 @@ class MockRealtime:
         else:
             with self._watch:
                 voice, lifetime = self._voice, self._session_lifetime
-                echo_metadata = self._echo_metadata
             session = RealtimeSession(
                 self._rules,
                 model=connection.model,
                 voice=voice,
                 connection_index=connection.index,
                 lifetime_s=lifetime,
-                echo_metadata=echo_metadata,
+                echo_metadata=lambda: self.echo_metadata,
             )
             model, opening = session, session.open(rule)
         runtime = ConnectionRuntime(connection, ws, model, self)

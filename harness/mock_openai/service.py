@@ -157,10 +157,10 @@ class RealtimeSession:
         voice: Voice = TONE,
         connection_index: int = 0,
         lifetime_s: float = SESSION_LIFETIME_S,
-        echo_metadata: bool = True,
+        echo_metadata: Callable[[], bool] = lambda: True,
     ) -> None:
         self.rules = rules
-        self.echo_metadata = echo_metadata
+        self.echo_metadata = echo_metadata  # asked per response: a test may change it
         self.voice = voice
         self.connection_index = connection_index
         self._rules_fired = 0  # rules that fired on this connection
@@ -786,7 +786,7 @@ class RealtimeSession:
                 ),
                 "audio": {"output": {"format": copy_json(output["format"]), "voice": voice}},
                 "usage": None,
-                "metadata": params.get("metadata") if self.echo_metadata else None,
+                "metadata": params.get("metadata") if self.echo_metadata() else None,
             },
             on_end=self._response_ended,
         )

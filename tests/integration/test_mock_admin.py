@@ -149,3 +149,14 @@ async def test_without_admin_the_path_is_a_refused_handshake() -> None:
         assert status == 404 and "Invalid URL" in body["error"]["message"]
     finally:
         await plain.stop()
+
+
+async def test_leave_out_over_http(mock: MockRealtime) -> None:
+    body = {"type": "session.updated", "fields": ["session"]}
+    assert (await call(mock, "POST", "leave_out", body))[0] == 200
+    status, _, refused = await call(mock, "POST", "leave_out", {"type": "session.updated"})
+    assert status == 400 and "fields" in refused["error"]
+    async with session(mock) as client:
+        await client.send({"type": "session.update", "session": {"type": "realtime"}})
+        updated = orjson.loads(await client.ws.recv())
+    assert updated["type"] == "session.updated" and "session" not in updated

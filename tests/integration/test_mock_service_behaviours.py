@@ -185,3 +185,35 @@ async def test_the_new_steps_travel_as_json_and_in_responders(mock: MockRealtime
 @pytest.mark.mock_openai(session_lifetime=90)
 def test_the_marker_sets_the_session_lifetime(mock_openai: MockRealtime) -> None:
     assert mock_openai.session_lifetime == 90
+
+
+async def test_leave_out_sends_events_without_those_fields(mock: MockRealtime) -> None:
+    mock.leave_out("response.output_audio.delta", "response_id")
+    mock.leave_out("conversation.item.done", "item.content.type", "previous_item_id")
+    async with session(mock) as client:
+        await client.send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "hi"}],
+                },
+            }
+        )
+        assert (await client.recv())["type"] == "conversation.item.added"
+        done = orjson.loads(await client.ws.recv())
+        assert "previous_item_id" not in done
+        assert done["item"]["content"] == [{"text": "hi"}]
+        await client.send({"type": "response.create"})
+        frames = []
+        while not frames or frames[-1]["type"] != "response.done":
+            frames.append(orjson.loads(await client.ws.recv()))
+    deltas = [f for f in frames if f["type"] == "response.output_audio.delta"]
+    assert deltas and all("response_id" not in d and d["item_id"] for d in deltas)
+    with pytest.raises(ValueError, match="fields"):
+        mock.leave_out("session.updated")
+    mock.reset()
+    async with session(mock) as client:
+        await client.say_text("hi")  # validates every event: nothing is left out now
+        await client.recv_until("response.done")

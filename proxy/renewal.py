@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
+import orjson
+
 from .upstream_events import (
     AudioCommitted,
     ErrorDetail,
@@ -38,6 +40,7 @@ from .upstream_events import (
     SpeechStopped,
     TranscriptionCompleted,
 )
+from .validation import InvalidMessage, decode, too_deep
 
 __all__ = [
     "ANSWER_WAIT",
@@ -464,6 +467,25 @@ class Renewal:
             self.confirm_by = now + self.ready_timeout
         return events
 
+    def next_frame(self, data: bytes | bytearray | str, now: float) -> None:
+        """A frame of the next session, checked as any upstream event is; only what the
+        renewal needs is read. Raises `RenewalFailed`."""
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            event = None
+        kind = event.get("type") if type(event) is dict else None
+        if type(kind) is not str or too_deep(event, data):
+            raise RenewalFailed("the next upstream session sent a frame that is not an event")
+        model = _NEXT_SESSION_EVENTS.get(kind)
+        if model is None:
+            return  # nothing the renewal waits for
+        try:
+            typed = decode(model, event, kind)
+        except InvalidMessage as exc:
+            raise RenewalFailed(f"the next upstream session sent a bad event: {exc}") from None
+        self.next_event(kind, typed, now)
+
     def next_event(self, kind: str, event: object, now: float) -> None:
         """An event of the next session (validated). Raises `RenewalFailed`."""
         if isinstance(event, ErrorEvent):
@@ -538,4 +560,14 @@ _OBSERVERS: dict[type[Any], Callable[[Renewal, Any, float], None]] = {
     AudioCommitted: Renewal._committed,
     TranscriptionCompleted: Renewal._transcribed,
     FunctionArgumentsDone: Renewal._function_called,
+}
+
+#: What the renewal reads from the next session before the switch (the rest is ignored).
+_NEXT_SESSION_EVENTS: Final[dict[str, type[Any]]] = {
+    "session.created": SessionCreated,
+    "session.updated": SessionUpdated,
+    "conversation.item.added": ItemDone,
+    "conversation.item.created": ItemDone,
+    "conversation.item.done": ItemDone,
+    "error": ErrorEvent,
 }

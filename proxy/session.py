@@ -1186,26 +1186,11 @@ class ProxySession:
         return self._take()
 
     def next_upstream_message(self, data: bytes | bytearray | str) -> list[Action]:
-        """A frame from the next session: checked like any upstream event; only what the
-        renewal needs is read (nothing reaches the client before the switch)."""
+        """A frame from the next session (nothing reaches the client before the switch)."""
         if self.closed or not self._renewal.preparing:
             return []
         try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            event = None
-        kind = event.get("type") if type(event) is dict else None
-        if type(kind) is not str or too_deep(event, data):
-            self._renewal_failed("the next upstream session sent a frame that is not an event")
-            return self._take()
-        model = _NEXT_SESSION_EVENTS.get(kind)
-        if model is None:
-            return []
-        try:
-            typed = decode(model, event, kind)
-            self._renewal.next_event(kind, typed, self._clock())
-        except InvalidMessage as exc:
-            self._renewal_failed(f"the next upstream session sent a malformed event: {exc}")
+            self._renewal.next_frame(data, self._clock())
         except RenewalFailed as exc:
             self._renewal_failed(str(exc))
         else:
@@ -1431,14 +1416,4 @@ _UPSTREAM_HANDLERS: dict[type[Any], Callable[[ProxySession, Any], None]] = {
     TranscriptionDelta: ProxySession._on_transcription_delta,
     TranscriptionCompleted: ProxySession._on_transcription_completed,
     ErrorEvent: ProxySession._on_error,
-}
-
-#: What the renewal reads from the next session before the switch (the rest is ignored).
-_NEXT_SESSION_EVENTS: dict[str, type[Any]] = {
-    "session.created": SessionCreated,
-    "session.updated": SessionUpdated,
-    "conversation.item.added": ItemDone,
-    "conversation.item.created": ItemDone,
-    "conversation.item.done": ItemDone,
-    "error": ErrorEvent,
 }

@@ -16,7 +16,7 @@ import pytest
 from harness.client import ComponentClient, default_settings
 from harness.mock_openai import MockRealtime, silence_pcm16, tone_pcm16
 
-LIFETIME = 5  # seconds an upstream session lives in these tests
+LIFETIME = 6  # seconds an upstream session lives in these tests (renewed after half)
 FUNCTIONS = [
     {
         "name": "get_weather",

@@ -311,7 +311,7 @@ def test_a_next_session_refusing_an_item_is_closed_and_the_current_one_serves_on
     assert expired.client_close is not None and expired.client_close.code == 1011
 
 
-@pytest.mark.parametrize("how", ["connect failed", "closed", "silent", "not JSON"])
+@pytest.mark.parametrize("how", ["connect failed", "closed", "silent", "not JSON", "mistyped"])
 def test_a_next_session_that_fails_is_given_up(how: str) -> None:
     driver = Renewing()
     driver.open()
@@ -325,9 +325,14 @@ def test_a_next_session_that_fails_is_given_up(how: str) -> None:
         driver.connect_next()
         assert driver.tick(14).next_close is None
         out = driver.tick(1)  # ready_timeout
-    else:
+    elif how == "not JSON":
         driver.connect_next()
         out = decode(driver.session.next_upstream_message(b"garbage"))
+    else:  # checked as any upstream event: a mistyped field is not believed
+        driver.connect_next()
+        created = events.session_created("sess_2", expires_at=driver.expiring(HOUR))
+        created["session"]["expires_at"] = "soon"
+        out = decode(driver.session.next_upstream_message(orjson.dumps(created)))
     assert out.next_close is not None and out.to_client == [] and out.client_close is None
     # Tried again later, while the session has time left.
     assert not driver.tick(14).opened_next

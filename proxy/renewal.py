@@ -49,6 +49,7 @@ __all__ = [
     "MAX_CARRIED_CHARS",
     "MAX_CARRIED_ITEMS",
     "POLL_SECONDS",
+    "RECENT_AUDIO_BATCHES",
     "RETRY_SECONDS",
     "TRANSCRIPT_WAIT",
     "AppliedSettings",
@@ -85,6 +86,10 @@ POLL_SECONDS: Final = 0.5
 #: at most `MAX_ATTEMPTS` times in all, while the current session has time left.
 RETRY_SECONDS: Final = 15.0
 MAX_ATTEMPTS: Final = 3
+#: At the switch, the newest microphone audio the old session got goes to the new one
+#: too: speech that began just before the switch, too short for the old session's VAD to
+#: have noticed, reaches the new session whole (three batches: 300 ms by default).
+RECENT_AUDIO_BATCHES: Final = 3
 _CAP_ERROR_CODE: Final = "session_expired"
 _CAP_ERROR_TEXT: Final = "maximum duration"
 _ACK_EVENTS: Final = frozenset(
@@ -321,6 +326,8 @@ class Renewal:
         self.next_session_id = ""
         self.next_expires: float | None = None
         self.confirm_by: float | None = None
+        # input_audio_buffer.append payloads, the newest sent to the current session.
+        self.recent_audio: deque[bytes] = deque(maxlen=RECENT_AUDIO_BATCHES)
         self._connected = False
         self._created = False
         self._update_pending: str | None = None

@@ -1253,6 +1253,8 @@ class ProxySession:
         renewal = self._renewal
         session_id = renewal.next_session_id
         self._out.append(SwitchUpstream())
+        for payload in renewal.recent_audio:  # the old session may not have heard it all
+            self._out.append(SendUpstream(payload))
         renewal.switched(now)
         self.agent_audio.item_id = None  # the old session's items are not in the new one
         self._user_transcript = ("", "")
@@ -1331,6 +1333,8 @@ class ProxySession:
     def _upstream_audio(self, events: list[bytes]) -> None:
         if events:
             self._audio_since_commit = True
+            if self._renewal.preparing:
+                self._renewal.recent_audio.extend(events)  # for the next session too
         for payload in events:
             self._out.append(SendUpstream(payload))
 

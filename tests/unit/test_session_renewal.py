@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from harness.mock_openai import tone_pcm16
 from proxy.errors import ErrorCode, WarningCode
 from proxy.renewal import ConversationRecord, Renewal
 from proxy.session import ProxySession
@@ -230,6 +231,22 @@ def test_it_switches_only_when_quiet_and_carries_what_was_said_meanwhile() -> No
     assert not out.switched
     assert _items(out.to_next) == [("user", "Can you help?"), ("assistant", "Sure.")]
     assert _merged(driver.confirm_next(out.to_next, session_id="")).switched
+
+
+def test_the_newest_microphone_audio_is_heard_by_the_new_session_too() -> None:
+    driver = Renewing()
+    driver.open()
+    driver.tick(HOUR - 300)
+    sent = driver.connect_next().to_next
+    appends: list[dict[str, Any]] = []
+    for _ in range(25):  # 500 ms of microphone audio while the next session confirms
+        appends += driver.audio(tone_pcm16(20, rate=16000)).upstream
+        appends += driver.tick(0.02).upstream
+    appends = [e for e in appends if e["type"] == "input_audio_buffer.append"]
+    assert len(appends) >= 4
+    switch = next(out for out in driver.confirm_next(sent) if out.switched)
+    # Right after the switch, the last 300 ms the old session got go to the new one.
+    assert switch.after_switch == appends[-3:]
 
 
 def test_a_transcript_that_never_comes_does_not_hold_the_switch_forever() -> None:

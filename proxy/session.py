@@ -923,17 +923,20 @@ class ProxySession:
     def _speech_answered_by(self, response: ResponseInfo) -> Speech | None:
         """The exact speech this response says, if it is our out-of-band one. Known by
         the gate's order (the response.created that answers our outstanding speak
-        request) unless it names a conversation (out-of-band ones have a null
-        `conversation_id`: that is server VAD's answer racing ours); an echo of our
+        request, or the next one when server VAD's answer raced it) unless it names a
+        conversation (out-of-band ones have a null `conversation_id`); an echo of our
         `metadata`, when the service sends it, settles it."""
         speech = self.gate.speaking
         if speech is None:
             return None
         if translate.SPEAK_METADATA_KEY in (response.metadata or {}):
             return speech
-        if self.gate.state is GateState.REQUESTED and not isinstance(response.conversation_id, str):
+        if isinstance(response.conversation_id, str):
+            return None  # in the conversation: server VAD's answer, not our speech
+        if self.gate.state is GateState.REQUESTED:
             return speech
-        return None
+        # A response that raced ours is running: ours is the next out-of-band one.
+        return speech if self.gate.response_id not in self._speech_responses else None
 
     def _on_response_done(self, event: ResponseDone) -> None:
         response = event.response
@@ -946,6 +949,13 @@ class ProxySession:
                 text = translate.assistant_text_of(item)
                 if text is not None and item.id and item.id not in self.agent_audio.truncated:
                     self._report_assistant(response_id, item.id, text, release=False)
+                elif item.type == "function_call" and item.call_id and item.name:
+                    # A call whose arguments' .done never came (reported once either way).
+                    self._on_function_call(
+                        FunctionArgumentsDone(
+                            item.call_id, item.name, item.arguments or "{}", response_id
+                        )
+                    )
         outcome = translate.response_outcome(response)
         if outcome is not None and not self._agent_turns.was_error_told(response_id):
             self.log.info("response ended %s: %s", response.status, outcome.description)
@@ -959,6 +969,9 @@ class ProxySession:
             self.observer.turn_done(total)
             self.turns += 1
         self._response_deadline = None
+        # The turn VAD ended has been answered: audio from now on is a new utterance,
+        # which a ForceEndTurn commits (a speaker too quiet for VAD, push-to-talk).
+        self._vad_ended_turn = False
         follow_up = self._calls.response_done(response_id)
         self._send_request(self.gate.done(response_id))
         if follow_up:
@@ -1166,13 +1179,15 @@ class ProxySession:
         """The request an error without `event_id` most likely answers (the real service
         sends some, e.g. a `server_error` in answer to a response.create): a
         session.update when it names a session field, else our response.create that
-        upstream has not yet answered, else a refused (not failed) session.update."""
-        param = error.param or ""
-        if self._updates and param.startswith("session"):
+        upstream has not yet answered, else a refusal (not a failure) naming no other
+        field while a session.update is outstanding: it must be that one, or the session
+        would close waiting for its session.updated."""
+        param = error.param
+        if self._updates and param is not None and param.startswith("session"):
             return self._updates[0].event_id
         if self.gate.state is GateState.REQUESTED:
             return self.gate.request_event_id
-        if self._updates and error.type == "invalid_request_error":
+        if self._updates and param is None and error.type == "invalid_request_error":
             return self._updates[0].event_id
         return None
 

@@ -141,6 +141,11 @@ class Item:
     id: str | None = None
     role: str | None = None
     content: list[ItemPart] | None = None
+    # A function_call item (in response.done's output): the call, should its
+    # response.function_call_arguments.done not have come.
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
 
 
 @dataclass(slots=True)

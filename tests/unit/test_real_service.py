@@ -115,6 +115,14 @@ def test_a_refused_update_without_event_id_does_not_time_the_session_out(driver:
     assert later.client_close is None and later.to_client == []
 
 
+def test_an_error_naming_another_field_leaves_the_update_outstanding(driver: Driver) -> None:
+    driver.ready(NO_GREETING)
+    driver.client({"type": "UpdatePrompt", "prompt": "Be brief."})
+    truncate = events.error("invalid_value", "audio_end_ms is too large", param="audio_end_ms")
+    assert driver.upstream(truncate).types() == ["Error"]
+    assert driver.upstream(events.session_updated()).types() == ["PromptUpdated"]
+
+
 def test_a_late_cancel_is_not_reported_even_without_its_event_id(driver: Driver) -> None:
     driver.ready(NO_GREETING)
     out = driver.upstream(
@@ -276,6 +284,19 @@ def test_force_end_turn_after_vads_commit_asks_for_nothing(driver: Driver) -> No
     assert set(out.upstream_types()) <= {"input_audio_buffer.append"}  # held audio only
     assert out.to_client == []
     assert driver.finish("resp_vad").upstream == []  # and nothing is asked after it
+
+
+def test_force_end_turn_after_vads_turn_was_answered_commits_new_audio(driver: Driver) -> None:
+    driver.ready(NO_GREETING)
+    _speak(driver)
+    driver.upstream(events.speech_stopped(900))
+    driver.upstream(events.audio_committed())
+    driver.respond("resp_vad")
+    driver.finish("resp_vad")
+    for _ in range(5):
+        driver.audio(tone_pcm16(20))  # said too quietly for VAD: no speech_started
+    forced = driver.client({"type": "ForceEndTurn"})
+    assert forced.upstream_types()[-2:] == ["input_audio_buffer.commit", "response.create"]
 
 
 def test_force_end_turn_after_speech_stopped_asks_for_nothing(driver: Driver) -> None:
@@ -470,6 +491,22 @@ def test_cancelled_calls_never_block_the_conversation(driver: Driver) -> None:
     assert user_text(driver, "next").upstream_types()[-1] == "response.create"
 
 
+def test_a_call_found_only_in_response_done_is_requested_once(driver: Driver) -> None:
+    driver.ready(NO_GREETING)
+    driver.respond()
+    driver.upstream(events.function_call("call_1", "f", '{"n": 1}'))
+    call = {"type": "function_call", "id": "item_c2", "call_id": "call_2", "name": "f"}
+    late = {**call, "arguments": '{"n": 2}', "object": "realtime.item", "status": "completed"}
+    first = {**late, "id": "item_c1", "call_id": "call_1", "arguments": '{"n": 1}'}
+    done = driver.finish_with("completed", output=[first, late])
+    (request,) = [m for m in done.to_client if m["type"] == "FunctionCallRequest"]
+    assert request["functions"][0]["id"] == "call_2"  # call_1 was already asked for
+    assert driver.client(function_response("call_1")).upstream_types() == [
+        "conversation.item.create"
+    ]
+    assert driver.client(function_response("call_2")).upstream_types()[-1] == "response.create"
+
+
 def test_history_of_a_client_call_carries_its_arguments(driver: Driver) -> None:
     driver.ready({"type": "Settings", "flags": {"history": True}})
     driver.respond()
@@ -564,3 +601,7 @@ def test_vads_answer_racing_our_speech_is_not_taken_for_it(driver: Driver) -> No
     driver.upstream(events.response_created("resp_vad", conversation_id="conv_1"))
     text = driver.upstream(events.transcript_done("item_v", "Sure.", "resp_vad"))
     assert text.types()[0] == "ConversationText"
+    # Our speech's own response follows: known, though the gate saw another first.
+    driver.upstream(events.response_created("resp_greet", conversation_id=None))
+    rendering = driver.upstream(events.transcript_done("item_g", "Hello there.", "resp_greet"))
+    assert rendering.to_client == []

@@ -102,10 +102,15 @@ def function_call(
 
 
 def error(
-    code: str, message: str, *, type: str = "invalid_request_error", param: str | None = None
+    code: str,
+    message: str,
+    *,
+    type: str = "invalid_request_error",
+    param: str | None = None,
+    names_client_event: bool = True,
 ) -> SendError:
-    """An `error` event naming the client event that caused it."""
-    return SendError(code, message, type, param)
+    """An `error` event naming the client event that caused it (or not)."""
+    return SendError(code, message, type, param, attributed=names_client_event)
 
 
 def event(server_event: Mapping[str, Any]) -> Send:

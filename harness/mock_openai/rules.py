@@ -306,10 +306,13 @@ class Rule:
         *,
         type: str = "invalid_request_error",
         param: str | None = None,
+        names_client_event: bool = True,
     ) -> Rule:
         """Send an `error` event shaped like the real service's, naming the client
-        event that caused it."""
-        return self._add(SendError(code, message, type, param), "send_error", code)
+        event that caused it (`error.event_id`), or not with
+        ``names_client_event=False``: the service does not always echo it."""
+        step = SendError(code, message, type, param, attributed=names_client_event)
+        return self._add(step, "send_error", code)
 
     def server_error(self, message: str = SERVER_ERROR_MESSAGE) -> Rule:
         """Send the real service's own failure: an `error` of type ``server_error``

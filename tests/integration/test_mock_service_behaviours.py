@@ -217,3 +217,26 @@ async def test_leave_out_sends_events_without_those_fields(mock: MockRealtime) -
     async with session(mock) as client:
         await client.say_text("hi")  # validates every event: nothing is left out now
         await client.recv_until("response.done")
+
+
+async def test_send_error_can_leave_out_the_client_events_id(mock: MockRealtime) -> None:
+    mock.load_rules(
+        {
+            "on": "client_event",
+            "type": "response.cancel",
+            "do": [
+                {
+                    "send_error": {
+                        "code": "response_cancel_not_active",
+                        "message": "Cancellation failed: no active response found",
+                        "names_client_event": False,
+                    }
+                }
+            ],
+        }
+    )
+    async with session(mock) as client:
+        await client.send({"type": "response.cancel", "event_id": "evt_cancel"})
+        error = await client.recv()
+    assert error["error"]["code"] == "response_cancel_not_active"
+    assert error["error"]["event_id"] is None

@@ -390,3 +390,49 @@ async def test_a_refused_handshake_is_an_error_then_a_close(
     error = await client.wait_for("Error")
     assert error["code"] == "upstream_unavailable", error
     assert await client.wait_closed() == 1011
+
+
+# ------------------------------------------------------------------ errors without the echo
+
+
+async def test_a_late_cancel_refused_without_its_event_id_is_not_reported(
+    mock_openai: MockRealtime, component_client: ComponentClient
+) -> None:
+    """The proxy's own `response.cancel` can come after the response ended; the
+    service's `response_cancel_not_active` may not echo the cancel's event_id."""
+    mock_openai.on_user_text("story").reply_with_audio(
+        "Once upon a time, a long story.", chunks=20, chunk_interval_ms=50
+    ).once()
+    mock_openai.on_client_event("response.cancel").send_error(
+        "response_cancel_not_active",
+        "Cancellation failed: no active response found",
+        names_client_event=False,
+    )
+    await component_client.start()
+    await component_client.inject("Tell me a story")
+    await component_client.wait_for_audio(4800 * 2)
+    await component_client.send(
+        {"type": "InjectAgentMessage", "message": "Sorry, one moment.", "behavior": "interrupt"}
+    )
+    await mock_openai.wait_for("response.cancel")
+    await component_client.wait_for("AgentAudioDone", count=2)
+    await settled(mock_openai)
+    assert not component_client.received("Error"), component_client.describe()
+
+
+async def test_a_refused_settings_without_its_event_id_can_be_corrected(
+    mock_openai: MockRealtime, component_client: ComponentClient
+) -> None:
+    mock_openai.on_client_event("session.update").send_error(
+        "invalid_value",
+        "Invalid value: 'robot'. Supported values are: 'alloy', 'ash', ...",
+        param="session.audio.output.voice",
+        names_client_event=False,
+    ).once()
+    await component_client.send_settings()
+    error = await component_client.wait_for("Error", timeout=PROMPTLY_S)
+    assert error["code"] == "invalid_value"
+    await component_client.start()  # corrected Settings
+    assert len(component_client.received("SettingsApplied")) == 1
+    await component_client.inject("hi")
+    assert await component_client.wait_for_reply(timeout=PROMPTLY_S) == "You said: hi"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .function_policy import FunctionRequest
+
 __all__ = [
     "Action",
     "CallFunction",
@@ -47,14 +49,11 @@ class CloseUpstream:
 
 @dataclass(frozen=True, slots=True)
 class CallFunction:
-    """Call a server-side function's endpoint; answer with `function_result`."""
+    """Send a server-side function's checked request; answer with `function_result`."""
 
     call_id: str
     name: str
-    arguments: str
-    url: str
-    method: str
-    headers: dict[str, str]
+    request: FunctionRequest
 
 
 # Renewing the upstream session before the service's cap (PROTOCOL.md section 3b).

@@ -46,7 +46,7 @@ from .actions import (
 )
 from .config import ProxyConfig
 from .errors import ErrorCode
-from .function_calls import call_function_endpoint
+from .function_calls import FunctionCaller
 from .legs import ClientLeg, Leg, UpstreamLeg
 from .logs import SessionLog
 from .metrics import ProxyMetrics
@@ -82,6 +82,7 @@ class Bridge:
         "bytes_from_upstream",
         "client",
         "config",
+        "functions",
         "log",
         "metrics",
         "next_upstream",
@@ -98,9 +99,11 @@ class Bridge:
         config: ProxyConfig,
         session_id: str,
         metrics: ProxyMetrics,
+        functions: FunctionCaller,
     ) -> None:
         self.client = client
         self.config = config
+        self.functions = functions  # the server's one HTTP client for function calls
         self.metrics = metrics
         self.log = SessionLog(log, session_id)
         self.session = ProxySession(
@@ -580,7 +583,11 @@ class Bridge:
                 upstream.transport.abort()
 
     async def _call_function(self, call: CallFunction) -> None:
-        output, failure = await call_function_endpoint(call, timeout=self.config.function_timeout)
+        try:
+            output, failure = await self.functions.call(call.request)
+        except Exception:  # a bug, not the endpoint's fault: the model is still answered
+            self.log.exception("function call failed")
+            output, failure = None, "the proxy failed to make the call"
         self._execute(self.session.function_result(call.call_id, output, failure))
         self._flush()
 

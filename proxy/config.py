@@ -12,6 +12,7 @@ from websockets.http11 import Request, Response
 from websockets.proxy import get_proxy
 from websockets.uri import parse_uri
 
+from .function_policy import DEFAULT_MAX_ANSWER_BYTES, DEFAULT_METHODS, FunctionEndpointPolicy
 from .limits import MESSAGE_RATE
 from .renewal import DEFAULT_RENEW_MARGIN
 from .session_options import SessionOptions
@@ -56,8 +57,12 @@ class ProxyConfig:
     ping_timeout: float = 20.0
     audio_batch_ms: int = 100
 
-    # Server-side functions (hosts the proxy may call) and logging.
+    # Server-side functions (proxy.function_policy: endpoints the proxy may call, with
+    # which methods and headers, and how large an answer) and logging.
     function_hosts: frozenset[str] = frozenset()
+    function_methods: frozenset[str] = DEFAULT_METHODS
+    function_headers: frozenset[str] = frozenset()
+    function_max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
     function_timeout: float = 10.0
     log_content: bool = False
 
@@ -67,6 +72,9 @@ class ProxyConfig:
 
     # Answers plain HTTP requests to other paths (the test-app); None means 404.
     http_handler: Callable[[ServerConnection, Request], Response] | None = None
+
+    def __post_init__(self) -> None:
+        self.function_policy  # noqa: B018 -- an entry that does not parse fails here, at start
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -83,6 +91,16 @@ class ProxyConfig:
         return get_proxy(parse_uri(self.upstream_url))
 
     @functools.cached_property
+    def function_policy(self) -> FunctionEndpointPolicy:
+        """The function-endpoint options, parsed; ValueError for one that does not parse."""
+        return FunctionEndpointPolicy.from_options(
+            self.function_hosts,
+            self.function_methods,
+            self.function_headers,
+            self.function_max_answer_bytes,
+        )
+
+    @functools.cached_property
     def _session_options(self) -> SessionOptions:
         return SessionOptions(
             api_key=self.api_key,
@@ -97,5 +115,5 @@ class ProxyConfig:
             turn_burst=self.turn_burst,
             message_rate=self.message_rate,
             log_content=self.log_content,
-            function_hosts=frozenset(host.lower() for host in self.function_hosts),
+            functions=self.function_policy,
         )

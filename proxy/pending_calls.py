@@ -54,8 +54,10 @@ class PendingCalls:
         return self._calls.get(call_id)
 
     def named(self, name: str) -> str | None:
-        """The id of a pending call of `name` (a v1 FunctionCallResponse may omit the id)."""
-        return next((c.call_id for c in self._calls.values() if c.name == name), None)
+        """The id of a pending client-side call of `name` (a v1 FunctionCallResponse may
+        omit the id; a call the proxy answers is never the client's to answer)."""
+        calls = self._calls.values()
+        return next((c.call_id for c in calls if c.name == name and not c.server_side), None)
 
     def server_side(self) -> int:
         return sum(call.server_side for call in self._calls.values())

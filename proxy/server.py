@@ -32,6 +32,7 @@ from .access import (
 )
 from .bridge import Bridge
 from .config import DEFAULT_UPSTREAM_URL, ProxyConfig
+from .function_calls import FunctionCaller
 from .legs import ClientLeg
 from .limits import Admission, Refusal
 from .metrics import CONTENT_TYPE, ProxyMetrics
@@ -66,6 +67,9 @@ class ProxyServer:
         self._finished_high_water = 0
         self.metrics = ProxyMetrics()
         self._tokens = (config.client_token,) if config.client_token else ()
+        self.functions = FunctionCaller(
+            timeout=config.function_timeout, max_answer_bytes=config.function_max_answer_bytes
+        )
 
     @property
     def port(self) -> int:
@@ -111,6 +115,7 @@ class ProxyServer:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
             self._server = None
+        await self.functions.aclose()
 
     async def drain(self, seconds: float) -> None:
         """Stop taking sessions; let each end once quiet (a response in progress
@@ -203,7 +208,7 @@ class ProxyServer:
         if self._idle is None or self._idle.is_set():
             self._idle = anyio.Event()
         session_id = f"s{next(self._session_ids):x}"
-        bridge = Bridge(client, self.config, session_id, self.metrics)
+        bridge = Bridge(client, self.config, session_id, self.metrics, self.functions)
         bridge.log.info("client connected from %s", _peer(client))
         self._bridges.add(bridge)
         self.metrics.sessions_active.inc()

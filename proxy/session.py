@@ -31,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
@@ -71,7 +70,7 @@ from .client_messages import (
     parse_client_message,
 )
 from .errors import ErrorCode, WarningCode
-from .function_calls import endpoint_allowed
+from .function_policy import EndpointForbidden, EndpointRefused, FunctionRequest
 from .latency import TurnLatency
 from .limits import MESSAGE_BURST_SECONDS, TokenBucket
 from .logs import SessionLog
@@ -143,7 +142,6 @@ _ALLOWED_TYPES = ", ".join(sorted(CLIENT_MESSAGE_TYPES))
 _TURN_MESSAGES = (InjectUserMessage, InjectAgentMessage, FunctionCallResponse, ForceEndTurn)
 _MAX_TRANSCRIPT_CHARS = 64 * 1024
 _MAX_SERVER_CALLS = 4  # server-side function calls in flight per session
-_HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 
 class Phase(Enum):
@@ -219,6 +217,7 @@ class ProxySession:
         "_reported_calls",
         "_reported_items",
         "_response_deadline",
+        "_server_call_ids",
         "_speech_responses",
         "_tag",
         "_turn_bucket",
@@ -289,6 +288,7 @@ class ProxySession:
         self._reported_calls = RecentIds()
         self._calls = PendingCalls()
         self._cancelled_calls = RecentIds()
+        self._server_call_ids = RecentIds()  # calls the proxy answers, never the client
         self._user_transcript: tuple[str, str] = ("", "")  # (item id, text so far)
         self.turns = 0
 
@@ -590,6 +590,8 @@ class ProxySession:
     def _server_call_done(self, call_id: str, output: str | None, failure: str | None) -> None:
         call, follow_up = self._calls.answered(call_id)
         name, arguments = (call.name, call.arguments) if call is not None else ("", "")
+        if output is not None:  # capped as it is sent: JSON-escaped
+            failure = self.options.functions.answer_refused(output)
         if failure is not None:
             self._error(ErrorCode.FUNCTION_ENDPOINT_FAILED, f"function {shown(name)}: {failure}")
             output = orjson.dumps({"error": failure}).decode()
@@ -599,7 +601,16 @@ class ProxySession:
         self._upstream(translate.function_output_item(call_id, output))
         self._turn_ended()
         if call is None or follow_up:
-            self._ask(TURN)
+            # The response a result asks for is a turn: a call that calls again is a loop.
+            if self._turn_bucket.take(self._clock()):
+                self._ask(TURN)
+            else:
+                self._error(
+                    ErrorCode.RATE_LIMITED,
+                    f"function {shown(name)}: its result is in the conversation, but no "
+                    f"response was asked for: more than {self.options.turn_rate:g} turns a second",
+                )
+        self._leave_if_quiet()
 
     # ------------------------------------------------------------ client side
 
@@ -808,6 +819,13 @@ class ProxySession:
                     + shown(message.name),
                 )
                 return
+        if call_id in self._server_call_ids:  # upstream must get one output per call
+            self._error(
+                ErrorCode.INVALID_MESSAGE,
+                f"FunctionCallResponse for {shown(call_id)} refused: that call is server-side "
+                "(client_side false), the proxy answers it",
+            )
+            return
         call, follow_up = self._calls.answered(call_id)
         name, arguments = (call.name, call.arguments) if call is not None else (message.name, "")
         self._function_history(call_id, name, arguments, message.content, client_side=True)
@@ -1041,48 +1059,58 @@ class ProxySession:
             return
         self._reported_calls.add(call_id)
         response_id = event.response_id or self.gate.response_id or ""
-        definition = self._function(event.name)
-        endpoint = definition.endpoint if definition else None
-        server_side = False
-        if endpoint is not None and endpoint.url:
-            server_side = endpoint_allowed(endpoint.url, self.options.function_hosts)
+        request = self._endpoint_request(event.name, event.arguments)
+        server_side = request is not None
         self._calls.add(PendingCall(call_id, event.name, event.arguments, response_id, server_side))
-        if endpoint is not None and endpoint.url:
-            host = _host_of(endpoint.url)
-            if server_side:
-                self._to_client(
-                    translate.function_call_request(
-                        call_id, event.name, event.arguments, client_side=False
-                    )
+        if request is None:
+            self._to_client(
+                translate.function_call_request(
+                    call_id, event.name, event.arguments, client_side=True
                 )
-                method = (endpoint.method or "POST").upper()
-                if self._calls.server_side() > _MAX_SERVER_CALLS or method not in _HTTP_METHODS:
-                    why = (
-                        "too many calls in flight"
-                        if method in _HTTP_METHODS
-                        else (f"method {method[:20]!r} is not allowed")
-                    )
-                    self._server_call_done(call_id, None, why)
-                    return
-                self._out.append(
-                    CallFunction(
-                        call_id,
-                        event.name,
-                        event.arguments,
-                        endpoint.url,
-                        method,
-                        dict(endpoint.headers or {}),
-                    )
-                )
-                return
+            )
+        else:
+            self._server_call(call_id, event.name, event.arguments, request)
+
+    def _endpoint_request(self, name: str, arguments: str) -> FunctionRequest | str | None:
+        """How a call is answered: by the proxy with this HTTP request, by the proxy with
+        this failure (the model gets it as the output), or by the client (None)."""
+        definition = self._function(name)
+        endpoint = definition.endpoint if definition else None
+        if endpoint is None or not endpoint.url:
+            return None
+        try:
+            return self.options.functions.prepare(
+                endpoint.url, endpoint.method, endpoint.headers, arguments
+            )
+        except EndpointForbidden as exc:
             self._warn(
                 WarningCode.FUNCTION_ENDPOINT_FORBIDDEN,
-                f"function {shown(event.name)}: endpoint host {shown(host)} is not allowed by the "
-                "operator; the call goes to the client",
+                f"function {shown(name)}: {exc} by the operator; the call goes to the client",
             )
+            return None
+        except EndpointRefused as exc:
+            return str(exc)
+
+    def _server_call(
+        self, call_id: str, name: str, arguments: str, request: FunctionRequest | str
+    ) -> None:
+        """The proxy answers this call: with `request`'s answer, or the failure given."""
+        self._server_call_ids.add(call_id)
         self._to_client(
-            translate.function_call_request(call_id, event.name, event.arguments, client_side=True)
+            translate.function_call_request(call_id, name, arguments, client_side=False)
         )
+        if isinstance(request, str):
+            self._server_call_done(call_id, None, request)
+        elif self._calls.server_side() > _MAX_SERVER_CALLS:
+            self._server_call_done(call_id, None, "too many calls in flight")
+        else:
+            if request.dropped_headers:
+                self._warn(
+                    WarningCode.SETTING_IGNORED,
+                    f"function {shown(name)}: headers the operator does not allow were not sent: "
+                    + shown(", ".join(request.dropped_headers)),
+                )
+            self._out.append(CallFunction(call_id, name, request))
 
     def _on_speech_started(self, event: SpeechStarted) -> None:
         self._user_speaking = True
@@ -1412,10 +1440,6 @@ def _loggable(upstream_id: str) -> str | None:
     """An upstream id fit for a log line: upstream is untrusted (no control characters)."""
     cleaned = re.sub(r"[^A-Za-z0-9_.:-]", "?", upstream_id[:64])
     return cleaned or None
-
-
-def _host_of(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
 
 
 _UPSTREAM_HANDLERS: dict[type[Any], Callable[[ProxySession, Any], None]] = {

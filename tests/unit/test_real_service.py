@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from harness.mock_openai import tone_pcm16
+from proxy.function_policy import FunctionEndpointPolicy
 from tests.unit import realtime_events as events
 from tests.unit.session_driver import Driver, Outcome
 
@@ -457,7 +458,7 @@ def test_outputs_before_the_response_ends_are_followed_up_once_at_its_end(
 
 
 def test_a_server_side_call_and_a_client_call_in_one_response(driver: Driver) -> None:
-    driver = Driver(function_hosts=frozenset({"tools.example"}))
+    driver = Driver(functions=FunctionEndpointPolicy.from_options(["https://tools.example"]))
     settings = {
         "type": "Settings",
         "agent": {

@@ -208,3 +208,18 @@ async def test_without_renewal_the_cap_is_upstream_session_expired(
     finally:
         await client.close()
     await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("after", [0.0, 0.3])  # opening; open and confirming
+@pytest.mark.mock_openai(session_lifetime=4)
+async def test_a_client_leaving_while_the_next_session_opens_closes_both(
+    mock_openai: MockRealtime, component_client: ComponentClient, after: float
+) -> None:
+    await component_client.start()
+    mock_openai.on_connect().stall(2000)  # the next session is slow to say session.created
+    connections = await mock_openai.wait_for_connections(2, timeout=LIFETIME)
+    await asyncio.sleep(after)
+    await component_client.close()
+    for connection in connections:
+        assert await connection.wait_closed() == 1000, (connection.index, connection.close_reason)
+    assert not [m for m in component_client.received("Warning") if _is_renewal(m)]

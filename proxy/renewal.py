@@ -64,8 +64,9 @@ __all__ = [
 #: Five minutes leaves room for many quiet moments (one between any two turns) and for a
 #: few minutes of clock skew between this host and the service.
 DEFAULT_RENEW_MARGIN: Final = 300.0
-#: What is carried over is bounded: the items and their text. The service's model keeps
-#: 32k tokens of context and drops the oldest itself (`truncation: auto`); 64k characters
+#: What is carried over is bounded: the items and their text. gpt-realtime keeps 32k
+#: tokens of context (OpenAI cookbook, "Context summarization with the Realtime API";
+#: newer models keep more) and drops the oldest itself (`truncation: auto`); 64k characters
 #: (about 16k tokens) leave room for the instructions, the tools and the next turns, and
 #: 500 items bound the `conversation.item.create` events (each one a round trip). When
 #: the record is over either bound, its oldest entries go first: the model would lose
@@ -458,7 +459,7 @@ class Renewal:
             if item["type"] == "function_call_output" and item["call_id"] not in (
                 self._carried_calls
             ):
-                continue  # its call was dropped from the record: the service refuses it
+                continue  # its call was dropped from the record: alone it means nothing
             if item["type"] == "function_call":
                 self._carried_calls.add(item["call_id"])
             item_id = self._event_id("carried").replace("proxy_", "item_")[:32]

@@ -158,6 +158,7 @@ class Phase(Enum):
 _CLOSED = Phase.CLOSED
 _READY = Phase.READY
 _IDLE = GateState.IDLE
+_NOT_DUE = RenewalState.IDLE
 
 
 class UpdateKind(Enum):
@@ -1259,6 +1260,8 @@ class ProxySession:
         if renewal.expires is None or self.phase is _CLOSED:
             return
         now = self._clock()
+        if renewal.state is _NOT_DUE and renewal.due_at is not None and now < renewal.due_at:
+            return  # nearly always: one comparison per event
         renewal.poll_at = now + POLL_SECONDS  # (read only while waiting for a quiet moment)
         if now >= renewal.expires:
             self._session_expired("the upstream session reached its time limit unrenewed")

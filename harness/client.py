@@ -53,6 +53,9 @@ class ComponentClient:
         self.audio = bytearray()  # every binary frame, concatenated
         self.audio_frames = 0
         self.audio_frame_sizes: list[int] = []  # bytes of each binary frame, in order
+        # linear16 (the default) has two bytes a sample: a browser's Int16Array throws on
+        # an odd-length frame. G.711 has one. Taken from the last Settings sent.
+        self._sample_bytes = 2
         self.close_code: int | None = None
         self.close_reason = ""
         # Frames a Deepgram Voice Agent client would not understand (the deepgram-sdk
@@ -74,6 +77,8 @@ class ComponentClient:
     # ------------------------------------------------------------ sending
 
     async def send(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "Settings":
+            self._sample_bytes = _output_sample_bytes(message)
         await self.connection.send(orjson.dumps(message), text=True)
 
     async def send_raw(self, data: str | bytes) -> None:
@@ -221,6 +226,11 @@ class ComponentClient:
                         self.audio += frame
                         self.audio_frames += 1
                         self.audio_frame_sizes.append(len(frame))
+                        if len(frame) % self._sample_bytes:
+                            self.protocol_faults.append(
+                                f"a binary frame of {len(frame)} bytes holds no whole number "
+                                f"of {self._sample_bytes}-byte samples"
+                            )
                     else:
                         message = _decode(frame)
                         self.messages.append(message)
@@ -246,6 +256,14 @@ def component_fault(message: dict[str, Any]) -> str | None:
     except ComponentSchemaError as exc:
         return str(exc)
     return None
+
+
+def _output_sample_bytes(settings: dict[str, Any]) -> int:
+    """Bytes a sample of the agent audio a Settings message asks for."""
+    audio = settings.get("audio")
+    output = audio.get("output") if isinstance(audio, dict) else None
+    encoding = output.get("encoding") if isinstance(output, dict) else None
+    return 1 if encoding in ("mulaw", "alaw") else 2
 
 
 def _decode(frame: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from .function_policy import DEFAULT_MAX_ANSWER_BYTES, DEFAULT_METHODS, Function
 from .limits import MESSAGE_RATE
 from .renewal import DEFAULT_RENEW_MARGIN
 from .session_options import SessionOptions
+from .worker_board import WorkerBoard
 
 __all__ = ["DEEPGRAM_PATH", "DEFAULT_UPSTREAM_URL", "ProxyConfig"]
 
@@ -69,6 +70,8 @@ class ProxyConfig:
     # Serving: TLS (wss://) without a front proxy; SO_REUSEPORT for --workers.
     ssl: ssl.SSLContext | None = field(default=None, repr=False)
     reuse_port: bool = False
+    # With --workers: where each worker publishes whether it has room (shared readiness).
+    worker_board: WorkerBoard | None = field(default=None, repr=False, compare=False)
 
     # Answers plain HTTP requests to other paths (the test-app); None means 404.
     http_handler: Callable[[ServerConnection, Request], Response] | None = None

@@ -26,6 +26,7 @@ from .access import is_loopback, url_host
 from .cli import repeated
 from .config import DEFAULT_UPSTREAM_URL, ProxyConfig
 from .server import ProxyServer
+from .worker_board import WorkerBoard
 
 __all__ = ["MOCK_KEY", "Announce", "serve_until_signalled"]
 
@@ -51,6 +52,7 @@ async def serve_until_signalled(
     *,
     reuse_port: bool = False,
     announce: Announce | None = None,
+    worker_board: WorkerBoard | None = None,
 ) -> None:
     announce = announce or Announce()
     mock = None
@@ -103,6 +105,7 @@ async def serve_until_signalled(
         log_content=args.log_content,
         ssl=_tls(args.tls_cert, args.tls_key),
         reuse_port=reuse_port,
+        worker_board=worker_board,
         http_handler=_test_app_handler(args.path) if serve_app else None,
     )
     _raise_file_limit(config.max_sessions)

@@ -57,7 +57,9 @@ class ProxyServer:
         self.draining = False
         self._server: Server | None = None
         self._idle: anyio.Event | None = None  # created on the serving loop
-        self._admission = Admission(config.max_sessions, config.max_sessions_per_ip)
+        self._admission = Admission(
+            config.max_sessions, config.max_sessions_per_ip, on_change=self._publish_room
+        )
         self._origins = OriginPolicy.for_listener(config.host, config.allowed_origins)
         self._trusted = tuple(
             ipaddress.ip_network(entry, strict=False) for entry in config.trusted_proxies
@@ -89,6 +91,7 @@ class ProxyServer:
     async def start(self) -> None:
         self._idle = anyio.Event()
         self._idle.set()
+        self._publish_room()
         self._server = await serve(
             self._handle,
             self.config.host,
@@ -121,6 +124,7 @@ class ProxyServer:
         """Stop taking sessions; let each end once quiet (a response in progress
         finishes) for up to `seconds`; then close the rest (1001) and stop listening."""
         self.draining = True
+        self._publish_room()
         for bridge in list(self._bridges):
             await bridge.drain()
         assert self._idle is not None
@@ -150,7 +154,7 @@ class ProxyServer:
         if path == "/healthz":
             return _plain(HTTPStatus.OK, "ok\n")
         if path == "/readyz":
-            if self.draining or self._admission.full:
+            if self.draining or not self._has_room():
                 return _plain(HTTPStatus.SERVICE_UNAVAILABLE, "not accepting sessions\n")
             return _plain(HTTPStatus.OK, "ready\n")
         if path == "/metrics":
@@ -193,6 +197,16 @@ class ProxyServer:
         assert isinstance(connection, ClientLeg)
         connection.admit(ticket)
         return None
+
+    def _has_room(self) -> bool:
+        """This worker's room, or with --workers the pod's (worker_board.py)."""
+        if self.config.worker_board is not None:
+            return self.config.worker_board.pod_has_room()
+        return not self._admission.full
+
+    def _publish_room(self) -> None:
+        if self.config.worker_board is not None:
+            self.config.worker_board.publish(not (self.draining or self._admission.full))
 
     def _refuse(self, reason: str, status: HTTPStatus, text: str) -> Response:
         self.metrics.refused.labels(reason=reason).inc()

@@ -2,7 +2,8 @@
 
 ``MockRealtime(admin=True)`` (the default of ``python -m harness.mock_openai``) answers
 plain HTTP requests under ``/__admin/`` on its WebSocket port. Bodies and answers are
-JSON; CORS is open, so a browser page may call it too.
+JSON. Only the developer's own tools may use it: a loopback Host, and no Origin or a
+loopback page's (echoed back for CORS, never ``*``); see `admin_access`.
 
 ========================================  ==============================================
 ``POST /__admin/rules``                   add rules (`rules_json` format); 201
@@ -46,6 +47,8 @@ import orjson
 from websockets.asyncio.server import ServerConnection
 
 from harness.schema import SchemaError
+
+from .admin_access import AdminAccess
 
 if TYPE_CHECKING:
     from .server import MockRealtime
@@ -234,11 +237,14 @@ def _describe_rule(rule: Any) -> dict[str, Any]:
     }
 
 
-def admin_connection_class(api: AdminApi | None, prefix: str) -> type[ServerConnection]:
+def admin_connection_class(
+    api: AdminApi | None, prefix: str, listen_host: str
+) -> type[ServerConnection]:
     """websockets' connection class, with a front door for the admin API when `api`."""
     if api is None:
         return ServerConnection
     admin = api
+    access = AdminAccess(listen_host)
 
     class AdminFrontDoor(ServerConnection):
         """Reads the request head first: admin requests are answered here, everything
@@ -252,6 +258,8 @@ def admin_connection_class(api: AdminApi | None, prefix: str) -> type[ServerConn
             self._wanted = 0
             self._method = ""
             self._target = ""
+            self._hosts: list[str] = []
+            self._origins: list[str] = []
             self._answering: asyncio.Task[None] | None = None  # referenced until done
 
         def data_received(self, data: bytes) -> None:
@@ -285,9 +293,14 @@ def admin_connection_class(api: AdminApi | None, prefix: str) -> type[ServerConn
             length = 0
             for line in header_lines:
                 name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
+                name = name.strip().lower()
+                if name == "content-length":
                     with contextlib.suppress(ValueError):
                         length = int(value.strip())
+                elif name == "host":
+                    self._hosts.append(value.strip())
+                elif name == "origin":
+                    self._origins.append(value.strip())
             self._route = "admin"
             self._method, self._target = parts[0], parts[1]
             self._head_end = end + 4
@@ -300,9 +313,12 @@ def admin_connection_class(api: AdminApi | None, prefix: str) -> type[ServerConn
             super().data_received(data)
 
         async def _answer(self, body: bytes) -> None:
-            if self._method == "OPTIONS":  # a browser's CORS preflight
-                status: int = HTTPStatus.NO_CONTENT
-                payload: Any = None
+            route = urlsplit(self._target).path[len(prefix) :].strip("/")
+            refused = access.refusal(self._hosts, self._origins, route)
+            if refused is not None:
+                status, payload = refused[0], {"error": refused[1]}
+            elif self._method == "OPTIONS":  # a browser's CORS preflight
+                status, payload = HTTPStatus.NO_CONTENT, None
             else:
                 try:
                     status, payload = await admin.handle(self._method, self._target, body, prefix)
@@ -311,13 +327,20 @@ def admin_connection_class(api: AdminApi | None, prefix: str) -> type[ServerConn
                     payload = {"error": traceback.format_exc()}
             content = b"" if payload is None else orjson.dumps(payload)
             phrase = HTTPStatus(status).phrase
+            cors = ""
+            if refused is None:
+                if self._origins:  # a loopback page: named, never "*"
+                    cors = f"Access-Control-Allow-Origin: {self._origins[0]}\r\n"
+                cors += (
+                    "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
+                    "Access-Control-Allow-Headers: Content-Type\r\n"
+                )
             head = (
                 f"HTTP/1.1 {status} {phrase}\r\n"
                 "Content-Type: application/json\r\n"
                 f"Content-Length: {len(content)}\r\n"
-                "Access-Control-Allow-Origin: *\r\n"
-                "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
-                "Access-Control-Allow-Headers: Content-Type\r\n"
+                f"{cors}"
+                "Vary: Origin\r\n"
                 "Cache-Control: no-store\r\n"
                 "Connection: close\r\n\r\n"
             )

@@ -145,7 +145,7 @@ class MockRealtime:
             host,
             port,
             process_request=self._process_request,
-            create_connection=admin_connection_class(self._admin, ADMIN_PATH),
+            create_connection=admin_connection_class(self._admin, ADMIN_PATH, host),
             compression=None,
             max_size=16 * 2**20,
             ping_interval=None,

@@ -149,7 +149,10 @@ async def test_a_response_that_ends_without_completing_ends_the_turn(
 async def test_force_end_turn_after_the_servers_commit_asks_for_nothing_more(
     mock_openai: MockRealtime, component_client: ComponentClient
 ) -> None:
-    mock_openai.on_user_speech().transcribe_as("what time is it").reply_with_audio("Noon.").once()
+    # The answer takes a second: the ForceEndTurn comes while it runs, as in the issue.
+    mock_openai.on_user_speech().transcribe_as("what time is it").reply_with_audio(
+        "Noon.", chunks=10, chunk_interval_ms=100
+    ).once()
     await component_client.start()
     await component_client.send_audio(silence(200) + tone(800) + silence(800))
     await mock_openai.wait_for("input_audio_buffer.append")

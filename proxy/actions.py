@@ -10,7 +10,18 @@ from dataclasses import dataclass
 
 from .function_policy import FunctionRequest
 
-__all__ = ["Action", "CallFunction", "CloseClient", "CloseUpstream", "SendToClient", "SendUpstream"]
+__all__ = [
+    "Action",
+    "CallFunction",
+    "CloseClient",
+    "CloseNextUpstream",
+    "CloseUpstream",
+    "OpenNextUpstream",
+    "SendNextUpstream",
+    "SendToClient",
+    "SendUpstream",
+    "SwitchUpstream",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,4 +56,41 @@ class CallFunction:
     request: FunctionRequest
 
 
-Action = SendToClient | SendUpstream | CloseClient | CloseUpstream | CallFunction
+# Renewing the upstream session before the service's cap (PROTOCOL.md section 3b).
+
+
+@dataclass(frozen=True, slots=True)
+class OpenNextUpstream:
+    """Open a second upstream connection, the next session (it reports as `next_upstream_*`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendNextUpstream:
+    payload: bytes  # a JSON text frame for the next session
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchUpstream:
+    """The next session becomes the current one: the old one is closed (1000) after what
+    it was sent, and `SendUpstream` goes to the new one from here on."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseNextUpstream:
+    """Give up the next session (or stop opening it)."""
+
+    code: int
+    reason: str
+
+
+Action = (
+    SendToClient
+    | SendUpstream
+    | CloseClient
+    | CloseUpstream
+    | CallFunction
+    | OpenNextUpstream
+    | SendNextUpstream
+    | SwitchUpstream
+    | CloseNextUpstream
+)

@@ -186,6 +186,10 @@ class AgentAudio:
         self._converter = None  # spent: later audio (a new item) starts a new one
         return [] if item_id in self.truncated else self._frames(tail)
 
+    def playing(self, now: float) -> bool:
+        """The client may still be playing agent audio (as far as the time tells)."""
+        return self.item_id is not None and (now - self._started) * 1000 < self.ms_sent
+
     def interrupt(self, now: float, still_generating: bool) -> tuple[str, int] | None:
         """The user started speaking: (item, ms heard) when agent audio was still
         playing or coming, else None. The item's remaining audio is dropped."""

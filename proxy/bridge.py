@@ -32,7 +32,18 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
-from .actions import Action, CallFunction, CloseClient, CloseUpstream, SendToClient, SendUpstream
+from .actions import (
+    Action,
+    CallFunction,
+    CloseClient,
+    CloseNextUpstream,
+    CloseUpstream,
+    OpenNextUpstream,
+    SendNextUpstream,
+    SendToClient,
+    SendUpstream,
+    SwitchUpstream,
+)
 from .config import ProxyConfig
 from .errors import ErrorCode
 from .function_calls import FunctionCaller
@@ -58,12 +69,15 @@ class Bridge:
         "_holding",
         "_loop",
         "_next_ping",
+        "_next_wanted",
         "_opening",
+        "_opening_next",
         "_reported",
         "_reported_at",
         "_tasks",
         "_timer",
         "_timer_at",
+        "_upstream_bytes_before",
         "bytes_from_client",
         "bytes_from_upstream",
         "client",
@@ -71,8 +85,10 @@ class Bridge:
         "functions",
         "log",
         "metrics",
+        "next_upstream",
         "session",
         "to_client",
+        "to_next_upstream",
         "to_upstream",
         "upstream",
     )
@@ -108,6 +124,12 @@ class Bridge:
         self.to_client = self._outbox()
         self.to_client.attach(client)
         self.to_upstream = self._outbox()
+        # The next upstream session while a renewal prepares it (PROTOCOL.md section 3b).
+        self.next_upstream: UpstreamLeg | None = None
+        self.to_next_upstream: Outbox | None = None
+        self._opening_next: anyio.CancelScope | None = None
+        self._next_wanted = False
+        self._upstream_bytes_before = 0  # written to upstream sessions renewed since
 
     def _outbox(self) -> Outbox:
         config = self.config
@@ -143,6 +165,8 @@ class Bridge:
                 if upstream.protocol.state is not State.CLOSED:
                     upstream.transport.abort()
         finally:
+            if self.next_upstream is not None:
+                self.next_upstream.transport.abort()
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
@@ -171,7 +195,7 @@ class Bridge:
             self.bytes_from_client,
             self.to_client.bytes_out,
             self.bytes_from_upstream,
-            self.to_upstream.bytes_out,
+            self._upstream_bytes_before + self.to_upstream.bytes_out,
             session.microphone.seconds_in,
             session.agent_audio.seconds_out,
         )
@@ -195,9 +219,14 @@ class Bridge:
                 else:
                     assert isinstance(data, bytes)
                     actions = session.client_binary(data)
-            else:
+            elif leg is self.upstream:
                 self.bytes_from_upstream += len(data)
                 actions = session.upstream_message(data)
+            elif leg is self.next_upstream:
+                self.bytes_from_upstream += len(data)
+                actions = session.next_upstream_message(data)
+            else:
+                return  # a renewed session's last words: it is no longer heard
             if actions:
                 self._execute(actions)
         except Exception:
@@ -215,10 +244,14 @@ class Bridge:
         self._flush()
 
     def writes_paused(self, leg: Leg) -> None:
-        (self.to_client if leg is self.client else self.to_upstream).writes_paused()
+        outbox = self._outbox_of(leg)
+        if outbox is not None:
+            outbox.writes_paused()
 
     def room_made(self, leg: Leg) -> None:
-        outbox = self.to_client if leg is self.client else self.to_upstream
+        outbox = self._outbox_of(leg)
+        if outbox is None:
+            return
         try:
             if outbox.pump() and self._holding:
                 self._resume()
@@ -233,33 +266,56 @@ class Bridge:
                     self._opening.cancel()  # no need for upstream any more
             elif leg is self.upstream:
                 self._upstream_gone(leg)
+            elif leg is self.next_upstream:
+                self._next_upstream_gone(leg)
         except Exception:
             self._crash()
         self._flush()
 
+    def _outbox_of(self, leg: Leg) -> Outbox | None:
+        if leg is self.client:
+            return self.to_client
+        if leg is self.upstream:
+            return self.to_upstream
+        return self.to_next_upstream if leg is self.next_upstream else None
+
     # ------------------------------------------------------------ upstream
 
     async def _open_upstream(self) -> None:
+        result = None
+        try:
+            with anyio.CancelScope() as self._opening:
+                result = await self._connect()
+        finally:
+            self._opening = None
+        if isinstance(result, UpstreamLeg):
+            self._upstream_open(result)
+        elif result is not None:
+            code, description = result
+            self.log.warning("upstream connection failed: %s", description)
+            self._execute(self.session.upstream_failed(code, description))
+            self._flush()
+
+    async def _connect(self) -> UpstreamLeg | tuple[ErrorCode, str]:
+        """A connection to the upstream service, or why there is none."""
         config = self.config
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         failure: tuple[ErrorCode, str]
-        upstream = None
         try:
-            with anyio.CancelScope() as self._opening:
-                with anyio.fail_after(config.upstream_connect_timeout):
-                    upstream = await connect(
-                        config.upstream_url,
-                        create_connection=UpstreamLeg,
-                        proxy=config.upstream_proxy,
-                        additional_headers=headers,
-                        max_size=config.hard_frame_bytes,
-                        write_limit=WRITE_LIMIT,
-                        compression=None,
-                        open_timeout=None,
-                        ping_interval=None,  # the bridge's timer pings (one timer, no task)
-                        close_timeout=CLOSE_GRACE,
-                        logger=redacting_logger("proxy.upstream_ws", config.api_key),
-                    )
+            with anyio.fail_after(config.upstream_connect_timeout):
+                upstream = await connect(
+                    config.upstream_url,
+                    create_connection=UpstreamLeg,
+                    proxy=config.upstream_proxy,
+                    additional_headers=headers,
+                    max_size=config.hard_frame_bytes,
+                    write_limit=WRITE_LIMIT,
+                    compression=None,
+                    open_timeout=None,
+                    ping_interval=None,  # the bridge's timer pings (one timer, no task)
+                    close_timeout=CLOSE_GRACE,
+                    logger=redacting_logger("proxy.upstream_ws", config.api_key),
+                )
         except InvalidStatus as refused:
             status = refused.response.status_code
             code = (
@@ -276,18 +332,10 @@ class Bridge:
         except (OSError, InvalidHandshake, InvalidURI) as exc:
             failure = (ErrorCode.UPSTREAM_UNAVAILABLE, f"cannot reach upstream: {exc}")
         else:
-            self._opening = None
-            if upstream is not None:
-                assert isinstance(upstream, UpstreamLeg)
-                self._upstream_open(upstream)
-            return
-        finally:
-            self._opening = None
+            assert isinstance(upstream, UpstreamLeg)
+            return upstream
         code, description = failure
-        description = redact(description, config.api_key)
-        self.log.warning("upstream connection failed: %s", description)
-        self._execute(self.session.upstream_failed(code, description))
-        self._flush()
+        return code, redact(description, config.api_key)
 
     def _upstream_open(self, upstream: UpstreamLeg) -> None:
         self.upstream = upstream
@@ -302,6 +350,63 @@ class Bridge:
             self._execute(self.session.upstream_connected())
             upstream.release()  # session.created, if it came with the handshake
         self._flush()
+
+    # ------------------------------------------------------------ the next upstream session
+
+    async def _open_next_upstream(self) -> None:
+        result = None
+        try:
+            with anyio.CancelScope() as self._opening_next:
+                result = await self._connect()
+        finally:
+            self._opening_next = None
+        if isinstance(result, UpstreamLeg):
+            if not self._next_wanted:  # given up while it was opening
+                self._start_close(result, CloseCode.NORMAL_CLOSURE, "renewal abandoned")
+                return
+            self.next_upstream = result
+            result.attach(self)
+            result.handshake_done()
+            self.to_next_upstream = self._outbox()
+            self.to_next_upstream.attach(result)
+            self._execute(self.session.next_upstream_connected())
+            result.release()
+        elif result is not None:
+            code, description = result
+            self.log.warning("next upstream session: connection failed: %s", description)
+            self._execute(self.session.next_upstream_failed(code, description))
+        self._flush()
+
+    def _next_upstream_gone(self, leg: UpstreamLeg) -> None:
+        received = leg.protocol.close_rcvd
+        self.next_upstream = self.to_next_upstream = None
+        self._next_wanted = False
+        code = received.code if received else None
+        reason = redact(received.reason, self.config.api_key) if received else ""
+        self._execute(self.session.next_upstream_closed(code, reason))
+
+    def _close_next_upstream(self, code: int, reason: str) -> None:
+        self._next_wanted = False
+        if self._opening_next is not None:
+            self._opening_next.cancel()
+        outbox, self.to_next_upstream, self.next_upstream = self.to_next_upstream, None, None
+        if outbox is not None:
+            outbox.close(code, reason)
+
+    def _switch_upstream(self) -> None:
+        """The next session takes over: the old one is closed after what it was sent."""
+        old, new, outbox = self.upstream, self.next_upstream, self.to_next_upstream
+        if new is None or outbox is None:  # lost meanwhile: the session hears of it
+            return
+        self._upstream_bytes_before += self.to_upstream.bytes_out
+        self.to_upstream.close(CloseCode.NORMAL_CLOSURE, "session renewed")
+        self.upstream, self.to_upstream = new, outbox
+        self.next_upstream = self.to_next_upstream = None
+        self._next_wanted = False
+        if old is not None:
+            old.release()  # what it still says is ignored; its closing handshake completes
+        if self._holding:
+            new.hold()
 
     def _upstream_gone(self, upstream: UpstreamLeg) -> None:
         protocol = upstream.protocol
@@ -394,6 +499,10 @@ class Bridge:
             outbox, text = self.to_client, action.text
         elif isinstance(action, SendUpstream):
             outbox, text = self.to_upstream, True
+        elif isinstance(action, SendNextUpstream):
+            if self.to_next_upstream is None:
+                return True  # it went away; the session hears of it
+            outbox, text = self.to_next_upstream, True
         else:
             self._perform(action)
             return True
@@ -410,6 +519,15 @@ class Bridge:
         elif isinstance(action, CallFunction):
             self._spawn(self._call_function(action))
             return
+        elif isinstance(action, OpenNextUpstream):
+            self._next_wanted = True
+            self._spawn(self._open_next_upstream())
+            return
+        elif isinstance(action, SwitchUpstream):
+            self._switch_upstream()
+            return
+        elif isinstance(action, CloseNextUpstream):
+            self._close_next_upstream(action.code, action.reason)
         if self.session.closed and self._holding:
             # Nothing more will be sent: what waits is dropped, and the legs read again
             # so the closing handshakes complete.
@@ -446,6 +564,8 @@ class Bridge:
     def _flush(self) -> None:
         self.to_client.flush()
         self.to_upstream.flush()
+        if self.to_next_upstream is not None:
+            self.to_next_upstream.flush()
         self._rearm()
 
     def _start_close(self, ws: Connection, code: int, reason: str) -> None:
@@ -466,8 +586,9 @@ class Bridge:
         """A bug, not a peer's fault: say so once, drop both connections."""
         self.log.exception("session failed; dropping both connections")
         self.client.transport.abort()
-        if self.upstream is not None:
-            self.upstream.transport.abort()
+        for upstream in (self.upstream, self.next_upstream):
+            if upstream is not None:
+                upstream.transport.abort()
 
     async def _call_function(self, call: CallFunction) -> None:
         try:

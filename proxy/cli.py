@@ -21,6 +21,7 @@ from .function_policy import (
     parse_rule,
 )
 from .limits import MESSAGE_RATE
+from .renewal import DEFAULT_RENEW_MARGIN
 
 __all__ = ["client_token", "parse_args", "repeated"]
 
@@ -207,6 +208,15 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         5.0,
         "close a client that stays over --message-rate for this many seconds on end "
         "(Error rate_limited, close 1008; 0: never)",
+    )
+    option(
+        "--session-renew-margin",
+        "OPENAI_PROXY_SESSION_RENEW_MARGIN",
+        _non_negative,
+        DEFAULT_RENEW_MARGIN,
+        "seconds before the OpenAI session's cap (expires_at) from which a new upstream "
+        "session takes over at a quiet moment, with the conversation carried over (0: never; "
+        "the client then gets Error {upstream_session_expired} at the cap)",
     )
     option(
         "--function-endpoint-allow",

@@ -14,6 +14,7 @@ from websockets.uri import parse_uri
 
 from .function_policy import DEFAULT_MAX_ANSWER_BYTES, DEFAULT_METHODS, FunctionEndpointPolicy
 from .limits import MESSAGE_RATE
+from .renewal import DEFAULT_RENEW_MARGIN
 from .session_options import SessionOptions
 from .worker_board import WorkerBoard
 
@@ -71,6 +72,7 @@ class ProxyConfig:
     # A peer that stopped answering (half-open) is failed within interval + timeout.
     ping_interval: float = 10.0
     ping_timeout: float = 10.0
+    session_renew_margin: float = DEFAULT_RENEW_MARGIN  # before the service's session cap
     audio_batch_ms: int = 100
 
     # Server-side functions (proxy.function_policy: endpoints the proxy may call, with
@@ -131,6 +133,7 @@ class ProxyConfig:
             keepalive_only_timeout=self.keepalive_only_timeout,
             max_session_seconds=self.max_session_seconds,
             flood_close_seconds=self.flood_close_seconds,
+            session_renew_margin=self.session_renew_margin,
             turn_rate=self.turn_rate,
             turn_burst=self.turn_burst,
             message_rate=self.message_rate,

@@ -34,6 +34,8 @@ class ErrorCode(StrEnum):
     UPSTREAM_PROTOCOL_ERROR = "upstream_protocol_error"
     FUNCTION_ENDPOINT_FAILED = "function_endpoint_failed"
     RESPONSE_FAILED = "response_failed"  # response.done {status: failed} with no error code
+    # The service's session cap came and the session could not be renewed (section 3b).
+    UPSTREAM_SESSION_EXPIRED = "upstream_session_expired"
 
 
 class WarningCode(StrEnum):
@@ -41,3 +43,4 @@ class WarningCode(StrEnum):
     SETTING_IGNORED = "setting_ignored"
     FUNCTION_ENDPOINT_FORBIDDEN = "function_endpoint_forbidden"
     RESPONSE_INCOMPLETE = "response_incomplete"  # response.done {status: incomplete}
+    SESSION_RENEWED = "session_renewed"  # a new upstream session took over (section 3b)

@@ -105,6 +105,7 @@ async def serve_until_signalled(
         keepalive_only_timeout=args.keepalive_only_timeout,
         max_session_seconds=args.max_session_seconds,
         flood_close_seconds=args.flood_close_seconds,
+        session_renew_margin=args.session_renew_margin,
         function_hosts=frozenset(repeated(args, "function_endpoint_allow")),
         function_methods=frozenset(repeated(args, "function_endpoint_method")),
         function_headers=frozenset(repeated(args, "function_endpoint_header")),

@@ -36,7 +36,18 @@ from typing import Any
 import orjson
 
 from . import base64_audio, translate
-from .actions import Action, CallFunction, CloseClient, CloseUpstream, SendToClient, SendUpstream
+from .actions import (
+    Action,
+    CallFunction,
+    CloseClient,
+    CloseNextUpstream,
+    CloseUpstream,
+    OpenNextUpstream,
+    SendNextUpstream,
+    SendToClient,
+    SendUpstream,
+    SwitchUpstream,
+)
 from .agent_turn import AgentTurns
 from .audio_formats import DEFAULT_AUDIO, UnsupportedAudioFormat, negotiate
 from .audio_path import AgentAudio, MicrophoneInput, RecentIds
@@ -66,6 +77,7 @@ from .limits import MESSAGE_BURST_SECONDS, Flood, FloodState, TokenBucket
 from .logs import SessionLog
 from .pending_calls import PendingCall, PendingCalls
 from .redaction import Redactor
+from .renewal import POLL_SECONDS, Renewal, RenewalFailed, RenewalState, is_cap_error
 from .response_gate import FORCED_TURN, TURN, GateState, Request, ResponseGate, Speech
 from .server_messages import (
     PROXY_OWNED,
@@ -147,6 +159,7 @@ class Phase(Enum):
 _CLOSED = Phase.CLOSED
 _READY = Phase.READY
 _IDLE = GateState.IDLE
+_NOT_DUE = RenewalState.IDLE
 
 
 class UpdateKind(Enum):
@@ -204,6 +217,7 @@ class ProxySession:
         "_out",
         "_pending",
         "_redactor",
+        "_renewal",
         "_reported_calls",
         "_reported_items",
         "_response_deadline",
@@ -236,6 +250,7 @@ class ProxySession:
         clock: Callable[[], float] = time.monotonic,
         log: SessionLog | None = None,
         observer: SessionObserver | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.options = options or SessionOptions()
         self._clock = clock
@@ -303,6 +318,9 @@ class ProxySession:
         self._active_at = now
         lifetime = options.max_session_seconds
         self._ends_at = now + lifetime if lifetime > 0 else math.inf
+        self._renewal = Renewal(
+            options.session_renew_margin, options.ready_timeout, self._event_id, wall_clock
+        )
 
     # ------------------------------------------------------------ inputs
 
@@ -456,7 +474,9 @@ class ProxySession:
             self.log.warning("upstream sent a malformed event; dropped: %s", exc)
             self._error(ErrorCode.UNMAPPED_UPSTREAM_EVENT, f"malformed upstream event: {exc}")
             return self._take()
+        self._renewal.observe(typed, self._clock())
         _UPSTREAM_HANDLERS[model](self, typed)
+        self._renew_step()
         return self._take()
 
     @property
@@ -482,6 +502,9 @@ class ProxySession:
                 deadline = candidate
         if self._updates and self._updates[0].deadline < deadline:
             deadline = self._updates[0].deadline
+        renewal = self._renewal.next_deadline
+        if renewal is not None and renewal < deadline:
+            deadline = renewal
         return deadline
 
     def tick(self) -> list[Action]:
@@ -507,6 +530,7 @@ class ProxySession:
             )
         elif self._response_deadline is not None and now >= self._response_deadline:
             self._response_silent()
+        self._renew_step()
         if not self.closed and now >= self._idle_deadline:
             self._error(
                 ErrorCode.CLIENT_IDLE,
@@ -549,6 +573,8 @@ class ProxySession:
                 ErrorCode.UPSTREAM_CLOSED_BEFORE_SESSION_READY,
                 f"upstream closed before the session was ready (code {code})",
             )
+        elif self._renewal.expired(self._clock()):
+            self._session_expired(f"upstream closed at the session's cap (code {code})")
         elif code == 1000:
             self._close(1000, "upstream closed")
         else:
@@ -584,7 +610,10 @@ class ProxySession:
         self.phase = Phase.CLOSED
         self.close_reason = self.close_reason or "client_closed"
         self._forget()
-        return [CloseUpstream(1000, "client closed")]
+        closes: list[Action] = [CloseUpstream(1000, "client closed")]
+        if self._renewal.preparing:
+            closes.append(CloseNextUpstream(1000, "client closed"))
+        return closes
 
     def drain(self) -> list[Action]:
         """The server is going away: end the session (1001) as soon as no response is
@@ -1069,6 +1098,7 @@ class ProxySession:
         if not text or item_id in self._reported_items:
             return
         self._reported_items.add(item_id)
+        self._renewal.record.message("assistant", text, key=item_id, now=self._clock())
         self._conversation_text("assistant", text)
         if release and self._agent_turns.text_out(item_id):
             self._to_client(AgentAudioDone())
@@ -1186,6 +1216,9 @@ class ProxySession:
         error = event.error
         code = error.code
         self.observer.upstream_error(code or error.type or "unknown")
+        if is_cap_error(error):
+            self._session_expired(f"upstream session ended at its cap: {error.message}")
+            return
         if code == _ACTIVE_RESPONSE:
             # Server VAD started a response as ours was on its way: send ours after it.
             self.log.info("response.create raced an active response; queued")
@@ -1210,6 +1243,7 @@ class ProxySession:
             if failed is not None:
                 # That session.update was refused: no session.updated will answer it.
                 self._updates.remove(failed)
+                self._renewal.settings.refused(event_id)  # nor will it be carried over
                 if failed.kind is UpdateKind.FIRST_SETTINGS:
                     self.phase = Phase.NEEDS_SETTINGS  # the client may send corrected Settings
                     settings_refused = True
@@ -1234,6 +1268,118 @@ class ProxySession:
         if self._updates and param is None and error.type == "invalid_request_error":
             return self._updates[0].event_id
         return None
+
+    # ------------------------------------------------------------ renewal (section 3b)
+
+    def next_upstream_connected(self) -> list[Action]:
+        """The next session's socket is open: the settings and the conversation go to it."""
+        if self.closed or not self._renewal.preparing:
+            return []
+        self._to_next(self._renewal.connected(self._clock()))
+        return self._take()
+
+    def next_upstream_message(self, data: bytes | bytearray | str) -> list[Action]:
+        """A frame from the next session (nothing reaches the client before the switch)."""
+        if self.closed or not self._renewal.preparing:
+            return []
+        try:
+            self._renewal.next_frame(data, self._clock())
+        except RenewalFailed as exc:
+            self._renewal_failed(str(exc))
+        else:
+            self._renew_step()
+        return self._take()
+
+    def next_upstream_failed(self, code: ErrorCode, description: str) -> list[Action]:
+        """The next session's connection could not be opened."""
+        if not self.closed and self._renewal.preparing:
+            self._renewal_failed(f"{code.value}: {description}")
+        return self._take()
+
+    def next_upstream_closed(self, code: int | None, reason: str) -> list[Action]:
+        """The next session closed before the switch."""
+        if not self.closed and self._renewal.preparing:
+            self._renewal_failed(f"the next upstream session closed (code {code}) {reason}")
+        return self._take()
+
+    def _renew_step(self) -> None:
+        """After each event and tick: end at the cap; open the next session when due and
+        quiet; keep it up to date; switch when it holds everything and all is quiet."""
+        renewal = self._renewal
+        if renewal.expires is None or self.phase is _CLOSED:
+            return
+        now = self._clock()
+        if renewal.state is _NOT_DUE and renewal.due_at is not None and now < renewal.due_at:
+            return  # nearly always: one comparison per event
+        renewal.poll_at = now + POLL_SECONDS  # (read only while waiting for a quiet moment)
+        if now >= renewal.expires:
+            self._session_expired("the upstream session reached its time limit unrenewed")
+        elif renewal.preparing:
+            if renewal.confirm_by is not None and now >= renewal.confirm_by:
+                self._renewal_failed(
+                    f"the next upstream session did not confirm within "
+                    f"{self.options.ready_timeout:g} s"
+                )
+                return
+            self._to_next(renewal.top_up(now))
+            if renewal.ready_to_switch(now) and self._quiet(now):
+                self._switch(now)
+        elif renewal.is_due(now) and not self._draining and self._quiet(now):
+            renewal.opening()
+            self.log.info("upstream session due for renewal: opening the next one")
+            self._out.append(OpenNextUpstream())
+
+    def _quiet(self, now: float) -> bool:
+        """No response requested or running, the user not speaking nor just done (an
+        answer or a transcript due), no function call or settings change pending, the
+        agent's audio played out on the client."""
+        return not (
+            self.phase is not _READY
+            or self.gate.busy
+            or self._user_speaking
+            or self._pending
+            or self._calls
+            or self._updates
+            or self.agent_audio.playing(now)
+            or self._renewal.settling(now)
+        )
+
+    def _switch(self, now: float) -> None:
+        renewal = self._renewal
+        session_id = renewal.next_session_id
+        self._out.append(SwitchUpstream())
+        for payload in renewal.recent_audio:  # the old session may not have heard it all
+            self._out.append(SendUpstream(payload))
+        renewal.switched(now)
+        self.agent_audio.item_id = None  # the old session's items are not in the new one
+        self._user_transcript = ("", "")
+        self.log.upstream_session = _loggable(session_id)
+        self.log.info("upstream session renewed (renewal %d)", renewal.renewals)
+        self._warn(
+            WarningCode.SESSION_RENEWED,
+            "the upstream session reached its time limit; a new one took over with the "
+            "conversation so far",
+        )
+
+    def _renewal_failed(self, why: str) -> None:
+        """The next session cannot be used: give it up and try again later, while there
+        is time; else the current one serves until its cap (then the client gets Error
+        upstream_session_expired)."""
+        self._out.append(CloseNextUpstream(1000, "renewal abandoned"))
+        again = self._renewal.failed(self._clock())
+        self.log.warning(
+            "upstream session renewal failed: %s; %s", why, "will retry" if again else "giving up"
+        )
+
+    def _session_expired(self, why: str) -> None:
+        self._fail_upstream(ErrorCode.UPSTREAM_SESSION_EXPIRED, why)
+
+    def _to_next(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            item = event.get("item")
+            if item is not None and item.get("role") == "assistant":
+                self._reported_items.add(item["id"])  # its late echo is not new text
+            self._out.append(SendNextUpstream(orjson.dumps(event)))
 
     # ------------------------------------------------------------ reporting
 
@@ -1277,10 +1423,13 @@ class ProxySession:
             self._error(ErrorCode.INVALID_MESSAGE, f"{event.get('type')} could not be encoded")
             return
         self._out.append(SendUpstream(payload))
+        self._renewal.sent(event, self._clock())
 
     def _upstream_audio(self, events: list[bytes]) -> None:
         if events:
             self._audio_since_commit = True
+            if self._renewal.preparing:
+                self._renewal.recent_audio.extend(events)  # for the next session too
         for payload in events:
             self._out.append(SendUpstream(payload))
 
@@ -1309,6 +1458,9 @@ class ProxySession:
         self._forget()
         self._out.append(CloseClient(code, text))
         self._out.append(CloseUpstream(1000 if code in (1000, 1001) else 1011, text))
+        if self._renewal.preparing:
+            self._out.append(CloseNextUpstream(1000, text))
+        self._renewal.state = RenewalState.FAILED  # nothing more to renew
 
     def _forget(self) -> None:
         """Release what the session holds; nothing will be sent any more."""

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from .function_policy import NO_FUNCTIONS, FunctionEndpointPolicy
 from .limits import MESSAGE_RATE
+from .renewal import DEFAULT_RENEW_MARGIN
 
 __all__ = ["SessionObserver", "SessionOptions", "Unobserved"]
 
@@ -28,6 +29,9 @@ class SessionOptions:
     keepalive_only_timeout: float = 600.0  # only KeepAlive for this long: closed
     max_session_seconds: float = 4 * 3600.0  # 0: no limit
     flood_close_seconds: float = 5.0  # past the message rate this long: closed (0: never)
+    # Seconds before the service's session cap (`expires_at`) from which a new upstream
+    # session is prepared and switched to (0: never; the session ends at the cap).
+    session_renew_margin: float = DEFAULT_RENEW_MARGIN
     turn_rate: float = 5.0
     turn_burst: int = 20
     message_rate: float = MESSAGE_RATE  # client messages a second, any kind

@@ -48,6 +48,7 @@ __all__ = [
 @dataclass(slots=True)
 class SessionInfo:
     id: str | None = None
+    expires_at: float | None = None  # epoch seconds: the service ends the session then
 
 
 @dataclass(slots=True)
@@ -177,6 +178,8 @@ class SpeechStopped:
 class AudioCommitted:
     """The input buffer became a user item: whatever VAD said, the user's turn is over."""
 
+    item_id: str | None = None
+
 
 @dataclass(slots=True)
 class TranscriptionDelta:
@@ -187,6 +190,7 @@ class TranscriptionDelta:
 @dataclass(slots=True)
 class TranscriptionCompleted:
     transcript: str
+    item_id: str | None = None  # which spoken turn (what a renewal carries over)
 
 
 @dataclass(slots=True)

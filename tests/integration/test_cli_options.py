@@ -39,6 +39,7 @@ OPTIONS_AND_ENV = {
     "--connection-burst": "OPENAI_PROXY_CONNECTION_BURST",
     "--max-pending-handshakes": "OPENAI_PROXY_MAX_PENDING_HANDSHAKES",
     "--max-pending-handshakes-per-ip": "OPENAI_PROXY_MAX_PENDING_HANDSHAKES_PER_IP",
+    "--session-renew-margin": "OPENAI_PROXY_SESSION_RENEW_MARGIN",
     "--function-endpoint-allow": "OPENAI_PROXY_FUNCTION_ENDPOINT_ALLOW",
     "--function-endpoint-method": "OPENAI_PROXY_FUNCTION_ENDPOINT_METHODS",
     "--function-endpoint-header": "OPENAI_PROXY_FUNCTION_ENDPOINT_HEADERS",

@@ -21,11 +21,11 @@ def _event(kind: str, **fields: Any) -> dict[str, Any]:
     return event
 
 
-def session_created(session_id: str = "sess_1") -> dict[str, Any]:
-    return _event(
-        "session.created",
-        session={"type": "realtime", "id": session_id, "object": "realtime.session"},
-    )
+def session_created(session_id: str = "sess_1", expires_at: int | None = None) -> dict[str, Any]:
+    session: dict[str, Any] = {"type": "realtime", "id": session_id, "object": "realtime.session"}
+    if expires_at is not None:
+        session["expires_at"] = expires_at
+    return _event("session.created", session=session)
 
 
 def session_updated() -> dict[str, Any]:
@@ -137,6 +137,10 @@ def assistant_item_done(item_id: str, text: str) -> dict[str, Any]:
 
 def item_done(item: dict[str, Any]) -> dict[str, Any]:
     return _event("conversation.item.done", previous_item_id=None, item=item)
+
+
+def input_committed(item_id: str) -> dict[str, Any]:
+    return _event("input_audio_buffer.committed", previous_item_id=None, item_id=item_id)
 
 
 def speech_started(item_id: str = "item_user", at_ms: int = 0) -> dict[str, Any]:

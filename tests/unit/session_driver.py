@@ -13,9 +13,13 @@ from proxy.actions import (
     Action,
     CallFunction,
     CloseClient,
+    CloseNextUpstream,
     CloseUpstream,
+    OpenNextUpstream,
+    SendNextUpstream,
     SendToClient,
     SendUpstream,
+    SwitchUpstream,
 )
 from proxy.session import ProxySession
 from proxy.session_options import SessionOptions
@@ -43,6 +47,13 @@ class Outcome:
     client_close: CloseClient | None = None
     upstream_close: CloseUpstream | None = None
     calls: list[CallFunction] = field(default_factory=list)
+    # Renewal (PROTOCOL.md section 3b): the next upstream session.
+    opened_next: bool = False
+    to_next: list[dict[str, Any]] = field(default_factory=list)
+    switched: bool = False
+    next_close: CloseNextUpstream | None = None
+    # Upstream events sent after a switch (they go to the new session).
+    after_switch: list[dict[str, Any]] = field(default_factory=list)
 
     def types(self) -> list[str]:
         return [message["type"] for message in self.to_client]
@@ -70,6 +81,18 @@ def decode(actions: list[Action]) -> Outcome:
             event = orjson.loads(action.payload)
             validate_client_event(event)  # the SDK's models are the oracle
             outcome.upstream.append(event)
+            if outcome.switched:
+                outcome.after_switch.append(event)
+        elif isinstance(action, SendNextUpstream):
+            event = orjson.loads(action.payload)
+            validate_client_event(event)
+            outcome.to_next.append(event)
+        elif isinstance(action, OpenNextUpstream):
+            outcome.opened_next = True
+        elif isinstance(action, SwitchUpstream):
+            outcome.switched = True
+        elif isinstance(action, CloseNextUpstream):
+            outcome.next_close = action
         elif isinstance(action, CloseClient):
             outcome.client_close = action
         elif isinstance(action, CloseUpstream):

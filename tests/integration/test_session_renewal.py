@@ -1,0 +1,225 @@
+"""Sessions past the service's cap (PROTOCOL.md section 3b), over real sockets.
+
+The mock ends each upstream session at its `expires_at` as the service does (its
+`session_expired` error, then a close); here a session lives a few seconds. The proxy
+renews each one at a quiet moment from the second half of its life, so a conversation
+goes on across two session ends without the client noticing more than a Warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from harness.client import ComponentClient, default_settings
+from harness.mock_openai import MockRealtime, silence_pcm16, tone_pcm16
+
+LIFETIME = 6  # seconds an upstream session lives in these tests (renewed after half)
+FUNCTIONS = [
+    {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
+]
+
+
+def _spoken() -> bytes:
+    return (
+        silence_pcm16(200, rate=16000)
+        + tone_pcm16(800, rate=16000)
+        + (silence_pcm16(800, rate=16000))
+    )
+
+
+def _is_renewal(message: dict[str, Any]) -> bool:
+    return message.get("code") == "session_renewed"
+
+
+def _history(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(m["role"], m["content"]) for m in messages if m["type"] == "ConversationText"]
+
+
+def _carried(events: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """The items the proxy carried into a session, in short form."""
+    shown: list[tuple[str, ...]] = []
+    for event in events:
+        if event["type"] != "conversation.item.create" or "_carry_" not in event.get(
+            "event_id", ""
+        ):
+            continue
+        item = event["item"]
+        if item["type"] == "message":
+            shown.append((item["role"], item["content"][0]["text"]))
+        elif item["type"] == "function_call":
+            shown.append(("call", item["name"], item["arguments"]))
+        else:
+            shown.append(("output", item["output"]))
+    return shown
+
+
+async def _turn_typed(client: ComponentClient, text: str, replies: int) -> None:
+    await client.inject(text)
+    await client.wait_for_reply(replies, timeout=10)
+
+
+async def _turn_spoken(client: ComponentClient, replies: int) -> None:
+    await client.send_audio(_spoken())
+    await client.wait_for_reply(replies, timeout=10)
+
+
+async def _renewed(client: ComponentClient, count: int) -> None:
+    await client.wait_for("Warning", count=count, where=_is_renewal, timeout=LIFETIME * 2)
+
+
+@pytest.mark.mock_openai(session_lifetime=LIFETIME)
+async def test_a_conversation_crosses_two_upstream_session_ends(
+    mock_openai: MockRealtime, component_client: ComponentClient
+) -> None:
+    mock_openai.on_user_text("weather").call_function("get_weather", {"city": "Paris"}).once()
+    mock_openai.on_function_output("get_weather").reply_with_audio("Sunny in Paris.").once()
+    mock_openai.on_user_speech().transcribe_as("thank you").reply_with_audio("Welcome.").once()
+    mock_openai.on_user_text("joke").reply_with_audio("A short joke.").once()
+    mock_openai.on_user_speech().transcribe_as("another one").reply_with_text("Once more.").once()
+    mock_openai.on_user_text("bye").reply_with_audio("Goodbye.").once()
+    client = component_client
+    settings = default_settings(
+        think={
+            "provider": {"type": "open_ai", "model": "gpt-realtime"},
+            "prompt": "You are terse.",
+            "functions": FUNCTIONS,
+        }
+    )
+    await client.start(settings)
+    await client.send({"type": "UpdatePrompt", "prompt": "You are terse and kind."})
+    await client.wait_for("PromptUpdated")
+
+    # First upstream session: a typed turn answered through a function call, a spoken turn.
+    await client.inject("What is the weather in Paris?")
+    request = await client.wait_for("FunctionCallRequest")
+    call = request["functions"][0]
+    await client.answer_function(call["id"], call["name"], '{"sky": "clear"}')
+    await client.wait_for_reply(1)
+    await _turn_spoken(client, replies=2)
+    await _renewed(client, 1)
+
+    # Second session: a typed turn and a spoken one (answered in text).
+    await _turn_typed(client, "Tell me a joke", replies=3)
+    await _turn_spoken(client, replies=4)
+    await _renewed(client, 2)
+
+    # Third session.
+    await _turn_typed(client, "bye", replies=5)
+
+    assert _history(client.messages) == [
+        ("user", "What is the weather in Paris?"),
+        ("assistant", "Sunny in Paris."),
+        ("user", "thank you"),
+        ("assistant", "Welcome."),
+        ("user", "Tell me a joke"),
+        ("assistant", "A short joke."),
+        ("user", "another one"),
+        ("assistant", "Once more."),
+        ("user", "bye"),
+        ("assistant", "Goodbye."),
+    ]
+    assert not client.received("Error"), client.describe()
+    assert len(client.received("FunctionCallRequest")) == 1
+    assert len(client.received("Welcome")) == 1 and len(client.received("SettingsApplied")) == 1
+
+    connections = mock_openai.connections
+    assert len(connections) == 3
+    for old in connections[:2]:  # closed by the proxy at the switch, before the cap
+        assert await old.wait_closed() == 1000
+        assert not [e for e in old.sent if e["type"] == "error"]
+    first = connections[0].received
+    applied = dict(next(e for e in first if e["type"] == "session.update")["session"])
+    applied["instructions"] = "You are terse and kind."  # the UpdatePrompt that followed
+    warnings = [i for i, m in enumerate(client.messages) if _is_renewal(m)]
+    for index, connection in ((1, connections[1]), (2, connections[2])):
+        received = connection.received
+        updates = [e["session"] for e in received if e["type"] == "session.update"]
+        assert updates[0] == applied  # the same settings, as applied
+        before_switch = _history(client.messages[: warnings[index - 1]])
+        carried = _carried(received)
+        assert [c for c in carried if c[0] in ("user", "assistant")] == before_switch
+        assert ("call", "get_weather", '{"city":"Paris"}') in carried
+        assert ("output", '{"sky": "clear"}') in carried
+        # Carried items came before anything live: no response asked for meanwhile.
+        first_live = next(
+            i
+            for i, e in enumerate(received)
+            if e["type"] in ("response.create", "input_audio_buffer.append")
+        )
+        assert all(
+            i < first_live for i, e in enumerate(received) if "_carry_" in e.get("event_id", "")
+        )
+
+    # Nothing the client sent was lost or answered twice: each typed turn went upstream
+    # once (live), each turn was answered by one response.
+    live_texts = [
+        e["item"]["content"][0]["text"]
+        for c in connections
+        for e in c.received
+        if e["type"] == "conversation.item.create"
+        and "_carry_" not in e.get("event_id", "")
+        and e["item"].get("role") == "user"
+    ]
+    assert live_texts == ["What is the weather in Paris?", "Tell me a joke", "bye"]
+    outputs = [
+        e
+        for c in connections
+        for e in c.received
+        if e["type"] == "conversation.item.create"
+        and e["item"]["type"] == "function_call_output"
+        and "_carry_" not in e.get("event_id", "")
+    ]
+    assert len(outputs) == 1
+    assert len(client.received("AgentThinking")) == 6  # one per answer, none repeated
+
+
+@pytest.mark.mock_openai(session_lifetime=3)
+async def test_when_the_next_session_is_refused_the_client_gets_upstream_session_expired(
+    mock_openai: MockRealtime, component_client: ComponentClient
+) -> None:
+    await component_client.start()
+    mock_openai.on_connect().reject_handshake(503)  # the next sessions are refused
+    error = await component_client.wait_for("Error", timeout=10)
+    assert error["code"] == "upstream_session_expired", component_client.describe()
+    assert await component_client.wait_closed() == 1011
+    assert len(component_client.received("Error")) == 1  # not the service's raw error too
+    assert len(mock_openai.connections) == 2
+
+
+@pytest.mark.mock_openai(session_lifetime=2)
+async def test_without_renewal_the_cap_is_upstream_session_expired(
+    mock_openai: MockRealtime, proxy_factory: Any
+) -> None:
+    endpoint = proxy_factory(session_renew_margin=0)
+    client = await ComponentClient.connect(endpoint.url)
+    try:
+        await client.start()
+        error = await client.wait_for("Error", timeout=10)
+        assert error["code"] == "upstream_session_expired"
+        assert await client.wait_closed() == 1011
+        assert len(mock_openai.connections) == 1
+    finally:
+        await client.close()
+    await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("after", [0.0, 0.3])  # opening; open and confirming
+@pytest.mark.mock_openai(session_lifetime=4)
+async def test_a_client_leaving_while_the_next_session_opens_closes_both(
+    mock_openai: MockRealtime, component_client: ComponentClient, after: float
+) -> None:
+    await component_client.start()
+    mock_openai.on_connect().stall(2000)  # the next session is slow to say session.created
+    connections = await mock_openai.wait_for_connections(2, timeout=LIFETIME)
+    await asyncio.sleep(after)
+    await component_client.close()
+    for connection in connections:
+        assert await connection.wait_closed() == 1000, (connection.index, connection.close_reason)
+    assert not [m for m in component_client.received("Warning") if _is_renewal(m)]

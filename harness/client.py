@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from .component_schema import ComponentSchemaError, validate_component_message
 from .describe import summarize_types
+from .recognition import Encoding, recognise_async
 
 __all__ = ["ComponentClient", "default_settings"]
 
@@ -57,6 +59,10 @@ class ComponentClient:
         # Frames a Deepgram Voice Agent client would not understand (the deepgram-sdk
         # models are the oracle); `check()` and the fixtures fail the test on them.
         self.protocol_faults: list[str] = []
+        # The agent audio's format, from the Settings sent (the proxy's defaults before).
+        self.output_encoding: Encoding = "linear16"
+        self.output_rate = 24000
+        self._reply_ends: list[int] = []  # len(audio) at each AgentAudioDone
         self._changed = asyncio.Condition()
         self._closed = asyncio.Event()
         self._reader = asyncio.create_task(self._read(), name="component-client-reader")
@@ -80,7 +86,13 @@ class ComponentClient:
         await self.connection.send(data)
 
     async def send_settings(self, settings: dict[str, Any] | None = None, **agent: Any) -> None:
-        await self.send(settings or default_settings(**agent))
+        settings = settings or default_settings(**agent)
+        output = (settings.get("audio") or {}).get("output") or {}
+        if isinstance(output, dict) and output.get("encoding") in ("linear16", "mulaw", "alaw"):
+            self.output_encoding = output["encoding"]
+            default_rate = 24000 if self.output_encoding == "linear16" else 8000
+            self.output_rate = int(output.get("sample_rate") or default_rate)
+        await self.send(settings)
 
     async def start(self, settings: dict[str, Any] | None = None, **agent: Any) -> dict[str, Any]:
         """Send Settings and wait for SettingsApplied, as the component does."""
@@ -176,6 +188,37 @@ class ComponentClient:
             ) from None
         return self.close_code
 
+    def replies_audio(self) -> list[bytes]:
+        """The agent audio received, one piece per reply (split at each AgentAudioDone;
+        audio after the last one is a reply still being spoken)."""
+        audio = bytes(self.audio)
+        bounds = [0, *self._reply_ends]
+        pieces = [audio[start:end] for start, end in itertools.pairwise(bounds)]
+        if len(audio) > bounds[-1]:
+            pieces.append(audio[bounds[-1] :])
+        return [piece for piece in pieces if piece]
+
+    async def heard(self, *phrases: str) -> list[str]:
+        """What the agent was heard saying, per reply: the binary audio this client
+        received, at its output format, recognised against `phrases` (default: the
+        agent's `ConversationText`, what its replies should have said). A reply whose
+        audio says none of them is heard as "". Needs pocketsphinx (the ``[speech]``
+        extra); the mock speaks words with ``@pytest.mark.mock_openai(voice="speech")``.
+        """
+        expected = list(phrases) or list(
+            dict.fromkeys(
+                str(m.get("content"))
+                for m in self.received("ConversationText")
+                if _from_assistant(m)
+            )
+        )
+        return [
+            await recognise_async(
+                piece, expected, rate=self.output_rate, encoding=self.output_encoding
+            )
+            for piece in self.replies_audio()
+        ]
+
     def describe(self) -> str:
         """The connection's state for a failure message: open or how it closed, the
         types received, and every `Error` in full (its code and description hold the
@@ -222,6 +265,8 @@ class ComponentClient:
                     else:
                         message = _decode(frame)
                         self.messages.append(message)
+                        if message.get("type") == "AgentAudioDone":
+                            self._reply_ends.append(len(self.audio))
                         fault = component_fault(message)
                         if fault is not None:
                             self.protocol_faults.append(fault)

@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from .component_schema import ComponentSchemaError, validate_component_message
 from .describe import summarize_types
-from .recognition import Encoding, recognise_async
+from .recognition import Encoding, recognise_async, require_recognition
 
 __all__ = ["ComponentClient", "default_settings"]
 
@@ -37,7 +37,7 @@ def default_settings(**agent: Any) -> dict[str, Any]:
         "agent": {
             "listen": {"provider": {"type": "deepgram", "model": "nova-3"}},
             "think": {
-                "provider": {"type": "open_ai", "model": "gpt-4o-mini"},
+                "provider": {"type": "open_ai", "model": "gpt-realtime"},
                 "prompt": "You are a helpful voice assistant. Keep answers short.",
             },
             "speak": {"provider": {"type": "open_ai", "model": "tts-1", "voice": "alloy"}},
@@ -49,8 +49,10 @@ def default_settings(**agent: Any) -> dict[str, Any]:
 class ComponentClient:
     """One component connection. Create with `await ComponentClient.connect(url)`."""
 
-    def __init__(self, connection: ClientConnection) -> None:
-        self.connection = connection
+    def __init__(self, connection: ClientConnection | None = None, *, url: str = "") -> None:
+        """Wrap an open `connection`, or (`url` only) connect on first use: `lazy()`."""
+        self._connection = connection
+        self._url = url
         self.messages: list[dict[str, Any]] = []  # every JSON message, in order
         self.audio = bytearray()  # every binary frame, concatenated
         self.audio_frames = 0
@@ -65,7 +67,9 @@ class ComponentClient:
         self._reply_ends: list[int] = []  # len(audio) at each AgentAudioDone
         self._changed = asyncio.Condition()
         self._closed = asyncio.Event()
-        self._reader = asyncio.create_task(self._read(), name="component-client-reader")
+        self._reader: asyncio.Task[None] | None = None
+        if connection is not None:
+            self._start_reading()
 
     @classmethod
     async def connect(
@@ -76,13 +80,41 @@ class ComponentClient:
         connection = await connect(url, open_timeout=timeout, max_size=None, compression=None)
         return cls(connection)
 
+    @classmethod
+    def lazy(cls, url: str, *, token: str | None = None) -> ComponentClient:
+        """A client that connects on its first use (a send or a wait), so a test can
+        script the upstream's handshake (`on_connect` rules) after taking the fixture."""
+        if token is not None:
+            url = f"{url}{'&' if '?' in url else '?'}token={token}"
+        return cls(url=url)
+
+    @property
+    def connection(self) -> ClientConnection:
+        """The WebSocket (a lazy client's first use opens it: `await open()`)."""
+        if self._connection is None:
+            raise RuntimeError("the client has not connected yet: `await client.open()` first")
+        return self._connection
+
+    async def open(self, *, timeout: float = 10.0) -> None:
+        """Connect now, if not yet connected (sends and waits call it)."""
+        if self._connection is None:
+            self._connection = await connect(
+                self._url, open_timeout=timeout, max_size=None, compression=None
+            )
+            self._start_reading()
+
+    def _start_reading(self) -> None:
+        self._reader = asyncio.create_task(self._read(), name="component-client-reader")
+
     # ------------------------------------------------------------ sending
 
     async def send(self, message: dict[str, Any]) -> None:
+        await self.open()
         await self.connection.send(orjson.dumps(message), text=True)
 
     async def send_raw(self, data: str | bytes) -> None:
         """Send a frame exactly as given (a str is a text frame, bytes a binary one)."""
+        await self.open()
         await self.connection.send(data)
 
     async def send_settings(self, settings: dict[str, Any] | None = None, **agent: Any) -> None:
@@ -112,6 +144,7 @@ class ComponentClient:
     ) -> None:
         """Stream PCM16 as the microphone would, in frames (20 ms at 16 kHz by default)."""
         frame_seconds = frame_bytes / (2 * rate)
+        await self.open()
         for start in range(0, len(pcm), frame_bytes):
             await self.connection.send(pcm[start : start + frame_bytes])
             if realtime:
@@ -138,6 +171,7 @@ class ComponentClient:
         def found() -> list[dict[str, Any]]:
             return [m for m in self.received(kind) if where is None or where(m)]
 
+        await self.open()
         try:
             async with asyncio.timeout(timeout):
                 async with self._changed:
@@ -162,6 +196,7 @@ class ComponentClient:
         return str(reply["content"])
 
     async def wait_for_audio(self, min_bytes: int, *, timeout: float = 10.0) -> bytes:
+        await self.open()
         try:
             async with asyncio.timeout(timeout):
                 async with self._changed:
@@ -179,6 +214,7 @@ class ComponentClient:
 
     async def wait_closed(self, *, timeout: float = 10.0) -> int | None:
         """Wait for the proxy to close the connection; returns the close code."""
+        await self.open()
         try:
             async with asyncio.timeout(timeout):
                 await self._closed.wait()
@@ -205,6 +241,7 @@ class ComponentClient:
         audio says none of them is heard as "". Needs pocketsphinx (the ``[speech]``
         extra); the mock speaks words with ``@pytest.mark.mock_openai(voice="speech")``.
         """
+        require_recognition()
         expected = list(phrases) or list(
             dict.fromkeys(
                 str(m.get("content"))
@@ -233,8 +270,10 @@ class ComponentClient:
         return f"{state}; received: {summarize_types(self.types())}{shown}"
 
     async def close(self) -> None:
+        if self._connection is None or self._reader is None:  # a lazy client never used
+            return
         if not self._closed.is_set():  # the peer may have closed it already
-            await self.connection.close()
+            await self._connection.close()
         with contextlib.suppress(asyncio.CancelledError):
             self._reader.cancel()
             await self._reader

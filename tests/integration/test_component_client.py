@@ -59,3 +59,21 @@ async def test_frames_a_voice_agent_client_would_not_understand_fail_the_check()
     assert "2 frame(s)" in report  # Transcript is not v1, but the component needs it
     assert "invalid Welcome" in report and "request_id" in report
     assert "unknown field(s) extra" in report
+
+
+async def test_the_fixture_connects_on_first_use_so_handshake_rules_apply(
+    mock_openai: MockRealtime, component_client: ComponentClient
+) -> None:
+    refused = mock_openai.on_connect().reject_handshake(401).once()
+    assert not mock_openai.connections  # taking the fixture opened nothing yet
+    assert await component_client.wait_closed() == 1011  # the first use connects
+    assert refused.hits == 1
+    assert component_client.received("Error")  # the proxy said why it closed
+
+
+async def test_a_lazy_client_that_was_never_used_closes_quietly(proxy: ProxyEndpoint) -> None:
+    client = ComponentClient.lazy(proxy.url)
+    with pytest.raises(RuntimeError, match=r"await client.open\(\)"):
+        _ = client.connection
+    await client.close()
+    client.check()

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from harness import recognition
 from harness.client import ComponentClient, default_settings
 from harness.mock_openai import MockRealtime
 from harness.recognition import Encoding
@@ -159,3 +160,28 @@ async def test_a_broken_output_path_is_heard_as_nothing(
     assert await component_client.wait_for_reply() == ANSWER
     await component_client.wait_for("AgentAudioDone")
     assert await component_client.heard() == [""]
+
+
+HEARING_PROJECT = """
+def test_scripts_a_phrase(mock_openai):
+    mock_openai.on_user_speech("what time is it")
+
+
+async def test_asks_what_the_agent_said(component_client):
+    await component_client.heard()
+"""
+
+
+def test_tests_that_need_recognition_fail_in_one_line_without_pocketsphinx(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recognition, "recognition_available", lambda: False)
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    pytester.makepyfile(test_hearing_needed=HEARING_PROJECT)
+    # (Playwright's plugin cannot nest its soft-assertion scope in an in-process run.)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:playwright")
+    result.assert_outcomes(failed=2)  # never skipped
+    assert result.stdout.lines.count(recognition.INSTALL_HINT) == 2  # the whole report
+    assert "exception" not in result.stdout.str()

@@ -43,6 +43,15 @@ def test_the_phrases_listened_for_are_the_rules_and_listen_for_s() -> None:
         mock.listen_for("")
 
 
+def test_json_rules_can_wait_for_words() -> None:
+    mock = MockRealtime()
+    (rule,) = mock.load_rules({"on": "user_speech", "phrase": "what time is it", "once": True})
+    assert rule.phrase == "what time is it"
+    assert rule.description == "on_user_speech('what time is it').once()"
+    with pytest.raises(ValueError, match="'phrase' is a string"):
+        mock.load_rules({"on": "user_speech", "phrase": 42})
+
+
 def test_the_turn_audio_is_cut_where_the_turn_ended() -> None:
     turn = TurnAudio()
     turn.add(bytes(range(200)) * 10, "audio/pcm")  # 2000 bytes: 41 ms at 24 kHz

@@ -198,6 +198,9 @@ class _Engine:
     def _run(self, search: str, pcm: bytes) -> tuple[str, float]:
         decoder = self._decoder
         decoder.activate_search(search)
+        # Feature extraction keeps state (the cepstral mean) from the last utterance:
+        # reset it, so a decode never depends on what was decoded before it.
+        decoder.reinit_feat()
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()

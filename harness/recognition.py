@@ -6,10 +6,10 @@ question: which of these phrases, if any, is in this audio? pocketsphinx (the op
 decodes the audio against a grammar made of exactly those phrases.
 
 The grammar must not force a match, so a phrase counts as heard only when both hold
-(measured on 35 phrases by ``benchmarks/recognition.py``: 582 of 595 heard right through
-every client format, 1 heard as another phrase; no unrelated sentence, noise or silence
-matched; 4 of 140 broken utterances still matched, 3 of them with every other 100 ms
-dropped):
+(measured on 35 phrases by ``benchmarks/recognition.py``: 581 of 595 heard right through
+every client format, 1 heard as another phrase, the rest as nothing; no unrelated
+sentence, noise or silence matched; 7 of 140 broken utterances still matched their
+phrase: 4 with every other 100 ms dropped, 3 slowed from 24 to 16 kHz):
 
 * the grammar search reached the end of a whole phrase: pocketsphinx reports a partial
   path, or none, when the audio does not fit any phrase (filler words are off, so
@@ -19,8 +19,8 @@ dropped):
 
 One decoder serves the process (building one loads the acoustic model and the 130,000
 word dictionary: ~0.15 s); a lock makes it safe from any thread, and each phrase set's
-grammar is built once. A decode (both searches) takes a median 94 ms per utterance,
-p95 238 ms, on a loaded 2-core machine: the async callers run it in a thread
+grammar is built once. A decode (both searches) takes a median 91 ms per utterance,
+p95 198 ms, on a loaded 2-core machine: the async callers run it in a thread
 (`recognise_async`).
 """
 
@@ -69,10 +69,10 @@ INSTALL_HINT: Final = (
 )
 #: How much better (per frame, in pocketsphinx's normalised score) the phrase must fit
 #: than the phone loop. benchmarks/recognition.py (35 phrases, every client format):
-#: phrases heard right fit at least 0.050 better (median 0.24); a whole phrase fitted
-#: to broken audio can fit worse than the loop (down to -0.04). Without this guard 8 of
-#: the 140 broken utterances matched, with it 4. The whole-phrase rule above does most
-#: of the rejecting.
+#: phrases heard right fit at least 0.057 better (median 0.24); a whole phrase fitted
+#: to broken audio can fit worse than the loop. Without this guard 9 of the 140 broken
+#: utterances matched, with it 7. The whole-phrase rule above does most of the
+#: rejecting.
 MIN_MARGIN: Final = 0.02
 #: Grammars kept per decoder; beyond this the decoder is rebuilt (pocketsphinx cannot
 #: safely drop the active search).

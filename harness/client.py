@@ -56,6 +56,10 @@ class ComponentClient:
         self.messages: list[dict[str, Any]] = []  # every JSON message, in order
         self.audio = bytearray()  # every binary frame, concatenated
         self.audio_frames = 0
+        self.audio_frame_sizes: list[int] = []  # bytes of each binary frame, in order
+        # linear16 (the default) has two bytes a sample: a browser's Int16Array throws on
+        # an odd-length frame. G.711 has one. Taken from the last Settings sent.
+        self._sample_bytes = 2
         self.close_code: int | None = None
         self.close_reason = ""
         # Frames a Deepgram Voice Agent client would not understand (the deepgram-sdk
@@ -109,6 +113,9 @@ class ComponentClient:
     # ------------------------------------------------------------ sending
 
     async def send(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "Settings":
+            self._sample_bytes = _output_sample_bytes(message)
+            self._note_output_format(message)
         await self.open()
         await self.connection.send(orjson.dumps(message), text=True)
 
@@ -118,13 +125,16 @@ class ComponentClient:
         await self.connection.send(data)
 
     async def send_settings(self, settings: dict[str, Any] | None = None, **agent: Any) -> None:
-        settings = settings or default_settings(**agent)
-        output = (settings.get("audio") or {}).get("output") or {}
+        await self.send(settings or default_settings(**agent))
+
+    def _note_output_format(self, settings: dict[str, Any]) -> None:
+        """The agent audio's format a Settings asks for (what `heard()` decodes)."""
+        audio = settings.get("audio")
+        output = audio.get("output") if isinstance(audio, dict) else None
         if isinstance(output, dict) and output.get("encoding") in ("linear16", "mulaw", "alaw"):
             self.output_encoding = output["encoding"]
             default_rate = 24000 if self.output_encoding == "linear16" else 8000
             self.output_rate = int(output.get("sample_rate") or default_rate)
-        await self.send(settings)
 
     async def start(self, settings: dict[str, Any] | None = None, **agent: Any) -> dict[str, Any]:
         """Send Settings and wait for SettingsApplied, as the component does."""
@@ -301,6 +311,12 @@ class ComponentClient:
                     if isinstance(frame, bytes):
                         self.audio += frame
                         self.audio_frames += 1
+                        self.audio_frame_sizes.append(len(frame))
+                        if len(frame) % self._sample_bytes:
+                            self.protocol_faults.append(
+                                f"a binary frame of {len(frame)} bytes holds no whole number "
+                                f"of {self._sample_bytes}-byte samples"
+                            )
                     else:
                         message = _decode(frame)
                         self.messages.append(message)
@@ -328,6 +344,14 @@ def component_fault(message: dict[str, Any]) -> str | None:
     except ComponentSchemaError as exc:
         return str(exc)
     return None
+
+
+def _output_sample_bytes(settings: dict[str, Any]) -> int:
+    """Bytes a sample of the agent audio a Settings message asks for."""
+    audio = settings.get("audio")
+    output = audio.get("output") if isinstance(audio, dict) else None
+    encoding = output.get("encoding") if isinstance(output, dict) else None
+    return 1 if encoding in ("mulaw", "alaw") else 2
 
 
 def _decode(frame: str) -> dict[str, Any]:

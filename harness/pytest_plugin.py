@@ -40,7 +40,7 @@ __all__ = ["MOCK_API_KEY", "OPENAI_REALTIME_URL", "ProxyEndpoint"]
 OPENAI_REALTIME_URL: Final = "wss://api.openai.com/v1/realtime?model=gpt-realtime"
 MOCK_API_KEY: Final = "sk-harness-mock-key-0000"
 
-_MOCK_OPTIONS: Final = frozenset({"strict", "verify_rules", "voice"})
+_MOCK_OPTIONS: Final = frozenset({"strict", "verify_rules", "voice", "session_lifetime"})
 _JUDGED = pytest.StashKey[int]()  # failures already counted when the test body ended
 _IN_USE = pytest.StashKey[MockRealtime]()
 
@@ -80,7 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
         ("integration", "real sockets: proxy + mock upstream"),
         ("e2e", "real browser through the proxy"),
         (
-            "mock_openai(strict=False, verify_rules=True, voice='tone')",
+            "mock_openai(strict=False, verify_rules=True, voice='tone', session_lifetime=3600)",
             "configure the mock_openai fixture for this test: strict also fails on client "
             "events nothing handled; verify_rules=False stops checking rule counts; "
             "voice='speech' answers with espeak-ng speech (fails without espeak-ng)",
@@ -223,6 +223,8 @@ def mock_openai(
             "`apt-get install espeak-ng` (scripts/test installs it)"
         )
     mock_openai_server.voice = options.get("voice", "tone")
+    if "session_lifetime" in options:
+        mock_openai_server.session_lifetime = options["session_lifetime"]
     request.node.stash[_IN_USE] = mock_openai_server
     yield mock_openai_server
     try:

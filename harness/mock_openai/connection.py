@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -189,6 +190,8 @@ class ConnectionHost(Protocol):
 
     def fail(self, connection: MockConnection, message: str, kind: FailureKind) -> None: ...
 
+    def leave_out_fields(self, event: dict[str, Any]) -> dict[str, Any]: ...
+
 
 # The outbox: frames in order, then possibly one close or the end of writing.
 @dataclass(frozen=True, slots=True)
@@ -230,6 +233,7 @@ class ConnectionRuntime:
         self._deaf = asyncio.Event()  # set: the socket is no longer read
         self._outbox: asyncio.Queue[_Outgoing] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._timers: set[asyncio.Task[Any]] = set()  # not waited for by idle()
         record._conversation = model.conversation_snapshots
 
     # -- what the mock (or a test, through it) asks for ----------------------------------
@@ -245,6 +249,7 @@ class ConnectionRuntime:
                 FailureKind.MOCK,
             )
             return
+        event = self.host.leave_out_fields(event)
         self._queue(_Frame(orjson.dumps(event), True, event))
 
     def send_frame(self, data: str | bytes) -> None:
@@ -269,6 +274,21 @@ class ConnectionRuntime:
             await self._outbox.join()
             if not any(not task.done() for task in self._tasks):
                 return
+
+    def at_wall_time(self, when: float, steps: Callable[[], Iterable[Step]]) -> None:
+        """Carry out `steps()` at Unix time `when` (the session's end), unless the
+        connection ends first."""
+
+        async def later() -> None:
+            delay = max(0.0, when - time.time())
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.closing.wait(), delay)
+                return  # closing: nothing to do
+            await self.execute(steps())
+
+        task = asyncio.create_task(later())
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
 
     def close_now(self, code: int, reason: str) -> asyncio.Task[None]:
         """Stop serving and start the closing handshake at once."""
@@ -434,7 +454,7 @@ class ConnectionRuntime:
 
     async def _finish(self, writer: asyncio.Task[None], crashed: bool) -> None:
         self.closing.set()
-        tasks = list(self._tasks)
+        tasks = [*self._tasks, *self._timers]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

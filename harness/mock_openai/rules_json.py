@@ -17,8 +17,10 @@ fire (named after the `Rule` method too)::
 ``do``              a list of ``{method: arguments}``: arguments are an object
                     (keyword arguments), a list (positional) or one value (the first
                     argument). Methods: ``reply_with_audio``, ``reply_with_text``,
+                    ``reply_only_in_response_done``, ``fail_response``,
                     ``call_function``, ``transcribe_as``, ``send_error``,
-                    ``send_event``, ``send_garbage`` (a string, or
+                    ``server_error``, ``send_event``, ``send_unvalidated_event``,
+                    ``send_garbage`` (a string, or
                     ``{"binary_base64": "..."}``), ``stall``, ``close``,
                     ``reject_handshake``
 how often           at most one of ``"once": true``, ``"times": n``,
@@ -50,10 +52,14 @@ RULE_STEPS: Final = frozenset(
     {
         "reply_with_audio",
         "reply_with_text",
+        "reply_only_in_response_done",
+        "fail_response",
         "call_function",
         "transcribe_as",
         "send_error",
+        "server_error",
         "send_event",
+        "send_unvalidated_event",
         "send_garbage",
         "stall",
         "close",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from .rules import Match, RuleBook, Trigger
 from .steps import (
     OUTPUT_STEPS,
     PASSIVE_STEPS,
+    CloseConnection,
     Fail,
     FailureKind,
     Recognise,
@@ -60,9 +62,15 @@ from .steps import (
     new_id,
 )
 
-__all__ = ["DEFAULT_MODEL", "RealtimeSession", "default_session"]
+__all__ = ["DEFAULT_MODEL", "SESSION_LIFETIME_S", "RealtimeSession", "default_session"]
 
 DEFAULT_MODEL: Final = "gpt-realtime"
+# The service's cap on a session, and what it sends when a session reaches it (OpenAI's
+# developer notes: "Realtime sessions can now last up to 60 minutes"; the message and its
+# code as clients recorded them from the live API).
+SESSION_LIFETIME_S: Final = 3600.0
+SESSION_EXPIRED_CODE: Final = "session_expired"
+SESSION_EXPIRED_MESSAGE: Final = "Your session hit the maximum duration of 60 minutes."
 MIN_COMMIT_MS: Final = 100
 DEFAULT_INSTRUCTIONS: Final = (
     "You are a helpful, witty, and friendly AI. Act like a human, but remember that you "
@@ -90,8 +98,9 @@ _LEVEL_PER_THRESHOLD: Final = 0.04
 _MERGED_KEYS: Final = frozenset({"audio", "input", "output"})  # other objects are replaced
 
 
-def default_session(model: str) -> dict[str, Any]:
-    """The session a new connection gets, as the real service reports it."""
+def default_session(model: str, lifetime_s: float = SESSION_LIFETIME_S) -> dict[str, Any]:
+    """The session a new connection gets, as the real service reports it. `expires_at`
+    is in whole seconds, so a short `lifetime_s` is rounded up."""
     pcm = {"type": "audio/pcm", "rate": SAMPLE_RATE}
     return {
         "type": "realtime",
@@ -107,7 +116,7 @@ def default_session(model: str) -> dict[str, Any]:
         "truncation": "auto",
         "prompt": None,
         "include": None,
-        "expires_at": int(time.time()) + 3600,
+        "expires_at": math.ceil(time.time() + lifetime_s),
         "audio": {
             "input": {
                 "format": dict(pcm),
@@ -149,12 +158,15 @@ class RealtimeSession:
         model: str = DEFAULT_MODEL,
         voice: Voice = TONE,
         connection_index: int = 0,
+        lifetime_s: float = SESSION_LIFETIME_S,
+        echo_metadata: Callable[[], bool] = lambda: True,
     ) -> None:
         self.rules = rules
+        self.echo_metadata = echo_metadata  # asked per response: a test may change it
         self.voice = voice
         self.connection_index = connection_index
         self._rules_fired = 0  # rules that fired on this connection
-        self.session = default_session(model)
+        self.session = default_session(model, lifetime_s)
         self.conversation = Conversation()
         self.active: ResponseRun | None = None  # the in-conversation response, if any
         self.running: dict[str, ResponseRun] = {}
@@ -192,6 +204,16 @@ class RealtimeSession:
             yield Send(
                 {"type": "session.created", "event_id": new_id("event"), "session": self._session()}
             )
+
+    @property
+    def expires_at(self) -> int:
+        """When the service ends this session (Unix seconds, as in `session.created`)."""
+        return int(self.session["expires_at"])
+
+    def expire(self) -> Iterator[Step]:
+        """The session reached `expires_at`: the service's own error, then the close."""
+        yield Send(error_event(SESSION_EXPIRED_CODE, SESSION_EXPIRED_MESSAGE))
+        yield CloseConnection(1000, "")
 
     def receive(self, event: dict[str, Any]) -> Iterator[Step]:
         """A client event arrived (parsed, not yet validated)."""
@@ -786,7 +808,7 @@ class RealtimeSession:
                 ),
                 "audio": {"output": {"format": copy_json(output["format"]), "voice": voice}},
                 "usage": None,
-                "metadata": params.get("metadata"),
+                "metadata": params.get("metadata") if self.echo_metadata() else None,
             },
             on_end=self._response_ended,
         )

@@ -77,3 +77,29 @@ async def test_a_lazy_client_that_was_never_used_closes_quietly(proxy: ProxyEndp
         _ = client.connection
     await client.close()
     client.check()
+
+
+@pytest.mark.parametrize(("encoding", "faults"), [("linear16", 1), ("mulaw", 0)])
+async def test_an_odd_length_linear16_frame_fails_the_check(encoding: str, faults: int) -> None:
+    """A browser doing `new Int16Array(frame)` throws on it; G.711 has 1-byte samples."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from harness.client import default_settings
+
+    async def careless_proxy(connection: ServerConnection) -> None:
+        await connection.recv()  # the Settings
+        await connection.send(b"\x00" * 4800)
+        await connection.send(b"\x00" * 4801)
+        await connection.wait_closed()
+
+    settings = default_settings()
+    settings["audio"]["output"] = {"encoding": encoding, "sample_rate": 8000}
+    async with serve(careless_proxy, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with await ComponentClient.connect(f"ws://127.0.0.1:{port}") as client:
+            await client.send_settings(settings)
+            await client.wait_for_audio(9601)
+    assert client.audio_frame_sizes == [4800, 4801]
+    assert len(client.protocol_faults) == faults
+    if faults:
+        assert "4801 bytes holds no whole number of 2-byte samples" in client.protocol_faults[0]

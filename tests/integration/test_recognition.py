@@ -153,7 +153,6 @@ async def test_a_broken_output_path_is_heard_as_nothing(
         "process",
         lambda self, data: _byte_swapped(process(self, data)),
     )
-    monkeypatch.setattr(audio_formats.OutputConverter, "identity", False)
     mock_openai.on_user_text().reply_with_audio(ANSWER).once()
     await component_client.start(settings("linear16", 16000))
     await component_client.inject("the weather?")

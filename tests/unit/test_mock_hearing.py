@@ -109,3 +109,20 @@ def test_without_phrases_nothing_is_recognised() -> None:
     assert not [s for s in steps if isinstance(s, Recognise)]
     types = [s.event["type"] for s in steps if isinstance(s, Send)]
     assert "input_audio_buffer.committed" in types  # committed at once, as before
+
+
+def test_a_committed_turn_is_recognised_whole_and_a_cleared_one_never() -> None:
+    mock = MockRealtime()
+    mock.listen_for("what time is it")
+    session = RealtimeSession(mock._rules)
+    manual = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+    list(session.receive({"type": "session.update", "session": manual}))
+    list(session.receive(_append(tone_pcm16(300))))
+    list(session.receive({"type": "input_audio_buffer.clear"}))  # this audio is gone
+    list(session.receive(_append(tone_pcm16(400))))
+    steps = _run(session.receive({"type": "input_audio_buffer.commit"}), heard="what time is it")
+    (recognise,) = [s for s in steps if isinstance(s, Recognise)]
+    assert len(recognise.audio) == 48 * 400
+    assert [s.event["type"] for s in steps if isinstance(s, Send)][:1] == [
+        "input_audio_buffer.committed"
+    ]

@@ -103,3 +103,11 @@ async def test_an_odd_length_linear16_frame_fails_the_check(encoding: str, fault
     assert len(client.protocol_faults) == faults
     if faults:
         assert "4801 bytes holds no whole number of 2-byte samples" in client.protocol_faults[0]
+
+
+async def test_the_default_settings_name_what_the_backend_uses_so_nothing_is_warned(
+    mock_openai: MockRealtime, component_client: ComponentClient
+) -> None:
+    await component_client.start()
+    assert component_client.types()[:2] == ["Welcome", "SettingsApplied"]
+    assert not component_client.received("Warning")

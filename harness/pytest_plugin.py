@@ -31,6 +31,7 @@ from .background import BackgroundLoop
 from .client import ComponentClient
 from .endpoint import ProxyEndpoint
 from .mock_openai import MockRealtime
+from .recognition import RecognitionUnavailable
 from .recorder import Recording, RecordingRelay
 from .speech import SpeechUnavailable, speech_available, speech_pcm16
 
@@ -115,13 +116,18 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     (they often explain it).
     """
     __tracebackhide__ = True
+    missing: str | None = None
     try:
         outcome = yield
+    except RecognitionUnavailable as unavailable:
+        missing = str(unavailable)
     except BaseException:
         mock = item.stash.get(_IN_USE, None)
         if mock is not None and (problems := mock.problems(rules=_verifies_rules(item))):
             item.add_report_section("call", "mock_openai", "\n".join(problems))
         raise
+    if missing is not None:
+        pytest.fail(missing, pytrace=False)  # one line: how to install it
     mock = item.stash.get(_IN_USE, None)
     if mock is not None:
         item.stash[_JUDGED] = len(mock.failures)
@@ -347,11 +353,14 @@ async def connect_component(
 
 
 @pytest_asyncio.fixture
-async def component_client(
-    connect_component: Callable[..., Awaitable[ComponentClient]],
-) -> ComponentClient:
-    """One component connection to the proxy, closed after the test."""
-    return await connect_component()
+async def component_client(proxy: ProxyEndpoint) -> AsyncIterator[ComponentClient]:
+    """One component connection to the proxy, opened on first use (a send or a wait, so
+    `mock_openai.on_connect()` rules written in the test body apply to it), closed and
+    checked after the test."""
+    client = ComponentClient.lazy(proxy.url)
+    yield client
+    await client.close()
+    client.check()  # every frame the proxy sent must be a valid Voice Agent message
 
 
 @pytest.fixture

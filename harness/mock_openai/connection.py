@@ -24,6 +24,7 @@ import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from harness.recognition import recognise_async
 from harness.schema import SchemaError, decode_event, validate_server_event
 
 from .responders import steps_from
@@ -33,6 +34,7 @@ from .steps import (
     CloseConnection,
     Fail,
     FailureKind,
+    Recognise,
     Resolve,
     Send,
     SendRaw,
@@ -69,6 +71,7 @@ class MockConnection:
         self._received: list[dict[str, Any]] = []
         self._sent: list[dict[str, Any]] = []
         self._closed = False
+        self._heard: list[str] = []
         self._conversation: Callable[[], list[dict[str, Any]]] = list
 
     def __repr__(self) -> str:  # no headers: they hold the API key
@@ -114,6 +117,12 @@ class MockConnection:
         with self._watch:
             return self._close_reason
 
+    @property
+    def heard(self) -> list[str]:
+        """What was recognised in each spoken turn ("" for none of the phrases)."""
+        with self._watch:
+            return list(self._heard)
+
     def conversation(self) -> list[dict[str, Any]]:
         """The conversation items as the mock holds them now (copies)."""
         return self._conversation()
@@ -141,6 +150,11 @@ class MockConnection:
     def _record_sent(self, event: dict[str, Any]) -> None:
         with self._watch:
             self._sent.append(event)
+
+    def _record_heard(self, phrase: str) -> None:
+        with self._watch:
+            self._heard.append(phrase)
+        self._watch.notify()
 
     def _mark_rejected(self, status: int) -> None:
         with self._watch:
@@ -357,7 +371,21 @@ class ConnectionRuntime:
             self.host.fail(self.record, step.message, step.kind)
         elif isinstance(step, Resolve):
             return await self._resolve(step)
+        elif isinstance(step, Recognise):
+            return await self._recognise(step)
         return True
+
+    async def _recognise(self, step: Recognise) -> bool:
+        """Recognise a spoken turn (in a thread), then carry on with what was heard."""
+        try:
+            heard = await recognise_async(
+                step.audio, step.phrases, rate=step.rate, encoding=step.encoding
+            )
+        except Exception:
+            self._fail(f"recognising a spoken turn failed:\n{traceback.format_exc()}")
+            heard = ""
+        self.record._record_heard(heard)
+        return await self.execute(step.then(heard))
 
     async def _resolve(self, step: Resolve) -> bool:
         """Call a responder, then carry out what it answered."""

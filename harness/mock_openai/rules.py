@@ -34,6 +34,7 @@ from typing import Any, Final, TypeAlias
 
 import orjson
 
+from harness.recognition import phrase_words, require_recognition
 from harness.schema import validate_server_event
 
 from .patterns import EventFilter, EventPredicate, as_predicate
@@ -293,6 +294,13 @@ class Rule:
             step = CallFunction(name, arguments_json(arguments), call_id)
         return self._add(step, "call_function", name)
 
+    @property
+    def phrase(self) -> str | None:
+        """The words an on_user_speech rule waits to hear (None: any speech)."""
+        if self.trigger is Trigger.USER_SPEECH and isinstance(self._text, str):
+            return self._text
+        return None
+
     def transcribe_as(self, text: str) -> Rule:
         """The transcript of the user's utterance (on_user_speech rules only)."""
         if self.trigger is not Trigger.USER_SPEECH:
@@ -415,7 +423,10 @@ class Rule:
             return self._text.search(text) is not None
         if trigger is Trigger.FUNCTION_OUTPUT:
             return self._function is None or subject == self._function
-        return True  # CONNECT, USER_SPEECH: no condition
+        if trigger is Trigger.USER_SPEECH and isinstance(self._text, str):
+            heard: str | None = subject  # None: the turn was not recognised
+            return heard is not None and phrase_words(heard) == phrase_words(self._text)
+        return True  # CONNECT, USER_SPEECH without words: no condition
 
     def _has_budget(self) -> bool:
         maximum = self._expectation.maximum
@@ -428,6 +439,21 @@ class RuleBook:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self._rules: list[Rule] = []
+        self._listened: list[str] = []
+
+    def listen_for(self, phrases: Sequence[str]) -> None:
+        """Add `phrases` to what spoken turns are recognised against (no rule needed)."""
+        for phrase in phrases:
+            check_phrase(phrase)
+        with self.lock:
+            self._listened.extend(p for p in phrases if p not in self._listened)
+
+    def phrases(self) -> tuple[str, ...]:
+        """The phrases spoken turns are recognised against: those on_user_speech rules
+        wait for and those listened for, in order."""
+        with self.lock:
+            named = [r.phrase for r in self._rules if r.phrase is not None]
+            return tuple(dict.fromkeys([*named, *self._listened]))
 
     def add(self, rule: Rule) -> Rule:
         with self.lock:
@@ -437,6 +463,7 @@ class RuleBook:
     def clear(self) -> None:
         with self.lock:
             self._rules.clear()
+            self._listened.clear()
 
     def withdraw(self, rule: Rule) -> None:
         with self.lock:
@@ -465,6 +492,13 @@ class RuleBook:
                     rule._hits += 1
                     return Match(rule, tuple(rule._steps), rule._hits)
         return None
+
+
+def check_phrase(phrase: str) -> None:
+    """A phrase to recognise: it needs words, and recognition needs pocketsphinx."""
+    if not isinstance(phrase, str) or not phrase_words(phrase):
+        raise ValueError(f"a phrase to hear needs words: got {phrase!r}")
+    require_recognition()
 
 
 def arguments_json(arguments: Mapping[str, Any] | str | None) -> str:

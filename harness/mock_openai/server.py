@@ -40,7 +40,7 @@ from .journal import Journal
 from .left_out import LeftOutFields
 from .patterns import EventFilter
 from .replay import Cassette, CassetteReplay
-from .rules import Match, Rule, RuleBook, TextMatcher, Trigger
+from .rules import Match, Rule, RuleBook, TextMatcher, Trigger, check_phrase
 from .rules_json import rules_from_json
 from .service import DEFAULT_MODEL, SESSION_LIFETIME_S, RealtimeSession
 from .steps import FailureKind, RejectHandshake, new_id
@@ -448,10 +448,59 @@ class MockRealtime:
         (re.Pattern), or any text (None)."""
         return self._rules.add(Rule(self._rules, Trigger.USER_TEXT, _describe(text), text=text))
 
-    def on_user_speech(self) -> Rule:
-        """A spoken user turn: `transcribe_as` sets what the mock hears; reply steps
-        set the response to it."""
-        return self._rules.add(Rule(self._rules, Trigger.USER_SPEECH, ""))
+    def on_user_speech(self, phrase: str | None = None) -> Rule:
+        """A spoken user turn: any (`phrase` None), or one in which the mock *heard*
+        `phrase` (recognised in the audio the client appended, whatever its format;
+        needs pocketsphinx, the ``[speech]`` extra). Reply steps set the response;
+        `transcribe_as` scripts the transcript instead of recognising it."""
+        if phrase is None:
+            return self._rules.add(Rule(self._rules, Trigger.USER_SPEECH, ""))
+        check_phrase(phrase)
+        return self._rules.add(Rule(self._rules, Trigger.USER_SPEECH, repr(phrase), text=phrase))
+
+    def listen_for(self, *phrases: str) -> None:
+        """Recognise spoken turns against `phrases` too (no rule needed), e.g. to read
+        `heard` afterwards. Needs pocketsphinx (the ``[speech]`` extra)."""
+        self._rules.listen_for(phrases)
+
+    @property
+    def heard(self) -> list[str]:
+        """What was recognised in each spoken user turn since the last reset, in order
+        (all connections): the phrase heard as the rule or `listen_for` wrote it, or ""
+        when the audio held none of them. Turns are recognised only while some phrase
+        is named."""
+        with self._watch:
+            return self._heard_locked()
+
+    def _heard_locked(self) -> list[str]:
+        # Connections share the mock's watch: read them under the one lock, once.
+        return [phrase for c in self._connections for phrase in c._heard]
+
+    async def wait_heard(self, n: int = 1, timeout: float = 10.0) -> list[str]:
+        """Wait until `n` spoken turns have been recognised; returns `heard`."""
+        if await self._watch.wait_async(self._heard_check(n), timeout) is None:
+            raise AssertionError(
+                f"the mock recognised {len(self.heard)} spoken turn(s) within {timeout:g}s, "
+                f"not {n}: heard {self.heard}"
+            )
+        return self.heard
+
+    def wait_heard_sync(self, n: int = 1, timeout: float = 10.0) -> list[str]:
+        """Blocking `wait_heard` for sync tests."""
+        self._refuse_blocking_in_loop()
+        if self._watch.wait_sync(self._heard_check(n), timeout) is None:
+            raise AssertionError(
+                f"the mock recognised {len(self.heard)} spoken turn(s) within {timeout:g}s, "
+                f"not {n}: heard {self.heard}"
+            )
+        return self.heard
+
+    def _heard_check(self, n: int) -> Callable[[], list[str] | None]:
+        def check() -> list[str] | None:  # runs under the watch's lock
+            heard = self._heard_locked()
+            return heard if len(heard) >= n else None
+
+        return check
 
     def on_function_output(self, name: str | None = None) -> Rule:
         """A response after a function_call_output for a call of function `name` (None:

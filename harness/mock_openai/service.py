@@ -30,6 +30,7 @@ from .audio import (
     SAMPLE_RATE,
     TONE,
     SpeechStarted,
+    TurnAudio,
     Voice,
     VoiceActivityDetector,
     base64_length,
@@ -45,6 +46,7 @@ from .steps import (
     CloseConnection,
     Fail,
     FailureKind,
+    Recognise,
     ReplyAudio,
     ReplyText,
     Resolve,
@@ -172,6 +174,7 @@ class RealtimeSession:
         self._buffer_start_ms = 0  # audio time of the last commit / clear
         self._speech_item_id = ""
         self._speech_start_ms = 0
+        self._turn_audio = TurnAudio()  # the buffer's bytes as appended, for recognition
         self._handlers: dict[str, Callable[[dict[str, Any]], Iterator[Step]]] = {
             "session.update": self._session_update,
             "conversation.item.create": self._item_create,
@@ -503,7 +506,9 @@ class RealtimeSession:
                 event, "invalid_value", "Invalid 'audio'. Expected base64-encoded audio.", "audio"
             )
             return
-        pcm = heard_pcm16(audio, self.session["audio"]["input"]["format"]["type"])
+        format_type = self.session["audio"]["input"]["format"]["type"]
+        self._turn_audio.add(audio, format_type)
+        pcm = heard_pcm16(audio, format_type)
         detection: dict[str, Any] | None = self.session["audio"]["input"].get("turn_detection")
         if detection is None:
             self._vad.feed(pcm, level=None, silence_ms=0)
@@ -547,11 +552,27 @@ class RealtimeSession:
                 yield from self._start_response(None, None, None)
 
     def _commit(self, item_id: str, *, audio_ms: int, heard_ms: int, now_ms: int) -> Iterator[Step]:
-        """The buffer becomes a user audio item (+ transcription when configured)."""
+        """The buffer becomes a user audio item (+ transcription when configured); when
+        a test names phrases, the turn's audio is recognised against them first."""
+        turn = self._turn_audio.take(now_ms - self._buffer_start_ms)
         self._buffer_start_ms = now_ms
-        match = self._match(Trigger.USER_SPEECH)
+        phrases = self.rules.phrases()
+
+        def committed(recognised: str | None) -> Iterator[Step]:
+            return self._committed(item_id, audio_ms, heard_ms, recognised)
+
+        if phrases and turn.audio:
+            yield Recognise(turn.audio, turn.rate, turn.encoding, phrases, committed)
+        else:
+            yield from committed(None)
+
+    def _committed(
+        self, item_id: str, audio_ms: int, heard_ms: int, recognised: str | None
+    ) -> Iterator[Step]:
+        """`recognised`: the phrase heard ("" for none), or None when not recognised."""
+        match = self._match(Trigger.USER_SPEECH, recognised)
         steps = match.steps if match is not None else ()
-        heard = next((s.text for s in steps if isinstance(s, TranscribeAs)), None)
+        heard = next((s.text for s in steps if isinstance(s, TranscribeAs)), recognised)
         item: dict[str, Any] = {
             "id": item_id,
             "type": "message",
@@ -565,7 +586,7 @@ class RealtimeSession:
             audio_ms=audio_ms,
             speech_rule=match,
             speech_asked=True,
-            heard=heard or f"[speech {heard_ms} ms]",
+            heard=heard if heard is not None else f"[speech {heard_ms} ms]",
         )
         previous_id = self.conversation.insert(record)
         yield Send(
@@ -630,6 +651,7 @@ class RealtimeSession:
     def _buffer_clear(self, event: dict[str, Any]) -> Iterator[Step]:
         self._vad.flush()
         self._vad.end_speech()
+        self._turn_audio.take(None)
         self._buffer_start_ms = self._vad.clock_ms
         yield Send({"type": "input_audio_buffer.cleared", "event_id": new_id("event")})
 

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 import orjson
 
 if TYPE_CHECKING:
+    from harness.recognition import Encoding
+
     from .responders import Turn
     from .responses import ResponseRun
 
@@ -41,6 +43,7 @@ __all__ = [
     "EndResponse",
     "Fail",
     "FailureKind",
+    "Recognise",
     "RejectHandshake",
     "ReplyAudio",
     "ReplyOnlyInResponseDone",
@@ -150,6 +153,20 @@ class Resolve:
     responder: Responder
     turn: Turn
     then: Callable[[Sequence[RuleStep]], Iterator[Step]]
+
+
+@dataclass(frozen=True, slots=True)
+class Recognise:
+    """Recognise which of `phrases` was said in a user turn's `audio` (as the session's
+    input format has it: `encoding` at `rate`), then carry out `then(what was heard)`
+    ("" for nothing). Decoding is slow for a loop: the connection runs it in a thread
+    and awaits it before reading the next client event, as it awaits a responder."""
+
+    audio: bytes
+    rate: int
+    encoding: Encoding
+    phrases: tuple[str, ...]
+    then: Callable[[str], Iterator[Step]]
 
 
 # --- content steps -----------------------------------------------------------------------
@@ -308,7 +325,7 @@ RuleStep: TypeAlias = (
 ResponderResult: TypeAlias = RuleStep | str | Sequence[RuleStep | str] | None
 #: A callable that computes the reply when its rule fires, sync or async.
 Responder: TypeAlias = Callable[["Turn"], ResponderResult | Awaitable[ResponderResult]]
-Step: TypeAlias = RuleStep | Fail | StartResponse | StopResponse | Resolve
+Step: TypeAlias = RuleStep | Fail | StartResponse | StopResponse | Resolve | Recognise
 
 #: Steps that produce the output items of a response.
 OUTPUT_STEPS: Final = (ReplyAudio, ReplyText, ReplyOnlyInResponseDone, EndResponse, CallFunction)

@@ -127,7 +127,7 @@ export class VoiceAgent extends EventTarget {
     const agent = {
       listen: { provider: { type: "deepgram", model: "nova-3" } },
       think: {
-        provider: { type: "open_ai", model: "gpt-4o-mini" },
+        provider: { type: "open_ai", model: "gpt-realtime" },
         prompt: prompt || "You are a helpful voice assistant. Keep answers short.",
       },
       speak: { provider: { type: "open_ai", model: "tts-1", voice: "alloy" } },

@@ -8,6 +8,7 @@ followed by a long silence.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -25,7 +26,14 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from .client import component_fault
 from .speech import speech_pcm16
 
-__all__ = ["AudioStats", "FakeMicrophone", "Frame", "VoiceAgentApp", "chromium_launch_args"]
+__all__ = [
+    "AudioStats",
+    "FakeMicrophone",
+    "Frame",
+    "PlayedAudio",
+    "VoiceAgentApp",
+    "chromium_launch_args",
+]
 
 SYSTEM_CHROMIUM = "/usr/bin/chromium"
 
@@ -111,6 +119,24 @@ class AudioStats:
 
 
 @dataclass(frozen=True)
+class PlayedAudio:
+    """What the page's speaker played: PCM16 little-endian mono at `rate` Hz.
+
+    Stretches of silence longer than half a second are shortened to half a second.
+    `dropped_samples` counts the oldest audio the page let go to stay within its
+    recording limit (0 unless a test outran it).
+    """
+
+    pcm16: bytes
+    rate: int
+    dropped_samples: int = 0
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm16) / 2 / self.rate
+
+
+@dataclass(frozen=True)
 class Frame:
     """One WebSocket frame the page sent or received."""
 
@@ -123,6 +149,9 @@ class Frame:
         if isinstance(self.payload, bytes):
             return "binary"
         return str(json.loads(self.payload).get("type"))
+
+
+RECORD_PLAYED_S = 60.0  # the played audio a page keeps, latest first: 2.9 MB at 24 kHz
 
 
 class VoiceAgentApp:
@@ -189,8 +218,16 @@ class VoiceAgentApp:
         functions: Iterable[str] = (),
         keep_alive_ms: int | None = None,
         token: str | None = None,
+        input_rate: int | None = None,
+        output_rate: int | None = None,
+        record_played_s: float = RECORD_PLAYED_S,
     ) -> VoiceAgentApp:
-        """Load the app pointed at `proxy_url` (default: the proxy under test)."""
+        """Load the app pointed at `proxy_url` (default: the proxy under test).
+
+        `input_rate` / `output_rate`: the linear16 rates of its microphone and speaker
+        (default 16 kHz in, 24 kHz out). The page records what its speaker plays (the
+        latest `record_played_s` seconds; 0: not at all) for `played_audio` and `heard`.
+        """
         query: dict[str, str] = {"proxyEndpoint": proxy_url or self.proxy_url}
         if greeting:
             query["greeting"] = greeting
@@ -202,8 +239,20 @@ class VoiceAgentApp:
             query["keepAliveMs"] = str(keep_alive_ms)
         if token:
             query["proxyAuthToken"] = token
+        if input_rate is not None:
+            query["inputRate"] = str(input_rate)
+        if output_rate is not None:
+            query["outputRate"] = str(output_rate)
+        if record_played_s > 0:
+            query["recordPlayed"] = f"{record_played_s:g}"
         self.page.goto(f"{self.app_url}?{urlencode(query)}")
         expect(self.testid("voice-agent")).to_be_visible()
+        if input_rate is not None or output_rate is not None:  # the page takes only valid ones
+            expect(self.testid("audio-rates")).to_have_text(
+                f"{input_rate or 16000} / {output_rate or 24000}"
+            )
+        if record_played_s > 0:
+            expect(self.testid("played-recording")).to_have_text("on")
         return self
 
     def testid(self, name: str) -> Locator:
@@ -306,6 +355,23 @@ class VoiceAgentApp:
         )
 
     # ------------------------------------------------------------ readings
+
+    def wait_until_quiet(self, timeout: float = 15.0) -> None:
+        """Wait until the agent is not speaking: its audio is done and played out, or cut."""
+        expect(self.testid("agent-state")).not_to_have_text("speaking", timeout=timeout * 1000)
+        expect(self.testid("audio-playing-status")).to_have_text("false", timeout=timeout * 1000)
+
+    def played_audio(self) -> PlayedAudio:
+        """What the page's speaker played since the last call (taken from the page's
+        audio output, after its scheduling and at its output rate, not from the frames)."""
+        taken = self.page.evaluate("() => window.voiceAgentApp.takePlayed()")
+        if taken is None:
+            raise AssertionError(
+                "the page does not record what it plays: open it with record_played_s > 0"
+            )
+        return PlayedAudio(
+            base64.b64decode(taken["pcm16"]), int(taken["rate"]), int(taken["dropped"])
+        )
 
     def assistant_messages(self) -> Locator:
         return self.testid("conversation-history").locator('li[data-role="assistant"]')

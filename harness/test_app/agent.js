@@ -8,7 +8,7 @@ export class VoiceAgent extends EventTarget {
   /**
    * @param {string} endpoint  proxy WebSocket URL
    * @param {object} options   {prompt, greeting, functions: [{name, description, parameters}],
-   *                            keepAliveMs}
+   *                            keepAliveMs, inputRate, outputRate}
    */
   constructor(endpoint, options = {}) {
     super();
@@ -142,8 +142,8 @@ export class VoiceAgent extends EventTarget {
     return {
       type: "Settings",
       audio: {
-        input: { encoding: "linear16", sample_rate: 16000 },
-        output: { encoding: "linear16", sample_rate: 24000 },
+        input: { encoding: "linear16", sample_rate: this.options.inputRate ?? 16000 },
+        output: { encoding: "linear16", sample_rate: this.options.outputRate ?? 24000 },
       },
       agent,
     };

@@ -315,6 +315,7 @@ if (recordSeconds > 0) {
 window.voiceAgentApp = {
   agent,
   speaker,
+  options,
   registerFunction(definition, handler) {
     functions.set(definition.name, { definition, handler });
   },

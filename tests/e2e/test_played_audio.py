@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from playwright.sync_api import expect
 
 from harness.browser import VoiceAgentApp
-from harness.mock_openai import MockRealtime
+from harness.mock_openai import MockRealtime, tone_pcm16
+from harness.speech import speech_pcm16
 
 
 def _trimmed(pcm16: bytes) -> bytes:
@@ -81,3 +83,32 @@ def test_the_page_takes_its_audio_rates_from_its_url(
     frames = voice_app.wait_for_frames("binary", 3)
     assert {len(frame.payload) for frame in frames} == {2 * input_rate // 50}  # 20 ms
     voice_app.stop_microphone()
+
+
+@pytest.mark.mock_openai(voice="speech")
+def test_a_barge_in_cut_shows_in_the_recording(
+    voice_app: VoiceAgentApp, mock_openai: MockRealtime
+) -> None:
+    story = "Once upon a time a fox lived in a quiet forest near the river bank."
+    mock_openai.on_user_text("story").reply_with_audio(story, chunk_interval_ms=100)
+    mock_openai.on_user_speech().transcribe_as("stop").stall(1000).reply_with_text("Stopped.")
+    voice_app.connect()
+    voice_app.send_text("tell me a story")
+    voice_app.wait_for_played_ms(800)
+
+    voice_app.speak(tone_pcm16(600, rate=16000))  # the energy detector hears the user
+    expect(voice_app.testid("playback-interrupted")).to_have_text("1")
+    played = voice_app.played_audio()
+
+    # Frames that came late leave gaps of silence in what is played: compare sounds only.
+    heard, story_audio = _sounding(played.pcm16), _sounding(speech_pcm16(story, rate=24000))
+    assert story_audio.startswith(heard)  # the story as played, up to the cut
+    assert 0.8 <= len(heard) / 2 / played.rate < len(story_audio) / 2 / played.rate - 1.0
+    assert voice_app.wait_for_reply() == "Stopped."
+    voice_app.stop_microphone()
+
+
+def _sounding(pcm16: bytes) -> bytes:
+    """The samples that are not zero, in order."""
+    samples = memoryview(pcm16).cast("h")
+    return b"".join(sample.to_bytes(2, "little", signed=True) for sample in samples if sample)

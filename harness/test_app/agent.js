@@ -127,7 +127,9 @@ export class VoiceAgent extends EventTarget {
     const agent = {
       listen: { provider: { type: "deepgram", model: "nova-3" } },
       think: {
-        provider: { type: "open_ai", model: "gpt-4o-mini" },
+        // The Realtime model the proxy's upstream uses; a chat model name (the
+        // component's default) would be accepted with a Warning on every connection.
+        provider: { type: "open_ai", model: "gpt-realtime" },
         prompt: prompt || "You are a helpful voice assistant. Keep answers short.",
       },
       speak: { provider: { type: "open_ai", model: "tts-1", voice: "alloy" } },

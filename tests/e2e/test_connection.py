@@ -23,11 +23,13 @@ def test_connect_sends_settings_first_and_shows_settings_applied(
     voice_app.connect()
 
     assert voice_app.frame_types("sent")[0] == "Settings"
-    # The app asks for a chat model by name (as the component does): accepted, and said so.
-    assert voice_app.frame_types("received")[:3] == ["Welcome", "Warning", "SettingsApplied"]
+    # The app names the Realtime model, so a first connection has nothing to warn about.
+    assert voice_app.frame_types("received")[:2] == ["Welcome", "SettingsApplied"]
+    assert "Warning" not in voice_app.frame_types("received")
     session = mock_openai.sent("session.created")[0]["session"]
     expect(voice_app.testid("session-id")).to_have_text(session["id"])
     update = mock_openai.wait_for_sync("session.update")["session"]
+    assert update["model"] == "gpt-realtime"
     assert update["instructions"] == "You are a helpful voice assistant. Keep answers short."
     expect(voice_app.testid("agent-error-count")).to_have_text("0")
 

@@ -1,0 +1,252 @@
+"""Recognising spoken words offline, against the phrases a test scripted.
+
+A test knows what should be said ("what time is it"), so recognition here is a closed
+question: which of these phrases, if any, is in this audio? pocketsphinx (the optional
+``[speech]`` extra; its wheel carries the US English model, nothing is downloaded)
+decodes the audio against a grammar made of exactly those phrases.
+
+The grammar must not force a match, so a phrase counts as heard only when both hold
+(measured on 35 phrases by ``benchmarks/recognition.py``):
+
+* the grammar search reached the end of a whole phrase: pocketsphinx reports a partial
+  path, or none, when the audio does not fit any phrase (filler words are off, so
+  silence and noise cannot pad a path out);
+* the phrase fits the audio clearly better than an unconstrained phone loop (the
+  allphone search) does: `MIN_MARGIN`. Unrelated speech, byte-swapped audio, a wrong
+  rate and noise fit the phone loop as well as, or better than, any phrase.
+
+One decoder serves the process (building one loads the acoustic model and the 130,000
+word dictionary: ~0.15 s); a lock makes it safe from any thread, and each phrase set's
+grammar is built once. Decoding takes tens of milliseconds per second of speech: the
+async callers run it in a thread (`recognise_async`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import re
+import threading
+import time
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import numpy as np
+import soxr
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)  # G.711 (audioop-lts from 3.13)
+    import audioop
+
+__all__ = [
+    "DECODER_RATE",
+    "INSTALL_HINT",
+    "MIN_MARGIN",
+    "Encoding",
+    "Recognition",
+    "RecognitionUnavailable",
+    "phrase_words",
+    "recognise",
+    "recognise_async",
+    "recognition_available",
+    "recognition_of",
+    "require_recognition",
+    "to_decoder_pcm",
+]
+
+#: The rate of pocketsphinx's US English acoustic model.
+DECODER_RATE: Final = 16_000
+#: The one line a test that needs recognition fails with when pocketsphinx is missing.
+INSTALL_HINT: Final = (
+    "recognition needs pocketsphinx: pip install 'voice-agent-realtime-proxy[speech]' "
+    "(the dev and e2e extras include it)"
+)
+#: How much better (per frame, in pocketsphinx's normalised score) the phrase must fit
+#: than the phone loop. Measured by benchmarks/recognition.py: phrases heard through
+#: every rate and G.711 score 0.08 to 0.30 above the loop; partial fits of unrelated
+#: speech come within 0.01 of it.
+MIN_MARGIN: Final = 0.02
+#: Grammars kept per decoder; beyond this the decoder is rebuilt (pocketsphinx cannot
+#: safely drop the active search).
+_MAX_GRAMMARS: Final = 256
+
+Encoding = Literal["linear16", "mulaw", "alaw"]
+
+
+class RecognitionUnavailable(RuntimeError):
+    """pocketsphinx is not installed (the ``[speech]`` extra)."""
+
+
+def recognition_available() -> bool:
+    """Is pocketsphinx installed?"""
+    return importlib.util.find_spec("pocketsphinx") is not None
+
+
+def require_recognition() -> None:
+    """Raise `RecognitionUnavailable` (with `INSTALL_HINT`) when pocketsphinx is missing."""
+    if not recognition_available():
+        raise RecognitionUnavailable(INSTALL_HINT)
+
+
+@dataclass(frozen=True, slots=True)
+class Recognition:
+    """What one decode found.
+
+    `phrase`: the phrase heard, as the caller wrote it, or "" when none was.
+    `hypothesis`: the grammar search's best path (a partial one when nothing fitted).
+    `margin`: how much better the path fits than the phone loop (see `MIN_MARGIN`).
+    `seconds`: time spent decoding.
+    """
+
+    phrase: str
+    hypothesis: str
+    margin: float
+    seconds: float
+
+
+def phrase_words(phrase: str) -> str:
+    """A phrase as the grammar spells it: lower case, words only ("What's up?" ->
+    "what's up")."""
+    return " ".join(re.findall(r"[a-z]+(?:'[a-z]+)*", phrase.lower()))
+
+
+def to_decoder_pcm(audio: bytes, *, rate: int, encoding: Encoding = "linear16") -> bytes:
+    """`audio` (PCM16 LE mono, or G.711 at `rate`) as the decoder takes it: PCM16 LE
+    mono at 16 kHz. An odd trailing byte is dropped."""
+    if encoding == "mulaw":
+        audio = audioop.ulaw2lin(audio, 2)
+    elif encoding == "alaw":
+        audio = audioop.alaw2lin(audio, 2)
+    elif encoding != "linear16":
+        raise ValueError(f"no encoding {encoding!r}: linear16, mulaw or alaw")
+    samples = np.frombuffer(audio[: len(audio) - len(audio) % 2], dtype="<i2")
+    if rate != DECODER_RATE and samples.size:
+        resampled = soxr.resample(samples.astype(np.float32) / 32768.0, rate, DECODER_RATE)
+        samples = np.clip(np.round(resampled * 32768.0), -32768, 32767).astype("<i2")
+    return bytes(samples.astype("<i2").tobytes())
+
+
+def recognition_of(
+    audio: bytes, phrases: Iterable[str], *, rate: int, encoding: Encoding = "linear16"
+) -> Recognition:
+    """Decode `audio` against `phrases`: the details (see `recognise`)."""
+    require_recognition()
+    spelled: dict[str, str] = {}
+    for phrase in phrases:
+        words = phrase_words(phrase)
+        if not words:
+            raise ValueError(f"phrase {phrase!r} has no words to recognise")
+        spelled.setdefault(words, phrase)
+    if not spelled or len(audio) < 2:
+        return Recognition("", "", 0.0, 0.0)
+    pcm = to_decoder_pcm(audio, rate=rate, encoding=encoding)
+    return _engine().decode(pcm, spelled)
+
+
+def recognise(
+    audio: bytes, phrases: Iterable[str], *, rate: int, encoding: Encoding = "linear16"
+) -> str:
+    """The phrase of `phrases` spoken in `audio` (as written), or "" when none was.
+
+    `audio` is PCM16 LE mono (``encoding="linear16"``) or G.711 (``"mulaw"``,
+    ``"alaw"``) at `rate` Hz; it should hold one utterance. Raises
+    `RecognitionUnavailable` without pocketsphinx, and ValueError for a phrase with a
+    word outside the decoder's dictionary (numbers are spelled out: "two", not "2").
+    Phrases of three words or more are recognised reliably; a single short word is not.
+    """
+    return recognition_of(audio, phrases, rate=rate, encoding=encoding).phrase
+
+
+async def recognise_async(
+    audio: bytes, phrases: Iterable[str], *, rate: int, encoding: Encoding = "linear16"
+) -> str:
+    """`recognise`, in a worker thread (decoding takes tens of milliseconds)."""
+    chosen = list(phrases)
+    return await asyncio.to_thread(recognise, audio, chosen, rate=rate, encoding=encoding)
+
+
+class _Engine:
+    """One pocketsphinx decoder, its grammars and the phone loop (lock held to use it)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._decoder: Any = None
+        self._grammars: dict[frozenset[str], str] = {}
+
+    def decode(self, pcm: bytes, spelled: dict[str, str]) -> Recognition:
+        started = time.perf_counter()
+        with self.lock:
+            search = self._grammar(frozenset(spelled))
+            hypothesis, fit = self._run(search, pcm)
+            phrase = spelled.get(hypothesis, "")
+            margin = 0.0
+            if phrase:  # only a whole phrase is worth the phone loop's opinion
+                _, loop = self._run("phone_loop", pcm)
+                margin = fit - loop
+                if margin < MIN_MARGIN:
+                    phrase = ""
+        return Recognition(phrase, hypothesis, margin, time.perf_counter() - started)
+
+    def _run(self, search: str, pcm: bytes) -> tuple[str, float]:
+        decoder = self._decoder
+        decoder.activate_search(search)
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        hypothesis = decoder.hyp()
+        if hypothesis is None:
+            return "", 0.0
+        return str(hypothesis.hypstr), float(hypothesis.score)
+
+    def _grammar(self, phrases: frozenset[str]) -> str:
+        name = self._grammars.get(phrases)
+        if name is not None:
+            return name
+        if self._decoder is None or len(self._grammars) >= _MAX_GRAMMARS:
+            self._decoder = _new_decoder()
+            self._grammars.clear()
+        unknown = sorted(
+            {w for p in phrases for w in p.split() if self._decoder.lookup_word(w) is None}
+        )
+        if unknown:
+            raise ValueError(
+                f"cannot recognise {', '.join(map(repr, unknown))}: not in the decoder's "
+                "dictionary (spell numbers and symbols as words)"
+            )
+        name = f"phrases_{len(self._grammars)}"
+        alternatives = " | ".join(f"( {p} )" for p in sorted(phrases))
+        self._decoder.add_jsgf_string(
+            name, f"#JSGF V1.0;\ngrammar heard;\npublic <phrase> = {alternatives};\n"
+        )
+        self._grammars[phrases] = name
+        return name
+
+
+def _new_decoder() -> Any:
+    from pocketsphinx import Decoder, get_model_path
+
+    model = os.path.join(get_model_path(), "en-us")
+    decoder = Decoder(
+        lm=None,
+        logfn=os.devnull,
+        # Filler words (silence, breath) at every grammar state let noise and silence
+        # pad a path out to a whole phrase; off, a non-matching utterance ends partial.
+        fsgusefiller=False,
+        cmn="batch",  # the whole utterance is there: normalise over all of it
+    )
+    decoder.add_allphone_file("phone_loop", os.path.join(model, "en-us-phone.lm.bin"))
+    return decoder
+
+
+_ENGINE_LOCK: Final = threading.Lock()
+_ENGINES: list[_Engine] = []
+
+
+def _engine() -> _Engine:
+    with _ENGINE_LOCK:
+        if not _ENGINES:
+            _ENGINES.append(_Engine())
+        return _ENGINES[0]

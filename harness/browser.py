@@ -25,6 +25,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from .client import component_fault
 from .speech import speech_pcm16
+from .utterances import PAUSE_S, utterances
 
 __all__ = [
     "AudioStats",
@@ -169,6 +170,9 @@ class VoiceAgentApp:
         # Received frames a Voice Agent client would not understand (deepgram-sdk oracle).
         self.protocol_faults: list[str] = []
         self.sockets: list[WebSocket] = []  # every connection the page opened, in order
+        # What `heard()` listens for by default (the `voice_app` fixture, with the mock:
+        # every phrase the mock's replies spoke).
+        self.spoken_phrases: Callable[[], list[str]] | None = None
         page.on("pageerror", lambda error: self.page_errors.append(str(error)))
         page.on("websocket", self._record_frames)
 
@@ -360,6 +364,37 @@ class VoiceAgentApp:
         """Wait until the agent is not speaking: its audio is done and played out, or cut."""
         expect(self.testid("agent-state")).not_to_have_text("speaking", timeout=timeout * 1000)
         expect(self.testid("audio-playing-status")).to_have_text("false", timeout=timeout * 1000)
+
+    def heard(
+        self,
+        phrases: Iterable[str] | None = None,
+        *,
+        pause_s: float = PAUSE_S,
+        timeout: float = 15.0,
+    ) -> list[str]:
+        """What a listener heard the page say since the last call: for each utterance
+        in what its speaker played (stretches of sound between pauses of `pause_s`),
+        the phrase of `phrases` recognised in it, or "" when none was.
+
+        Waits first until the agent is quiet (`wait_until_quiet`), so a reply is taken
+        whole. `phrases` defaults to `spoken_phrases()` (with the mock upstream: every
+        phrase its replies spoke). Needs the ``speech`` extra (pocketsphinx); without it,
+        fails with one line saying how to install it.
+        """
+        from .recognition import recognise, require_recognition
+
+        require_recognition()
+        if phrases is None:
+            if self.spoken_phrases is None:
+                raise AssertionError("heard() needs the phrases to listen for (no mock upstream)")
+            phrases = self.spoken_phrases()
+        chosen = list(phrases)
+        self.wait_until_quiet(timeout)
+        played = self.played_audio()
+        return [
+            recognise(utterance, chosen, rate=played.rate)
+            for utterance in utterances(played.pcm16, played.rate, pause_s=pause_s)
+        ]
 
     def played_audio(self) -> PlayedAudio:
         """What the page's speaker played since the last call (taken from the page's

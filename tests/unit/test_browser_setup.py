@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import wave
 from pathlib import Path
+from unittest.mock import MagicMock
 
 import pytest
 
-from harness.browser import FakeMicrophone, chromium_launch_args
+from harness import recognition
+from harness.browser import FakeMicrophone, VoiceAgentApp, chromium_launch_args
 from harness.mock_openai import tone_pcm16
 
 
@@ -73,3 +75,14 @@ def test_a_wav_file_is_loaded_at_its_own_rate(microphone: FakeMicrophone, tmp_pa
     assert microphone.load_wav(source) == 0.25
     with wave.open(str(microphone.path)) as wav:
         assert wav.getframerate() == 48000
+
+
+def test_heard_without_pocketsphinx_says_how_to_install_it_before_touching_the_page(
+    microphone: FakeMicrophone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recognition.importlib.util, "find_spec", lambda name: None)
+    page = MagicMock()
+    app = VoiceAgentApp(page, "http://127.0.0.1:1/", "ws://127.0.0.1:2/", microphone)
+    with pytest.raises(recognition.RecognitionUnavailable, match=r"^recognition needs"):
+        app.heard(["what time is it"])
+    page.evaluate.assert_not_called()

@@ -170,9 +170,6 @@ class VoiceAgentApp:
         # Received frames a Voice Agent client would not understand (deepgram-sdk oracle).
         self.protocol_faults: list[str] = []
         self.sockets: list[WebSocket] = []  # every connection the page opened, in order
-        # What `heard()` listens for by default (the `voice_app` fixture, with the mock:
-        # every phrase the mock's replies spoke).
-        self.spoken_phrases: Callable[[], list[str]] | None = None
         page.on("pageerror", lambda error: self.page_errors.append(str(error)))
         page.on("websocket", self._record_frames)
 
@@ -365,36 +362,42 @@ class VoiceAgentApp:
         expect(self.testid("agent-state")).not_to_have_text("speaking", timeout=timeout * 1000)
         expect(self.testid("audio-playing-status")).to_have_text("false", timeout=timeout * 1000)
 
-    def heard(
-        self,
-        phrases: Iterable[str] | None = None,
-        *,
-        pause_s: float = PAUSE_S,
-        timeout: float = 15.0,
-    ) -> list[str]:
+    def heard(self, *phrases: str, pause_s: float = PAUSE_S, timeout: float = 15.0) -> list[str]:
         """What a listener heard the page say since the last call: for each utterance
         in what its speaker played (stretches of sound between pauses of `pause_s`),
         the phrase of `phrases` recognised in it, or "" when none was.
 
         Waits first until the agent is quiet (`wait_until_quiet`), so a reply is taken
-        whole. `phrases` defaults to `spoken_phrases()` (with the mock upstream: every
-        phrase its replies spoke). Needs the ``speech`` extra (pocketsphinx); without it,
-        fails with one line saying how to install it.
+        whole. `phrases` defaults to what the agent's replies said (their
+        `ConversationText`), as `ComponentClient.heard` does. Needs the ``speech`` extra
+        (pocketsphinx); without it, fails with one line saying how to install it.
         """
         from .recognition import recognise, require_recognition
 
         require_recognition()
-        if phrases is None:
-            if self.spoken_phrases is None:
-                raise AssertionError("heard() needs the phrases to listen for (no mock upstream)")
-            phrases = self.spoken_phrases()
-        chosen = list(phrases)
+        expected = list(phrases) or self.agent_texts()
         self.wait_until_quiet(timeout)
         played = self.played_audio()
         return [
-            recognise(utterance, chosen, rate=played.rate)
+            recognise(utterance, expected, rate=played.rate)
             for utterance in utterances(played.pcm16, played.rate, pause_s=pause_s)
         ]
+
+    def agent_texts(self) -> list[str]:
+        """Every distinct text the agent's replies said (assistant `ConversationText`s
+        received), in order."""
+        texts = (
+            _json_object(frame.payload)
+            for frame in self.frames
+            if frame.direction == "received" and isinstance(frame.payload, str)
+        )
+        return list(
+            dict.fromkeys(
+                str(text.get("content"))
+                for text in texts
+                if text.get("type") == "ConversationText" and text.get("role") == "assistant"
+            )
+        )
 
     def played_audio(self) -> PlayedAudio:
         """What the page's speaker played since the last call (taken from the page's

@@ -35,13 +35,6 @@ def voice_app_server(harness_loop: BackgroundLoop) -> Iterator[str]:
     harness_loop.run(server.wait_closed())
 
 
-def spoken_phrases(mock: Any) -> list[str]:
-    """Every phrase the mock's replies spoke (their audio transcripts), in order."""
-    return [
-        str(event["transcript"]) for event in mock.sent("response.output_audio_transcript.done")
-    ]
-
-
 async def _refuse(connection: ServerConnection) -> None:  # never reached: all requests are HTTP
     await connection.close(1008, "this server only serves the test-app's files")
 
@@ -85,11 +78,10 @@ def voice_app(
     """
     if browser_name != "chromium":
         pytest.fail(f"the test-app's fake microphone needs Chromium, not {browser_name}")
-    mock = request.getfixturevalue("mock_openai") if upstream_mode == "mock" else None
+    if upstream_mode == "mock":
+        request.getfixturevalue("mock_openai")
     context: BrowserContext = new_context(permissions=["microphone"])
     app = VoiceAgentApp(context.new_page(), voice_app_server, proxy.url, fake_microphone)
-    if mock is not None:
-        app.spoken_phrases = lambda: spoken_phrases(mock)
     app.open()
     yield app
     context.close()  # closes the app's WebSocket before `proxy` checks for leftover sessions

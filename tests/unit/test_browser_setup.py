@@ -84,5 +84,5 @@ def test_heard_without_pocketsphinx_says_how_to_install_it_before_touching_the_p
     page = MagicMock()
     app = VoiceAgentApp(page, "http://127.0.0.1:1/", "ws://127.0.0.1:2/", microphone)
     with pytest.raises(recognition.RecognitionUnavailable, match=r"^recognition needs"):
-        app.heard(["what time is it"])
+        app.heard("what time is it")
     page.evaluate.assert_not_called()

@@ -12,15 +12,6 @@ from harness.mock_openai import MockRealtime, tone_pcm16
 from harness.speech import speech_pcm16
 
 
-def _trimmed(pcm16: bytes) -> bytes:
-    """Without the silence before the first and after the last sound."""
-    samples = memoryview(pcm16).cast("h")
-    sounding = [i for i, sample in enumerate(samples) if sample]
-    if not sounding:
-        return b""
-    return pcm16[2 * sounding[0] : 2 * (sounding[-1] + 1)]
-
-
 @pytest.mark.mock_openai(voice="speech")
 @pytest.mark.parametrize("output_rate", [24000, 16000])
 def test_the_recording_holds_every_sample_the_speaker_played(
@@ -42,8 +33,10 @@ def test_the_recording_holds_every_sample_the_speaker_played(
     assert played.rate == output_rate
     assert played.dropped_samples == 0
     assert len(received) > output_rate  # more than half a second of speech
-    assert _trimmed(played.pcm16) == _trimmed(received)
-    assert voice_app.played_audio().pcm16.strip(b"\0") == b""  # taken: nothing new since
+    # A frame that comes after the one before it ended leaves a gap of silence (on a
+    # loaded machine it happens): every sound, in order, sample for sample.
+    assert _sounding(played.pcm16) == _sounding(received)
+    assert _sounding(voice_app.played_audio().pcm16) == b""  # taken: nothing new since
 
 
 @pytest.mark.mock_openai(voice="speech")

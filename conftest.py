@@ -40,5 +40,6 @@ def fuzz_examples(request: pytest.FixtureRequest) -> int:
     return int(request.config.getoption("--fuzz-examples"))
 
 
-# tests/haproxy.py: the `haproxy_factory` fixture (HAProxy in front of proxies under test)
-pytest_plugins = ["pytester", "tests.haproxy"]
+# tests/haproxy.py: the `haproxy_factory` fixture (HAProxy in front of proxies under test);
+# tests/deepgram_agent.py: `deepgram_agent_page` (Deepgram's browser component, from npm)
+pytest_plugins = ["pytester", "tests.haproxy", "tests.deepgram_agent"]

@@ -6,8 +6,9 @@ Not a test (it takes minutes): run it by hand, read its report.
 
 The proxy runs as its own process (`python -m proxy`), so its file descriptors, RSS and
 event-loop tasks (from /metrics) are its alone; the mock upstream runs here. Each session
-holds a conversation of text turns and spoken turns (real-time paced 16 kHz audio); a
-share of sessions meets a fault: upstream closes mid-answer, sends garbage or an error,
+holds a conversation of text turns, spoken turns (real-time paced 16 kHz audio) and
+server-side function calls (the proxy calls a small HTTP server here, one shared client);
+a share of sessions meets a fault: upstream closes mid-answer, sends garbage or an error,
 stalls, or the client vanishes without a close. Every turn of an unfaulted session must
 be answered, in order. After each round the proxy must be back at its baseline in file
 descriptors, tasks and sessions; its RSS may stay at the first round's peak (CPython
@@ -19,10 +20,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import http.server
 import random
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -32,8 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.client import ComponentClient
 from harness.mock_openai import MockRealtime, silence_pcm16, tone_pcm16
+from proxy.function_calls import KEEPALIVE_CONNECTIONS
 
 KEY = "sk-soak-mock-key-0000"
+WEATHER = b'{"temperature": 21}'
 FAULTS = ("upstream_closes", "garbage", "error", "stall", "client_vanishes")
 
 
@@ -64,15 +69,46 @@ def script_mock(mock: MockRealtime) -> None:
     mock.on_user_text("fault garbage").send_garbage("}{ soak garbage")
     mock.on_user_text("fault error").send_error("server_error", "soak error", type="server_error")
     mock.on_user_text("fault stall").stall(3000)
+    mock.on_user_text("weather").call_function("get_weather", {"city": "Paris"})
 
 
-async def converse(url: str, index: int, seconds: float, fault: str | None) -> Outcome:
+class _Weather(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the proxy's one client reuses connections
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(WEATHER)))
+        self.end_headers()
+        self.wfile.write(WEATHER)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def weather_function(port: int) -> dict[str, object]:
+    return {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        "endpoint": {"url": f"http://127.0.0.1:{port}/fn/weather", "method": "post"},
+    }
+
+
+async def converse(
+    url: str, index: int, seconds: float, fault: str | None, function_port: int
+) -> Outcome:
     outcome = Outcome(fault=fault)
     deadline = time.monotonic() + seconds
     fault_at = time.monotonic() + random.uniform(0.2, 0.6) * seconds if fault else None
+    think = {
+        "provider": {"type": "open_ai", "model": "gpt-realtime"},
+        "functions": [weather_function(function_port)],
+    }
     try:
         async with await ComponentClient.connect(url, timeout=30) as client:
-            await client.start()
+            await client.start(think=think)
             turn = 0
             while time.monotonic() < deadline:
                 if fault_at is not None and time.monotonic() >= fault_at:
@@ -96,6 +132,11 @@ async def converse(url: str, index: int, seconds: float, fault: str | None) -> O
                     reply = await client.wait_for_reply(replies + 1, timeout=20)
                     if not reply.startswith("I heard"):
                         raise AssertionError(f"unexpected answer to speech: {reply!r}")
+                elif turn % 4 == 0:  # a server-side function call: the proxy calls it
+                    await client.inject(f"weather {index} {turn}")
+                    reply = await client.wait_for_reply(replies + 1, timeout=20)
+                    if "temperature" not in reply:
+                        raise AssertionError(f"unexpected answer to a function: {reply!r}")
                 else:
                     text = f"session {index} turn {turn}"
                     await client.inject(text)
@@ -119,10 +160,14 @@ async def soak(args: argparse.Namespace) -> int:
     mock = MockRealtime(api_key=KEY, journal=False)
     await mock.start()
     script_mock(mock)
+    functions = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Weather)
+    threading.Thread(target=functions.serve_forever, daemon=True).start()
+    function_port = int(functions.server_address[1])
     proxy = subprocess.Popen(
         [
             sys.executable, "-m", "proxy", "--port", "0", "--log-level", "warning",
             "--max-sessions-per-ip", "10000", "--turn-rate", "50",
+            "--function-endpoint-allow", f"http://127.0.0.1:{function_port}/fn",
         ],
         env={"OPENAI_API_KEY": KEY, "OPENAI_REALTIME_URL": mock.url, "PATH": "/usr/bin:/bin"},
         stdout=subprocess.PIPE,
@@ -137,7 +182,7 @@ async def soak(args: argparse.Namespace) -> int:
             url = found.group(1) if found else ""
         port = int(url.split(":")[2].split("/")[0])
         # Warm up (imports, first resamplers), then take the baseline.
-        await converse(url, -1, 3, None)
+        await converse(url, -1, 3, None, function_port)
         await asyncio.sleep(1)
         baseline = proxy_stats(proxy.pid, port)
         print(f"baseline: {baseline}", flush=True)
@@ -158,7 +203,7 @@ async def soak(args: argparse.Namespace) -> int:
 
             sampler = asyncio.create_task(sample())
             outcomes = await asyncio.gather(
-                *(converse(url, i, args.seconds, f) for i, f in enumerate(faults))
+                *(converse(url, i, args.seconds, f, function_port) for i, f in enumerate(faults))
             )
             sampler.cancel()
             took = time.monotonic() - started
@@ -170,6 +215,7 @@ async def soak(args: argparse.Namespace) -> int:
         proxy.terminate()
         proxy.wait(timeout=60)
         await mock.stop()
+        functions.shutdown()
     return report(baseline, rounds)
 
 
@@ -192,7 +238,9 @@ def report(
         growth = {k: round(after[k] - baseline[k], 1) for k in baseline}
         print(f"  after: {after}; after - baseline: {growth}")
         ok &= not lost and answered == asked and after["sessions"] == 0
-        ok &= after["fds"] <= baseline["fds"] and after["tasks"] <= baseline["tasks"]
+        # The function client's idle connections stay open for reuse: a bounded pool.
+        ok &= after["fds"] <= baseline["fds"] + KEEPALIVE_CONNECTIONS
+        ok &= after["tasks"] <= baseline["tasks"]
     if len(rounds) > 1:
         first, last = rounds[0][2]["rss_mib"], rounds[-1][2]["rss_mib"]
         print(f"RSS after round 1: {first:.1f} MiB, after round {len(rounds)}: {last:.1f} MiB")

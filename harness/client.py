@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from .component_schema import ComponentSchemaError, validate_component_message
 from .describe import summarize_types
+from .recognition import Encoding, recognise_async, require_recognition
 
 __all__ = ["ComponentClient", "default_settings"]
 
@@ -35,7 +37,7 @@ def default_settings(**agent: Any) -> dict[str, Any]:
         "agent": {
             "listen": {"provider": {"type": "deepgram", "model": "nova-3"}},
             "think": {
-                "provider": {"type": "open_ai", "model": "gpt-4o-mini"},
+                "provider": {"type": "open_ai", "model": "gpt-realtime"},
                 "prompt": "You are a helpful voice assistant. Keep answers short.",
             },
             "speak": {"provider": {"type": "open_ai", "model": "tts-1", "voice": "alloy"}},
@@ -47,19 +49,31 @@ def default_settings(**agent: Any) -> dict[str, Any]:
 class ComponentClient:
     """One component connection. Create with `await ComponentClient.connect(url)`."""
 
-    def __init__(self, connection: ClientConnection) -> None:
-        self.connection = connection
+    def __init__(self, connection: ClientConnection | None = None, *, url: str = "") -> None:
+        """Wrap an open `connection`, or (`url` only) connect on first use: `lazy()`."""
+        self._connection = connection
+        self._url = url
         self.messages: list[dict[str, Any]] = []  # every JSON message, in order
         self.audio = bytearray()  # every binary frame, concatenated
         self.audio_frames = 0
+        self.audio_frame_sizes: list[int] = []  # bytes of each binary frame, in order
+        # linear16 (the default) has two bytes a sample: a browser's Int16Array throws on
+        # an odd-length frame. G.711 has one. Taken from the last Settings sent.
+        self._sample_bytes = 2
         self.close_code: int | None = None
         self.close_reason = ""
         # Frames a Deepgram Voice Agent client would not understand (the deepgram-sdk
         # models are the oracle); `check()` and the fixtures fail the test on them.
         self.protocol_faults: list[str] = []
+        # The agent audio's format, from the Settings sent (the proxy's defaults before).
+        self.output_encoding: Encoding = "linear16"
+        self.output_rate = 24000
+        self._reply_ends: list[int] = []  # len(audio) at each AgentAudioDone
         self._changed = asyncio.Condition()
         self._closed = asyncio.Event()
-        self._reader = asyncio.create_task(self._read(), name="component-client-reader")
+        self._reader: asyncio.Task[None] | None = None
+        if connection is not None:
+            self._start_reading()
 
     @classmethod
     async def connect(
@@ -70,17 +84,57 @@ class ComponentClient:
         connection = await connect(url, open_timeout=timeout, max_size=None, compression=None)
         return cls(connection)
 
+    @classmethod
+    def lazy(cls, url: str, *, token: str | None = None) -> ComponentClient:
+        """A client that connects on its first use (a send or a wait), so a test can
+        script the upstream's handshake (`on_connect` rules) after taking the fixture."""
+        if token is not None:
+            url = f"{url}{'&' if '?' in url else '?'}token={token}"
+        return cls(url=url)
+
+    @property
+    def connection(self) -> ClientConnection:
+        """The WebSocket (a lazy client's first use opens it: `await open()`)."""
+        if self._connection is None:
+            raise RuntimeError("the client has not connected yet: `await client.open()` first")
+        return self._connection
+
+    async def open(self, *, timeout: float = 10.0) -> None:
+        """Connect now, if not yet connected (sends and waits call it)."""
+        if self._connection is None:
+            self._connection = await connect(
+                self._url, open_timeout=timeout, max_size=None, compression=None
+            )
+            self._start_reading()
+
+    def _start_reading(self) -> None:
+        self._reader = asyncio.create_task(self._read(), name="component-client-reader")
+
     # ------------------------------------------------------------ sending
 
     async def send(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "Settings":
+            self._sample_bytes = _output_sample_bytes(message)
+            self._note_output_format(message)
+        await self.open()
         await self.connection.send(orjson.dumps(message), text=True)
 
     async def send_raw(self, data: str | bytes) -> None:
         """Send a frame exactly as given (a str is a text frame, bytes a binary one)."""
+        await self.open()
         await self.connection.send(data)
 
     async def send_settings(self, settings: dict[str, Any] | None = None, **agent: Any) -> None:
         await self.send(settings or default_settings(**agent))
+
+    def _note_output_format(self, settings: dict[str, Any]) -> None:
+        """The agent audio's format a Settings asks for (what `heard()` decodes)."""
+        audio = settings.get("audio")
+        output = audio.get("output") if isinstance(audio, dict) else None
+        if isinstance(output, dict) and output.get("encoding") in ("linear16", "mulaw", "alaw"):
+            self.output_encoding = output["encoding"]
+            default_rate = 24000 if self.output_encoding == "linear16" else 8000
+            self.output_rate = int(output.get("sample_rate") or default_rate)
 
     async def start(self, settings: dict[str, Any] | None = None, **agent: Any) -> dict[str, Any]:
         """Send Settings and wait for SettingsApplied, as the component does."""
@@ -100,6 +154,7 @@ class ComponentClient:
     ) -> None:
         """Stream PCM16 as the microphone would, in frames (20 ms at 16 kHz by default)."""
         frame_seconds = frame_bytes / (2 * rate)
+        await self.open()
         for start in range(0, len(pcm), frame_bytes):
             await self.connection.send(pcm[start : start + frame_bytes])
             if realtime:
@@ -126,6 +181,7 @@ class ComponentClient:
         def found() -> list[dict[str, Any]]:
             return [m for m in self.received(kind) if where is None or where(m)]
 
+        await self.open()
         try:
             async with asyncio.timeout(timeout):
                 async with self._changed:
@@ -150,6 +206,7 @@ class ComponentClient:
         return str(reply["content"])
 
     async def wait_for_audio(self, min_bytes: int, *, timeout: float = 10.0) -> bytes:
+        await self.open()
         try:
             async with asyncio.timeout(timeout):
                 async with self._changed:
@@ -167,6 +224,7 @@ class ComponentClient:
 
     async def wait_closed(self, *, timeout: float = 10.0) -> int | None:
         """Wait for the proxy to close the connection; returns the close code."""
+        await self.open()
         try:
             async with asyncio.timeout(timeout):
                 await self._closed.wait()
@@ -175,6 +233,38 @@ class ComponentClient:
                 f"expected the proxy to close within {timeout:g}s; {self.describe()}"
             ) from None
         return self.close_code
+
+    def replies_audio(self) -> list[bytes]:
+        """The agent audio received, one piece per reply (split at each AgentAudioDone;
+        audio after the last one is a reply still being spoken)."""
+        audio = bytes(self.audio)
+        bounds = [0, *self._reply_ends]
+        pieces = [audio[start:end] for start, end in itertools.pairwise(bounds)]
+        if len(audio) > bounds[-1]:
+            pieces.append(audio[bounds[-1] :])
+        return [piece for piece in pieces if piece]
+
+    async def heard(self, *phrases: str) -> list[str]:
+        """What the agent was heard saying, per reply: the binary audio this client
+        received, at its output format, recognised against `phrases` (default: the
+        agent's `ConversationText`, what its replies should have said). A reply whose
+        audio says none of them is heard as "". Needs pocketsphinx (the ``[speech]``
+        extra); the mock speaks words with ``@pytest.mark.mock_openai(voice="speech")``.
+        """
+        require_recognition()
+        expected = list(phrases) or list(
+            dict.fromkeys(
+                str(m.get("content"))
+                for m in self.received("ConversationText")
+                if _from_assistant(m)
+            )
+        )
+        return [
+            await recognise_async(
+                piece, expected, rate=self.output_rate, encoding=self.output_encoding
+            )
+            for piece in self.replies_audio()
+        ]
 
     def describe(self) -> str:
         """The connection's state for a failure message: open or how it closed, the
@@ -190,8 +280,10 @@ class ComponentClient:
         return f"{state}; received: {summarize_types(self.types())}{shown}"
 
     async def close(self) -> None:
+        if self._connection is None or self._reader is None:  # a lazy client never used
+            return
         if not self._closed.is_set():  # the peer may have closed it already
-            await self.connection.close()
+            await self._connection.close()
         with contextlib.suppress(asyncio.CancelledError):
             self._reader.cancel()
             await self._reader
@@ -219,9 +311,17 @@ class ComponentClient:
                     if isinstance(frame, bytes):
                         self.audio += frame
                         self.audio_frames += 1
+                        self.audio_frame_sizes.append(len(frame))
+                        if len(frame) % self._sample_bytes:
+                            self.protocol_faults.append(
+                                f"a binary frame of {len(frame)} bytes holds no whole number "
+                                f"of {self._sample_bytes}-byte samples"
+                            )
                     else:
                         message = _decode(frame)
                         self.messages.append(message)
+                        if message.get("type") == "AgentAudioDone":
+                            self._reply_ends.append(len(self.audio))
                         fault = component_fault(message)
                         if fault is not None:
                             self.protocol_faults.append(fault)
@@ -244,6 +344,14 @@ def component_fault(message: dict[str, Any]) -> str | None:
     except ComponentSchemaError as exc:
         return str(exc)
     return None
+
+
+def _output_sample_bytes(settings: dict[str, Any]) -> int:
+    """Bytes a sample of the agent audio a Settings message asks for."""
+    audio = settings.get("audio")
+    output = audio.get("output") if isinstance(audio, dict) else None
+    encoding = output.get("encoding") if isinstance(output, dict) else None
+    return 1 if encoding in ("mulaw", "alaw") else 2
 
 
 def _decode(frame: str) -> dict[str, Any]:

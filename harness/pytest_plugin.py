@@ -31,6 +31,7 @@ from .background import BackgroundLoop
 from .client import ComponentClient
 from .endpoint import ProxyEndpoint
 from .mock_openai import MockRealtime
+from .recognition import RecognitionUnavailable
 from .recorder import Recording, RecordingRelay
 from .speech import SpeechUnavailable, speech_available, speech_pcm16
 
@@ -39,7 +40,7 @@ __all__ = ["MOCK_API_KEY", "OPENAI_REALTIME_URL", "ProxyEndpoint"]
 OPENAI_REALTIME_URL: Final = "wss://api.openai.com/v1/realtime?model=gpt-realtime"
 MOCK_API_KEY: Final = "sk-harness-mock-key-0000"
 
-_MOCK_OPTIONS: Final = frozenset({"strict", "verify_rules", "voice"})
+_MOCK_OPTIONS: Final = frozenset({"strict", "verify_rules", "voice", "session_lifetime"})
 _JUDGED = pytest.StashKey[int]()  # failures already counted when the test body ended
 _IN_USE = pytest.StashKey[MockRealtime]()
 
@@ -79,7 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
         ("integration", "real sockets: proxy + mock upstream"),
         ("e2e", "real browser through the proxy"),
         (
-            "mock_openai(strict=False, verify_rules=True, voice='tone')",
+            "mock_openai(strict=False, verify_rules=True, voice='tone', session_lifetime=3600)",
             "configure the mock_openai fixture for this test: strict also fails on client "
             "events nothing handled; verify_rules=False stops checking rule counts; "
             "voice='speech' answers with espeak-ng speech (fails without espeak-ng)",
@@ -115,13 +116,18 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     (they often explain it).
     """
     __tracebackhide__ = True
+    missing: str | None = None
     try:
         outcome = yield
+    except RecognitionUnavailable as unavailable:
+        missing = str(unavailable)
     except BaseException:
         mock = item.stash.get(_IN_USE, None)
         if mock is not None and (problems := mock.problems(rules=_verifies_rules(item))):
             item.add_report_section("call", "mock_openai", "\n".join(problems))
         raise
+    if missing is not None:
+        pytest.fail(missing, pytrace=False)  # one line: how to install it
     mock = item.stash.get(_IN_USE, None)
     if mock is not None:
         item.stash[_JUDGED] = len(mock.failures)
@@ -217,6 +223,8 @@ def mock_openai(
             "`apt-get install espeak-ng` (scripts/test installs it)"
         )
     mock_openai_server.voice = options.get("voice", "tone")
+    if "session_lifetime" in options:
+        mock_openai_server.session_lifetime = options["session_lifetime"]
     request.node.stash[_IN_USE] = mock_openai_server
     yield mock_openai_server
     try:
@@ -340,11 +348,14 @@ async def connect_component(
 
 
 @pytest_asyncio.fixture
-async def component_client(
-    connect_component: Callable[..., Awaitable[ComponentClient]],
-) -> ComponentClient:
-    """One component connection to the proxy, closed after the test."""
-    return await connect_component()
+async def component_client(proxy: ProxyEndpoint) -> AsyncIterator[ComponentClient]:
+    """One component connection to the proxy, opened on first use (a send or a wait, so
+    `mock_openai.on_connect()` rules written in the test body apply to it), closed and
+    checked after the test."""
+    client = ComponentClient.lazy(proxy.url)
+    yield client
+    await client.close()
+    client.check()  # every frame the proxy sent must be a valid Voice Agent message
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .function_policy import FunctionRequest
+
 __all__ = ["Action", "CallFunction", "CloseClient", "CloseUpstream", "SendToClient", "SendUpstream"]
 
 
@@ -36,14 +38,11 @@ class CloseUpstream:
 
 @dataclass(frozen=True, slots=True)
 class CallFunction:
-    """Call a server-side function's endpoint; answer with `function_result`."""
+    """Send a server-side function's checked request; answer with `function_result`."""
 
     call_id: str
     name: str
-    arguments: str
-    url: str
-    method: str
-    headers: dict[str, str]
+    request: FunctionRequest
 
 
 Action = SendToClient | SendUpstream | CloseClient | CloseUpstream | CallFunction

@@ -146,33 +146,43 @@ class InputConverter:
 
 
 class OutputConverter:
-    """Agent audio from upstream -> the client's output format."""
+    """Agent audio from upstream -> the client's output format, in whole samples.
+
+    The service sends deltas of any length, odd ones included; a browser client reads
+    each binary frame as `Int16Array`, which refuses an odd length. PCM16 that passes
+    at 24 kHz carries an odd byte to the next delta here; the resampler and the G.711
+    encoder carry their own; G.711 passthrough bytes are whole samples already. One
+    converter serves one item: a new one starts clean (see `AgentAudio`).
+    """
 
     def __init__(self, audio: ClientAudio) -> None:
-        self._audio = audio
         self._resampler = (
             None
             if audio.passthrough or audio.output_rate == UPSTREAM_PCM_RATE
             else PcmResampler(UPSTREAM_PCM_RATE, audio.output_rate)
         )
         self._encode = None if audio.passthrough else _encoder(audio.output_encoding)
+        # PCM16 passed as it is: an odd byte waits for the next delta.
+        self._whole_samples = not audio.passthrough and self._resampler is None
         self._carry = b""
-
-    @property
-    def identity(self) -> bool:
-        return self._resampler is None and self._encode is None
 
     def process(self, data: bytes) -> bytes:
         if self._resampler is not None:
             data = self._resampler.process(data)
+        elif self._whole_samples and (self._carry or len(data) & 1):
+            if self._carry:
+                data, self._carry = self._carry + data, b""
+            if len(data) & 1:
+                data, self._carry = data[:-1], data[-1:]
         return self._encode(data) if self._encode is not None else data
 
     def flush(self) -> bytes:
-        """End of an item: drain the filter so its last milliseconds are played too."""
+        """End of the item: drain the filter so its last milliseconds are played too (a
+        lone odd byte, half a sample, is dropped). The converter is spent."""
+        self._carry = b""
         if self._resampler is None:
             return b""
         tail = self._resampler.flush()
-        self._resampler = PcmResampler(UPSTREAM_PCM_RATE, self._audio.output_rate)
         return self._encode(tail) if self._encode is not None and tail else tail
 
 

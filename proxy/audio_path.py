@@ -166,6 +166,9 @@ class AgentAudio:
         if item_id in self.truncated or not data:
             return []
         if item_id != self.item_id:
+            # A new item starts clean: nothing of the last one (an odd byte, the
+            # filter's state, when its .done never came) carries over.
+            self._converter = None
             self.item_id = item_id
             self._started = now
             self.ms_sent = 0.0
@@ -180,6 +183,7 @@ class AgentAudio:
         if self._converter is None:
             return []
         tail = self._converter.flush()
+        self._converter = None  # spent: later audio (a new item) starts a new one
         return [] if item_id in self.truncated else self._frames(tail)
 
     def interrupt(self, now: float, still_generating: bool) -> tuple[str, int] | None:

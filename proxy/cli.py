@@ -14,6 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from .config import DEFAULT_UPSTREAM_URL
+from .function_policy import (
+    DEFAULT_MAX_ANSWER_BYTES,
+    forwardable_header,
+    http_method,
+    parse_rule,
+)
 from .limits import MESSAGE_RATE
 
 __all__ = ["client_token", "parse_args", "repeated"]
@@ -144,10 +150,37 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     option(
         "--function-endpoint-allow",
         "OPENAI_PROXY_FUNCTION_ENDPOINT_ALLOW",
-        str,
+        _checked(parse_rule),
         [],
-        "host whose function endpoints the proxy may call (server-side functions; repeatable)",
+        "function endpoints the proxy may call (server-side functions; repeatable): host, "
+        "host:port (http or https), or http(s)://host[:port]/path-prefix",
         repeat=True,
+    )
+    option(
+        "--function-endpoint-method",
+        "OPENAI_PROXY_FUNCTION_ENDPOINT_METHODS",
+        _checked(http_method),
+        ["POST"],
+        "HTTP method a function endpoint may be called with (repeatable; of GET, POST, PUT, "
+        "PATCH, DELETE)",
+        repeat=True,
+    )
+    option(
+        "--function-endpoint-header",
+        "OPENAI_PROXY_FUNCTION_ENDPOINT_HEADERS",
+        _checked(forwardable_header),
+        [],
+        "header a function definition may set on its call (repeatable); others, "
+        "Authorization and Cookie included, are not sent. Default: none (the proxy sets "
+        "Content-Type: application/json)",
+        repeat=True,
+    )
+    option(
+        "--function-max-answer-bytes",
+        "OPENAI_PROXY_FUNCTION_MAX_ANSWER_BYTES",
+        _positive_int,
+        DEFAULT_MAX_ANSWER_BYTES,
+        "largest function answer, counted JSON-escaped as it is sent",
     )
     option(
         "--drain-seconds",
@@ -243,6 +276,20 @@ def _log_format(value: str) -> str:
     if chosen not in ("text", "json"):
         raise argparse.ArgumentTypeError(f"unknown log format {value!r}; use text or json")
     return chosen
+
+
+def _checked(parse: Callable[[str], Any]) -> Callable[[str], str]:
+    """A converter that keeps the text, after `parse` found it valid (ValueError: usage
+    error, one line)."""
+
+    def convert(value: str) -> str:
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value.strip()
+
+    return convert
 
 
 def _non_negative(value: str) -> float:

@@ -12,8 +12,10 @@ from websockets.http11 import Request, Response
 from websockets.proxy import get_proxy
 from websockets.uri import parse_uri
 
+from .function_policy import DEFAULT_MAX_ANSWER_BYTES, DEFAULT_METHODS, FunctionEndpointPolicy
 from .limits import MESSAGE_RATE
 from .session_options import SessionOptions
+from .worker_board import WorkerBoard
 
 __all__ = ["DEEPGRAM_PATH", "DEFAULT_UPSTREAM_URL", "ProxyConfig"]
 
@@ -54,17 +56,26 @@ class ProxyConfig:
     ping_timeout: float = 20.0
     audio_batch_ms: int = 100
 
-    # Server-side functions (hosts the proxy may call) and logging.
+    # Server-side functions (proxy.function_policy: endpoints the proxy may call, with
+    # which methods and headers, and how large an answer) and logging.
     function_hosts: frozenset[str] = frozenset()
+    function_methods: frozenset[str] = DEFAULT_METHODS
+    function_headers: frozenset[str] = frozenset()
+    function_max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
     function_timeout: float = 10.0
     log_content: bool = False
 
     # Serving: TLS (wss://) without a front proxy; SO_REUSEPORT for --workers.
     ssl: ssl.SSLContext | None = field(default=None, repr=False)
     reuse_port: bool = False
+    # With --workers: where each worker publishes whether it has room (shared readiness).
+    worker_board: WorkerBoard | None = field(default=None, repr=False, compare=False)
 
     # Answers plain HTTP requests to other paths (the test-app); None means 404.
     http_handler: Callable[[ServerConnection, Request], Response] | None = None
+
+    def __post_init__(self) -> None:
+        self.function_policy  # noqa: B018 -- an entry that does not parse fails here, at start
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -81,6 +92,16 @@ class ProxyConfig:
         return get_proxy(parse_uri(self.upstream_url))
 
     @functools.cached_property
+    def function_policy(self) -> FunctionEndpointPolicy:
+        """The function-endpoint options, parsed; ValueError for one that does not parse."""
+        return FunctionEndpointPolicy.from_options(
+            self.function_hosts,
+            self.function_methods,
+            self.function_headers,
+            self.function_max_answer_bytes,
+        )
+
+    @functools.cached_property
     def _session_options(self) -> SessionOptions:
         return SessionOptions(
             api_key=self.api_key,
@@ -94,5 +115,5 @@ class ProxyConfig:
             turn_burst=self.turn_burst,
             message_rate=self.message_rate,
             log_content=self.log_content,
-            function_hosts=frozenset(host.lower() for host in self.function_hosts),
+            functions=self.function_policy,
         )

@@ -32,9 +32,11 @@ class ErrorCode(StrEnum):
     UPSTREAM_STALLED = "upstream_stalled"
     UPSTREAM_PROTOCOL_ERROR = "upstream_protocol_error"
     FUNCTION_ENDPOINT_FAILED = "function_endpoint_failed"
+    RESPONSE_FAILED = "response_failed"  # response.done {status: failed} with no error code
 
 
 class WarningCode(StrEnum):
     UNSUPPORTED_BY_BACKEND = "unsupported_by_backend"
     SETTING_IGNORED = "setting_ignored"
     FUNCTION_ENDPOINT_FORBIDDEN = "function_endpoint_forbidden"
+    RESPONSE_INCOMPLETE = "response_incomplete"  # response.done {status: incomplete}

@@ -1,125 +1,103 @@
-"""Server-side functions: the proxy calls a function's `endpoint` and returns its answer.
+"""Server-side functions, the network part: send a checked `FunctionRequest` and read
+its answer, bounded.
 
-The client defines the endpoint, so it is an SSRF risk: only endpoints the operator
-allowed are called (`endpoint_allowed`), matched on scheme, host and port (and a path
-prefix when the entry has one); URLs with user info are refused. The call itself is
-bounded: http(s) only, no redirects (an allowed host must not bounce the request inward),
-one deadline for the whole exchange (a server that drips its answer cannot hold a
-connection open), at most `MAX_RESPONSE_BYTES` of answer, and headers that would change
-where or how the request goes (`Host`, framing) dropped. The arguments go as the JSON
-body (or the query string for GET/DELETE), as Deepgram's agent does.
+What may be sent is decided before this (`proxy.function_policy`); this module sends
+exactly that request. One `httpx.AsyncClient` per server, made at the first call and
+closed when the server stops: a client per call loaded the CA bundle each time (about
+20 ms of event-loop CPU). The client keeps no cookies (one session's endpoint cannot
+set a cookie another session's call would carry), follows no redirects (an allowed host
+must not bounce the request inward), reads no proxy settings from the environment, and
+asks for an uncompressed answer (a compressed one could expand past any cap in one
+chunk). One deadline covers the whole exchange, so a server that drips its answer cannot
+hold a connection, and at most `max_answer_bytes` are read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from urllib.parse import urlsplit
+import http.cookiejar
 
 import anyio
 import httpx
-import orjson
 
-from .actions import CallFunction
-from .validation import shown
+from .function_policy import FunctionRequest
 
-__all__ = ["MAX_RESPONSE_BYTES", "call_function_endpoint", "endpoint_allowed"]
+__all__ = ["KEEPALIVE_CONNECTIONS", "MAX_CONNECTIONS", "FunctionCaller"]
 
-MAX_RESPONSE_BYTES = 1 << 20
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-# Headers a function definition may not set: they would change where the request goes
-# or how it is framed.
-_DROPPED_HEADERS = frozenset(
-    {"host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer"}
-)
+#: Connections open at once to function endpoints, for the whole server (a call past it
+#: waits for one, within its deadline): many sessions cannot open thousands to a backend.
+MAX_CONNECTIONS = 100
+#: Idle connections kept for reuse (each an open socket until it is used again).
+KEEPALIVE_CONNECTIONS = 10
 
 
-def endpoint_allowed(url: str, allowed: Iterable[str]) -> bool:
-    """Is `url` one the operator allowed?
+class FunctionCaller:
+    """The HTTP client of one server's function calls (see the module docstring)."""
 
-    An entry is `host` (http or https on the default port), `host:port`, or a URL
-    prefix `scheme://host[:port][/path]`. Host names compare case-insensitively
-    without a trailing dot.
-    """
-    target = _parse(url)
-    if target is None:
-        return False
-    scheme, host, port, path = target
-    for entry in allowed:
-        rule = _parse(entry if "://" in entry else f"any://{entry}")
-        if rule is None:
-            continue
-        rule_scheme, rule_host, rule_port, rule_path = rule
-        if rule_host != host:
-            continue
-        if rule_scheme == "any":
-            port_given = ":" in entry.rsplit("]", 1)[-1]
-            if (port_given and rule_port == port) or (
-                not port_given and port == _DEFAULT_PORTS[scheme]
-            ):
-                return True
-        elif rule_scheme == scheme and rule_port == port and path.startswith(rule_path):
-            return True
-    return False
+    def __init__(self, *, timeout: float, max_answer_bytes: int) -> None:
+        self.timeout = timeout
+        self.max_answer_bytes = max_answer_bytes
+        self._client: httpx.AsyncClient | None = None
 
+    def _shared(self) -> httpx.AsyncClient:
+        if self._client is None:
+            no_cookies = http.cookiejar.CookieJar(
+                http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+            )
+            self._client = httpx.AsyncClient(
+                follow_redirects=False,
+                trust_env=False,
+                cookies=no_cookies,  # kept as is (a Cookies object would be copied)
+                headers={"Accept-Encoding": "identity"},
+                timeout=self.timeout,
+                limits=httpx.Limits(
+                    max_connections=MAX_CONNECTIONS,
+                    max_keepalive_connections=KEEPALIVE_CONNECTIONS,
+                ),
+            )
+        return self._client
 
-def _parse(url: str) -> tuple[str, str, int, str] | None:
-    """(scheme, host, port, path) of an http(s) URL without user info, else None."""
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https", "any") or "@" in parts.netloc or not parts.hostname:
-        return None
-    host = parts.hostname.lower().rstrip(".")
-    default = _DEFAULT_PORTS.get(scheme, 0)
-    return scheme, host, port if port is not None else default, parts.path or "/"
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
+    async def call(self, request: FunctionRequest) -> tuple[str | None, str | None]:
+        """(answer, None) or (None, why); never raises for a peer's fault."""
+        client = self._shared()
+        try:
+            with anyio.fail_after(self.timeout):
+                built = client.build_request(
+                    request.method,
+                    request.url,
+                    headers=list(request.headers),
+                    content=request.content,
+                )
+                response = await client.send(built, stream=True)
+                try:
+                    if response.status_code >= 300:
+                        return None, f"HTTP {response.status_code} from the endpoint"
+                    encoding = response.headers.get("Content-Encoding", "identity").lower()
+                    if encoding != "identity":
+                        return None, "the endpoint sent a compressed answer"
+                    body = await self._capped(response)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            return None, f"no full answer within {self.timeout:g} s"
+        except _TooLarge:
+            return None, f"answer larger than {self.max_answer_bytes} bytes"
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError, ValueError) as exc:
+            return None, f"endpoint unreachable: {type(exc).__name__}"
+        return body.decode("utf-8", "replace"), None
 
-async def call_function_endpoint(
-    call: CallFunction, *, timeout: float
-) -> tuple[str | None, str | None]:
-    """(output, None) on success, (None, why) on failure; never raises for the peer's faults."""
-    if _parse(call.url) is None:
-        return None, f"endpoint {shown(call.url)} is not an http(s) URL without user info"
-    headers = {k: v for k, v in call.headers.items() if k.lower() not in _DROPPED_HEADERS}
-    headers.setdefault("Content-Type", "application/json")
-    request: dict[str, object] = {"headers": headers}
-    if call.method in ("GET", "DELETE"):
-        request["params"] = _query(call.arguments)
-    else:
-        request["content"] = (call.arguments or "{}").encode()
-    try:
-        with anyio.fail_after(timeout):
-            async with (
-                httpx.AsyncClient(follow_redirects=False, trust_env=False) as client,
-                client.stream(call.method, call.url, **request) as response,  # type: ignore[arg-type]
-            ):
-                body = await _capped(response)
-                if response.status_code >= 300:
-                    return None, f"HTTP {response.status_code} from the endpoint"
-                return body.decode("utf-8", "replace"), None
-    except TimeoutError:
-        return None, f"no full answer within {timeout:g} s"
-    except ValueError as exc:  # too large, or a URL httpx refuses
-        return None, shown(str(exc))
-    except httpx.HTTPError as exc:
-        return None, f"endpoint unreachable: {type(exc).__name__}"
+    async def _capped(self, response: httpx.Response) -> bytes:
+        body = bytearray()
+        async for chunk in response.aiter_raw():
+            body += chunk
+            if len(body) > self.max_answer_bytes:  # escaped, it is only larger
+                raise _TooLarge
+        return bytes(body)
 
 
-async def _capped(response: httpx.Response) -> bytes:
-    body = bytearray()
-    async for chunk in response.aiter_raw():
-        body += chunk
-        if len(body) > MAX_RESPONSE_BYTES:
-            raise ValueError(f"answer larger than {MAX_RESPONSE_BYTES} bytes")
-    return bytes(body)
-
-
-def _query(arguments: str) -> dict[str, str]:
-    try:
-        values = orjson.loads(arguments or "{}")
-    except orjson.JSONDecodeError:
-        return {}
-    return {str(k): str(v) for k, v in values.items()} if isinstance(values, dict) else {}
+class _TooLarge(Exception):
+    pass

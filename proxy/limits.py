@@ -7,6 +7,7 @@ token bucket before it accepts a turn.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -57,6 +58,8 @@ class Admission:
     max_per_address: int
     active: int = 0
     _by_address: Counter[str] = field(default_factory=Counter)
+    #: Told after each admission and release (with --workers, to publish readiness).
+    on_change: Callable[[], None] | None = None
 
     def admit(self, address: str) -> SessionTicket | Refusal:
         if self._by_address[address] >= self.max_per_address:
@@ -65,6 +68,8 @@ class Admission:
             return Refusal.TOO_MANY_SESSIONS
         self.active += 1
         self._by_address[address] += 1
+        if self.on_change is not None:
+            self.on_change()
         return SessionTicket(self, address)
 
     @property
@@ -76,6 +81,8 @@ class Admission:
         self._by_address[address] -= 1
         if self._by_address[address] <= 0:
             del self._by_address[address]  # the table only holds addresses in use
+        if self.on_change is not None:
+            self.on_change()
 
 
 class TokenBucket:

@@ -24,6 +24,10 @@ __all__ = ["JsonFormatter", "SessionLog", "TextFormatter", "configure_logging"]
 #: websockets' own per-connection lines ("connection open") carry no session id: they
 #: are shown at DEBUG only, where the proxy's own lines say the same with the ids.
 _WIRE_LOGGERS = ("proxy.client_ws", "proxy.upstream_ws", "harness.mock_openai.server.wire")
+#: The HTTP client of server-side functions logs each request's full URL at INFO (a GET's
+#: query holds the model's arguments: user content) and headers at DEBUG: below WARNING
+#: they are heard only with --log-content.
+_HTTP_CLIENT_LOGGERS = ("httpx", "httpcore")
 
 
 class SessionLog(logging.LoggerAdapter[logging.Logger]):
@@ -100,3 +104,5 @@ def configure_logging(
     if level != "DEBUG":
         for name in _WIRE_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
+    for name in _HTTP_CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if log_content else logging.WARNING)

@@ -5,7 +5,9 @@ The Realtime API refuses a second in-conversation response while one runs
 So every response the proxy wants goes through this gate, in order:
 
 - `Turn`: answer the conversation (after a user message, a function result, ForceEndTurn).
-  Turns asked for while the gate is busy share the next response: none is lost.
+  Turns asked for while the gate is busy share the next response: none is lost. A turn
+  only a ForceEndTurn asked for (`FORCED_TURN`) can be withdrawn: its commit may come
+  back empty because server VAD had already committed, and answered, the same speech.
 - `Speech`: say an exact text (the greeting, an InjectAgentMessage).
 
 States: IDLE -> REQUESTED (our response.create is on its way) -> ACTIVE (upstream
@@ -18,7 +20,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["MAX_QUEUED", "GateState", "Request", "ResponseGate", "Speech", "Turn"]
+__all__ = [
+    "FORCED_TURN",
+    "MAX_QUEUED",
+    "TURN",
+    "GateState",
+    "Request",
+    "ResponseGate",
+    "Speech",
+    "Turn",
+]
 
 #: Responses that may wait at once. Turns share one, so only speech (InjectAgentMessage
 #: with `queue` or `interrupt`) could fill it: past this, it is refused.
@@ -33,7 +44,9 @@ class GateState(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """A response to the conversation so far."""
+    """A response to the conversation so far; `forced` when only ForceEndTurn asked."""
+
+    forced: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +59,13 @@ class Speech:
 
 Request = Turn | Speech
 TURN = Turn()
+FORCED_TURN = Turn(forced=True)
 
 
 class ResponseGate:
     """The response gate of one session (see the module docstring)."""
 
-    __slots__ = ("_queue", "request", "request_event_id", "response_id", "state")
+    __slots__ = ("_queue", "_withdrawn", "request", "request_event_id", "response_id", "state")
 
     def __init__(self) -> None:
         self.state = GateState.IDLE
@@ -59,6 +73,7 @@ class ResponseGate:
         self.request_event_id = ""  # our response.create awaiting response.created
         self.response_id: str | None = None  # the active response, once announced
         self._queue: list[Request] = []  # a handful at most: turns share one response
+        self._withdrawn = False  # the current request was withdrawn: never send it again
 
     @property
     def busy(self) -> bool:
@@ -79,9 +94,15 @@ class ResponseGate:
     def ask(self, request: Request, *, urgent: bool = False) -> Request | None:
         """Queue `request` (first in line when `urgent`); returns it when it should be
         sent now."""
-        if isinstance(request, Turn) and TURN in self._queue:
-            return None  # shares the turn response already waiting (not one on its way:
-            # that one answers only what was in the conversation when it was asked for)
+        if isinstance(request, Turn):
+            waiting = next((i for i, r in enumerate(self._queue) if isinstance(r, Turn)), None)
+            if waiting is not None:
+                # Shares the turn response already waiting (not one on its way: that one
+                # answers only what was in the conversation when it was asked for). A
+                # turn someone else asked for too can no longer be withdrawn.
+                if not request.forced:
+                    self._queue[waiting] = TURN
+                return None
         if urgent:
             self._queue.insert(0, request)
         else:
@@ -113,10 +134,20 @@ class ResponseGate:
 
     def raced(self) -> None:
         """Our response.create met a response server VAD had just started: ours goes
-        first in the queue and waits for that one to end."""
-        if self.request is not None:
+        first in the queue and waits for that one to end (unless it was withdrawn)."""
+        if self.request is not None and not self._withdrawn:
             self._queue.insert(0, self.request)
         self.request = None
+        self._withdrawn = False
+
+    def withdraw_forced(self) -> None:
+        """The turn only a ForceEndTurn asked for is not wanted: server VAD committed the
+        same speech and answers it. Dropped from the queue, or, when already on its way,
+        never sent again (upstream may still refuse it as racing that answer)."""
+        if FORCED_TURN in self._queue:
+            self._queue.remove(FORCED_TURN)
+        if self.request == FORCED_TURN:
+            self._withdrawn = True
 
     def abandon(self) -> Request | None:
         """Give up on the current response (upstream went silent); returns the next."""
@@ -125,6 +156,7 @@ class ResponseGate:
     def _release(self) -> Request | None:
         self.state = GateState.IDLE
         self.request = None
+        self._withdrawn = False
         self.request_event_id = ""
         self.response_id = None
         return self._next()
@@ -134,4 +166,5 @@ class ResponseGate:
             return None
         self.request = self._queue.pop(0)
         self.state = GateState.REQUESTED
+        self._withdrawn = False
         return self.request

@@ -26,6 +26,7 @@ from .access import is_loopback, url_host
 from .cli import repeated
 from .config import DEFAULT_UPSTREAM_URL, ProxyConfig
 from .server import ProxyServer
+from .worker_board import WorkerBoard
 
 __all__ = ["MOCK_KEY", "Announce", "serve_until_signalled"]
 
@@ -51,6 +52,7 @@ async def serve_until_signalled(
     *,
     reuse_port: bool = False,
     announce: Announce | None = None,
+    worker_board: WorkerBoard | None = None,
 ) -> None:
     announce = announce or Announce()
     mock = None
@@ -96,9 +98,13 @@ async def serve_until_signalled(
         message_rate=args.message_rate,
         client_idle_timeout=args.client_idle_timeout,
         function_hosts=frozenset(repeated(args, "function_endpoint_allow")),
+        function_methods=frozenset(repeated(args, "function_endpoint_method")),
+        function_headers=frozenset(repeated(args, "function_endpoint_header")),
+        function_max_answer_bytes=args.function_max_answer_bytes,
         log_content=args.log_content,
         ssl=_tls(args.tls_cert, args.tls_key),
         reuse_port=reuse_port,
+        worker_board=worker_board,
         http_handler=_test_app_handler(args.path) if serve_app else None,
     )
     _raise_file_limit(config.max_sessions)

@@ -32,6 +32,7 @@ from .access import (
 )
 from .bridge import Bridge
 from .config import DEFAULT_UPSTREAM_URL, ProxyConfig
+from .function_calls import FunctionCaller
 from .legs import ClientLeg
 from .limits import Admission, Refusal
 from .metrics import CONTENT_TYPE, ProxyMetrics
@@ -56,7 +57,9 @@ class ProxyServer:
         self.draining = False
         self._server: Server | None = None
         self._idle: anyio.Event | None = None  # created on the serving loop
-        self._admission = Admission(config.max_sessions, config.max_sessions_per_ip)
+        self._admission = Admission(
+            config.max_sessions, config.max_sessions_per_ip, on_change=self._publish_room
+        )
         self._origins = OriginPolicy.for_listener(config.host, config.allowed_origins)
         self._trusted = tuple(
             ipaddress.ip_network(entry, strict=False) for entry in config.trusted_proxies
@@ -66,6 +69,9 @@ class ProxyServer:
         self._finished_high_water = 0
         self.metrics = ProxyMetrics()
         self._tokens = (config.client_token,) if config.client_token else ()
+        self.functions = FunctionCaller(
+            timeout=config.function_timeout, max_answer_bytes=config.function_max_answer_bytes
+        )
 
     @property
     def port(self) -> int:
@@ -85,6 +91,7 @@ class ProxyServer:
     async def start(self) -> None:
         self._idle = anyio.Event()
         self._idle.set()
+        self._publish_room()
         self._server = await serve(
             self._handle,
             self.config.host,
@@ -111,11 +118,13 @@ class ProxyServer:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
             self._server = None
+        await self.functions.aclose()
 
     async def drain(self, seconds: float) -> None:
         """Stop taking sessions; let each end once quiet (a response in progress
         finishes) for up to `seconds`; then close the rest (1001) and stop listening."""
         self.draining = True
+        self._publish_room()
         for bridge in list(self._bridges):
             await bridge.drain()
         assert self._idle is not None
@@ -145,7 +154,7 @@ class ProxyServer:
         if path == "/healthz":
             return _plain(HTTPStatus.OK, "ok\n")
         if path == "/readyz":
-            if self.draining or self._admission.full:
+            if self.draining or not self._has_room():
                 return _plain(HTTPStatus.SERVICE_UNAVAILABLE, "not accepting sessions\n")
             return _plain(HTTPStatus.OK, "ready\n")
         if path == "/metrics":
@@ -189,6 +198,16 @@ class ProxyServer:
         connection.admit(ticket)
         return None
 
+    def _has_room(self) -> bool:
+        """This worker's room, or with --workers the pod's (worker_board.py)."""
+        if self.config.worker_board is not None:
+            return self.config.worker_board.pod_has_room()
+        return not self._admission.full
+
+    def _publish_room(self) -> None:
+        if self.config.worker_board is not None:
+            self.config.worker_board.publish(not (self.draining or self._admission.full))
+
     def _refuse(self, reason: str, status: HTTPStatus, text: str) -> Response:
         self.metrics.refused.labels(reason=reason).inc()
         return _plain(status, text)
@@ -203,7 +222,7 @@ class ProxyServer:
         if self._idle is None or self._idle.is_set():
             self._idle = anyio.Event()
         session_id = f"s{next(self._session_ids):x}"
-        bridge = Bridge(client, self.config, session_id, self.metrics)
+        bridge = Bridge(client, self.config, session_id, self.metrics, self.functions)
         bridge.log.info("client connected from %s", _peer(client))
         self._bridges.add(bridge)
         self.metrics.sessions_active.inc()

@@ -31,12 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
 from . import base64_audio, translate
 from .actions import Action, CallFunction, CloseClient, CloseUpstream, SendToClient, SendUpstream
+from .agent_turn import AgentTurns
 from .audio_formats import DEFAULT_AUDIO, UnsupportedAudioFormat, negotiate
 from .audio_path import AgentAudio, MicrophoneInput, RecentIds
 from .client_messages import (
@@ -59,12 +59,13 @@ from .client_messages import (
     parse_client_message,
 )
 from .errors import ErrorCode, WarningCode
-from .function_calls import endpoint_allowed
+from .function_policy import EndpointForbidden, EndpointRefused, FunctionRequest
 from .latency import TurnLatency
 from .limits import MESSAGE_BURST_SECONDS, TokenBucket
 from .logs import SessionLog
+from .pending_calls import PendingCall, PendingCalls
 from .redaction import Redactor
-from .response_gate import TURN, GateState, Request, ResponseGate, Speech
+from .response_gate import FORCED_TURN, TURN, GateState, Request, ResponseGate, Speech
 from .server_messages import (
     PROXY_OWNED,
     AgentAudioDone,
@@ -99,11 +100,13 @@ from .upstream_events import (
     AudioCommitted,
     AudioDelta,
     AudioDone,
+    ErrorDetail,
     ErrorEvent,
     FunctionArgumentsDone,
     ItemDone,
     ResponseCreated,
     ResponseDone,
+    ResponseInfo,
     SessionCreated,
     SessionUpdated,
     SpeechStarted,
@@ -118,12 +121,15 @@ from .validation import MAX_DEPTH, decode, shown, too_deep
 __all__ = ["Phase", "ProxySession"]
 
 _ACTIVE_RESPONSE = "conversation_already_has_active_response"
+# Only the proxy sends response.cancel and input_audio_buffer.commit, so these codes
+# answer ours even when upstream does not echo the event_id.
+_CANCEL_NOT_ACTIVE = "response_cancel_not_active"
+_COMMIT_EMPTY = "input_audio_buffer_commit_empty"
 _ALLOWED_TYPES = ", ".join(sorted(CLIENT_MESSAGE_TYPES))
 # Each one asks upstream for a response: they share the turn rate.
 _TURN_MESSAGES = (InjectUserMessage, InjectAgentMessage, FunctionCallResponse, ForceEndTurn)
 _MAX_TRANSCRIPT_CHARS = 64 * 1024
 _MAX_SERVER_CALLS = 4  # server-side function calls in flight per session
-_HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 
 class Phase(Enum):
@@ -177,6 +183,9 @@ class ProxySession:
     """The translation state machine of one client connection."""
 
     __slots__ = (
+        "_agent_turns",
+        "_audio_since_commit",
+        "_calls",
         "_cancelled_calls",
         "_clock",
         "_created_deadline",
@@ -191,18 +200,18 @@ class ProxySession:
         "_opened_at",
         "_out",
         "_pending",
-        "_pending_calls",
         "_redactor",
         "_reported_calls",
         "_reported_items",
         "_response_deadline",
-        "_server_calls",
+        "_server_call_ids",
         "_speech_responses",
         "_tag",
         "_turn_bucket",
         "_updates",
         "_user_speaking",
         "_user_transcript",
+        "_vad_ended_turn",
         "_welcomed",
         "agent_audio",
         "audio",
@@ -254,13 +263,18 @@ class ProxySession:
         self.gate = ResponseGate()
         self._response_deadline: float | None = None
         self._speech_responses: dict[str, Speech] = {}  # response id -> exact text said
+        self._agent_turns = AgentTurns()
         self._latency = TurnLatency()
         self._user_speaking = False
+        # Server VAD ended the user's turn (speech stopped, buffer committed) and no
+        # speech started since: a ForceEndTurn has nothing left to commit or ask for.
+        self._vad_ended_turn = False
+        self._audio_since_commit = False  # audio went upstream since the last commit
         self._reported_items = RecentIds()
         self._reported_calls = RecentIds()
-        self._pending_calls: dict[str, str] = {}  # call id -> function name
+        self._calls = PendingCalls()
         self._cancelled_calls = RecentIds()
-        self._server_calls: dict[str, str] = {}  # server-side call id -> arguments
+        self._server_call_ids = RecentIds()  # calls the proxy answers, never the client
         self._user_transcript: tuple[str, str] = ("", "")  # (item id, text so far)
         self.turns = 0
 
@@ -546,8 +560,10 @@ class ProxySession:
         return self._take()
 
     def _server_call_done(self, call_id: str, output: str | None, failure: str | None) -> None:
-        name = self._pending_calls.pop(call_id, "")
-        arguments = self._server_calls.pop(call_id, "")
+        call, follow_up = self._calls.answered(call_id)
+        name, arguments = (call.name, call.arguments) if call is not None else ("", "")
+        if output is not None:  # capped as it is sent: JSON-escaped
+            failure = self.options.functions.answer_refused(output)
         if failure is not None:
             self._error(ErrorCode.FUNCTION_ENDPOINT_FAILED, f"function {shown(name)}: {failure}")
             output = orjson.dumps({"error": failure}).decode()
@@ -556,7 +572,17 @@ class ProxySession:
         self._function_history(call_id, name, arguments, output, client_side=False)
         self._upstream(translate.function_output_item(call_id, output))
         self._turn_ended()
-        self._ask(TURN)
+        if call is None or follow_up:
+            # The response a result asks for is a turn: a call that calls again is a loop.
+            if self._turn_bucket.take(self._clock()):
+                self._ask(TURN)
+            else:
+                self._error(
+                    ErrorCode.RATE_LIMITED,
+                    f"function {shown(name)}: its result is in the conversation, but no "
+                    f"response was asked for: more than {self.options.turn_rate:g} turns a second",
+                )
+        self._leave_if_quiet()
 
     # ------------------------------------------------------------ client side
 
@@ -742,14 +768,22 @@ class ProxySession:
     def _force_end_turn(self) -> None:
         self._user_speaking = False  # the client ended the turn, whatever VAD said
         self._upstream_audio(self.microphone.pause())
+        if self._vad_ended_turn or not self._audio_since_commit:
+            # Server VAD already committed this speech and answers it on its own (or no
+            # audio came since the last commit): a commit would be refused as empty,
+            # and a response would answer the same utterance twice.
+            self.log.info("ForceEndTurn: the turn was already committed; nothing asked")
+            return
         self._upstream(translate.input_commit(self._event_id("commit")))
+        self._audio_since_commit = False
         self._turn_ended()
-        self._ask(TURN)
+        # Withdrawn if the commit comes back empty: VAD's commit raced ours.
+        self._ask(FORCED_TURN)
 
     def _on_function_response(self, message: FunctionCallResponse) -> None:
         call_id = message.id
         if call_id is None:  # v1 allows it: the pending call of that name is meant
-            call_id = next((c for c, n in self._pending_calls.items() if n == message.name), None)
+            call_id = self._calls.named(message.name)
             if call_id is None:
                 self._error(
                     ErrorCode.INVALID_MESSAGE,
@@ -757,13 +791,22 @@ class ProxySession:
                     + shown(message.name),
                 )
                 return
-        name = self._pending_calls.pop(call_id, message.name)
-        self._function_history(call_id, name, "", message.content, client_side=True)
+        if call_id in self._server_call_ids:  # upstream must get one output per call
+            self._error(
+                ErrorCode.INVALID_MESSAGE,
+                f"FunctionCallResponse for {shown(call_id)} refused: that call is server-side "
+                "(client_side false), the proxy answers it",
+            )
+            return
+        call, follow_up = self._calls.answered(call_id)
+        name, arguments = (call.name, call.arguments) if call is not None else (message.name, "")
+        self._function_history(call_id, name, arguments, message.content, client_side=True)
         self._upstream(translate.function_output_item(call_id, message.content))
         if call_id in self._cancelled_calls:
             return  # kept in the conversation, but the user has moved on: no answer to it
         self._turn_ended()
-        self._ask(TURN)
+        if call is None or follow_up:  # the other calls of its response still wait
+            self._ask(TURN)
 
     # ------------------------------------------------------------ responses
 
@@ -792,13 +835,21 @@ class ProxySession:
         self.gate.sent(event_id)
 
     def _response_silent(self) -> None:
+        self._response_deadline = None
+        if not self.gate.busy:
+            return  # released meanwhile (refused, raced): nothing is waited for
+        response_id = self.gate.response_id
         self._error(
             ErrorCode.UPSTREAM_TIMEOUT,
             f"the response said nothing for {self.options.response_timeout:g} s; abandoned",
         )
-        self._upstream(translate.response_cancel(self._event_id("cancel"), self.gate.response_id))
-        self._response_deadline = None
+        self._upstream(translate.response_cancel(self._event_id("cancel"), response_id))
+        if self._agent_turns.ended(response_id):
+            self._to_client(AgentAudioDone())
+        follow_up = self._calls.response_done(response_id)
         self._send_request(self.gate.abandon())
+        if follow_up:
+            self._ask(TURN)
 
     def _interrupt_agent(self) -> None:
         """Stop the agent now: cancel its response and cut its item to what was heard."""
@@ -812,19 +863,18 @@ class ProxySession:
         self._cancel_pending_calls()
 
     def _cancel_pending_calls(self) -> None:
-        if not self._pending_calls:
+        cancelled = self._calls.cancel_all()
+        if not cancelled:
             return
-        refs = [FunctionRef(id=c, name=n) for c, n in self._pending_calls.items()]
-        for call_id in self._pending_calls:
-            self._cancelled_calls.add(call_id)
-        self._pending_calls.clear()
-        self._server_calls.clear()
+        for call in cancelled:
+            self._cancelled_calls.add(call.call_id)
+        refs = [FunctionRef(id=call.call_id, name=call.name) for call in cancelled]
         self._to_client(FunctionCallCancelled(functions=refs))
 
     # ------------------------------------------------------------ upstream events
 
     def _on_session_created(self, event: SessionCreated) -> None:
-        session_id = event.session.id or ""
+        session_id = (event.session.id if event.session is not None else None) or ""
         self.log.upstream_session = _loggable(session_id)
         self._created_deadline = None
         if self._welcomed:
@@ -850,29 +900,72 @@ class ProxySession:
 
     def _on_response_created(self, event: ResponseCreated) -> None:
         response = event.response
-        speech = self.gate.speaking
-        metadata = response.metadata or {}
-        if speech is not None and translate.SPEAK_METADATA_KEY in metadata:
+        speech = self._speech_answered_by(response)
+        if speech is not None:
             self._speech_responses[response.id] = speech
         self.gate.created(response.id)
         self._user_speaking = False  # a response answers a turn that has ended
         self._response_deadline = self._clock() + self.options.response_timeout
         self._latency.response_started(self._clock())
+        self._agent_turns.started(response.id, speech=speech is not None)
         self._to_client(AgentThinking(content=""))
+
+    def _speech_answered_by(self, response: ResponseInfo) -> Speech | None:
+        """The exact speech this response says, if it is our out-of-band one. Known by
+        the gate's order (the response.created that answers our outstanding speak
+        request, or the next one when server VAD's answer raced it) unless it names a
+        conversation (out-of-band ones have a null `conversation_id`); an echo of our
+        `metadata`, when the service sends it, settles it."""
+        speech = self.gate.speaking
+        if speech is None:
+            return None
+        if translate.SPEAK_METADATA_KEY in (response.metadata or {}):
+            return speech
+        if isinstance(response.conversation_id, str):
+            return None  # in the conversation: server VAD's answer, not our speech
+        if self.gate.state is GateState.REQUESTED:
+            return speech
+        # A response that raced ours is running: ours is the next out-of-band one.
+        return speech if self.gate.response_id not in self._speech_responses else None
 
     def _on_response_done(self, event: ResponseDone) -> None:
         response = event.response
-        speech = self._speech_responses.pop(response.id, None)
-        if self.gate.state is not GateState.IDLE and (self.gate.response_id in (None, response.id)):
+        response_id = response.id
+        speech = self._speech_responses.pop(response_id, None)
+        if speech is None and response.status != "cancelled":
+            # Assistant text the service put only here (no transcript .done, no item
+            # .done). Not of a cancelled response: the user moved on before hearing it.
+            for item in response.output or ():
+                text = translate.assistant_text_of(item)
+                if text is not None and item.id and item.id not in self.agent_audio.truncated:
+                    self._report_assistant(response_id, item.id, text, release=False)
+                elif item.type == "function_call" and item.call_id and item.name:
+                    # A call whose arguments' .done never came (reported once either way).
+                    self._on_function_call(
+                        FunctionArgumentsDone(
+                            item.call_id, item.name, item.arguments or "{}", response_id
+                        )
+                    )
+        outcome = translate.response_outcome(response)
+        if outcome is not None and not self._agent_turns.was_error_told(response_id):
+            self.log.info("response ended %s: %s", response.status, outcome.description)
+            self._to_client(outcome)
+        if self._agent_turns.ended(response_id):
+            self._to_client(AgentAudioDone())  # the turn ends here, whatever its status
+        if self.gate.state is not GateState.IDLE and (self.gate.response_id in (None, response_id)):
             report, total = self._latency.turn_done()
             if report is not None:
                 self._to_client(report)
             self.observer.turn_done(total)
             self.turns += 1
         self._response_deadline = None
-        if speech is not None and response.status != "completed":
-            self.log.info("spoken message ended %s", response.status)
-        self._send_request(self.gate.done(response.id))
+        # The turn VAD ended has been answered: audio from now on is a new utterance,
+        # which a ForceEndTurn commits (a speaker too quiet for VAD, push-to-talk).
+        self._vad_ended_turn = False
+        follow_up = self._calls.response_done(response_id)
+        self._send_request(self.gate.done(response_id))
+        if follow_up:
+            self._ask(TURN)  # every call of that response has its output
         if self.gate.busy:
             self._response_deadline = self._clock() + self.options.response_timeout
         self._leave_if_quiet()
@@ -894,79 +987,105 @@ class ProxySession:
             self._out.append(SendToClient(frame, text=False))
 
     def _on_audio_done(self, event: AudioDone) -> None:
-        for frame in self.agent_audio.item_done(event.item_id):
+        item_id = event.item_id
+        for frame in self.agent_audio.item_done(item_id):
             self._out.append(SendToClient(frame, text=False))
-        self._to_client(AgentAudioDone())
+        text_out = item_id in self._reported_items
+        if self._agent_turns.audio_done(event.response_id, item_id, text_out=text_out):
+            self._to_client(AgentAudioDone())
+        # else: held until the item's text has gone out, or response.done
 
     def _on_transcript_done(self, event: TranscriptDone) -> None:
-        self._report_assistant(event.response_id, event.item_id, event.transcript)
+        response_id = event.response_id or self.gate.response_id
+        self._report_assistant(response_id, event.item_id, event.transcript)
 
     def _on_text_done(self, event: TextDone) -> None:
         self._latency.output_started(self._clock())  # text only: no AgentStartedSpeaking
-        self._report_assistant(event.response_id, event.item_id, event.text)
+        response_id = event.response_id or self.gate.response_id
+        self._report_assistant(response_id, event.item_id, event.text)
 
     def _on_item_done(self, event: ItemDone) -> None:
         item = event.item
         text = translate.assistant_text_of(item)
         if text is not None and item.id:
-            self._report_assistant("", item.id, text)
+            self._report_assistant(None, item.id, text)
 
-    def _report_assistant(self, response_id: str, item_id: str, text: str) -> None:
+    def _report_assistant(
+        self, response_id: str | None, item_id: str, text: str, *, release: bool = True
+    ) -> None:
+        """Assistant text, wherever upstream put it: told once per item. `release`: a
+        held AgentAudioDone for the item may follow it (response.done sends its own)."""
         if response_id in self._speech_responses:
             return  # the exact text was reported when the speech started
         if not text or item_id in self._reported_items:
             return
         self._reported_items.add(item_id)
         self._conversation_text("assistant", text)
+        if release and self._agent_turns.text_out(item_id):
+            self._to_client(AgentAudioDone())
 
     def _on_function_call(self, event: FunctionArgumentsDone) -> None:
         call_id = event.call_id
         if call_id in self._reported_calls:
             return
         self._reported_calls.add(call_id)
-        self._pending_calls[call_id] = event.name
-        definition = self._function(event.name)
+        response_id = event.response_id or self.gate.response_id or ""
+        request = self._endpoint_request(event.name, event.arguments)
+        server_side = request is not None
+        self._calls.add(PendingCall(call_id, event.name, event.arguments, response_id, server_side))
+        if request is None:
+            self._to_client(
+                translate.function_call_request(
+                    call_id, event.name, event.arguments, client_side=True
+                )
+            )
+        else:
+            self._server_call(call_id, event.name, event.arguments, request)
+
+    def _endpoint_request(self, name: str, arguments: str) -> FunctionRequest | str | None:
+        """How a call is answered: by the proxy with this HTTP request, by the proxy with
+        this failure (the model gets it as the output), or by the client (None)."""
+        definition = self._function(name)
         endpoint = definition.endpoint if definition else None
-        if endpoint is not None and endpoint.url:
-            host = _host_of(endpoint.url)
-            if endpoint_allowed(endpoint.url, self.options.function_hosts):
-                self._server_calls[call_id] = event.arguments
-                self._to_client(
-                    translate.function_call_request(
-                        call_id, event.name, event.arguments, client_side=False
-                    )
-                )
-                method = (endpoint.method or "POST").upper()
-                if len(self._server_calls) > _MAX_SERVER_CALLS or method not in _HTTP_METHODS:
-                    why = (
-                        "too many calls in flight"
-                        if method in _HTTP_METHODS
-                        else (f"method {method[:20]!r} is not allowed")
-                    )
-                    self._server_call_done(call_id, None, why)
-                    return
-                self._out.append(
-                    CallFunction(
-                        call_id,
-                        event.name,
-                        event.arguments,
-                        endpoint.url,
-                        method,
-                        dict(endpoint.headers or {}),
-                    )
-                )
-                return
+        if endpoint is None or not endpoint.url:
+            return None
+        try:
+            return self.options.functions.prepare(
+                endpoint.url, endpoint.method, endpoint.headers, arguments
+            )
+        except EndpointForbidden as exc:
             self._warn(
                 WarningCode.FUNCTION_ENDPOINT_FORBIDDEN,
-                f"function {shown(event.name)}: endpoint host {shown(host)} is not allowed by the "
-                "operator; the call goes to the client",
+                f"function {shown(name)}: {exc} by the operator; the call goes to the client",
             )
+            return None
+        except EndpointRefused as exc:
+            return str(exc)
+
+    def _server_call(
+        self, call_id: str, name: str, arguments: str, request: FunctionRequest | str
+    ) -> None:
+        """The proxy answers this call: with `request`'s answer, or the failure given."""
+        self._server_call_ids.add(call_id)
         self._to_client(
-            translate.function_call_request(call_id, event.name, event.arguments, client_side=True)
+            translate.function_call_request(call_id, name, arguments, client_side=False)
         )
+        if isinstance(request, str):
+            self._server_call_done(call_id, None, request)
+        elif self._calls.server_side() > _MAX_SERVER_CALLS:
+            self._server_call_done(call_id, None, "too many calls in flight")
+        else:
+            if request.dropped_headers:
+                self._warn(
+                    WarningCode.SETTING_IGNORED,
+                    f"function {shown(name)}: headers the operator does not allow were not sent: "
+                    + shown(", ".join(request.dropped_headers)),
+                )
+            self._out.append(CallFunction(call_id, name, request))
 
     def _on_speech_started(self, event: SpeechStarted) -> None:
         self._user_speaking = True
+        self._vad_ended_turn = False  # new speech goes into the buffer
         self._to_client(UserStartedSpeaking())
         heard = self.agent_audio.interrupt(self._clock(), still_generating=self.gate.busy)
         response_id = self.gate.response_id
@@ -978,12 +1097,13 @@ class ProxySession:
         self._cancel_pending_calls()
 
     def _leave_if_quiet(self) -> None:
-        busy = self.gate.busy or self._user_speaking or self._pending or self._pending_calls
+        busy = self.gate.busy or self._user_speaking or self._pending or self._calls
         if self._draining and not self.closed and not busy:
             self._close(1001, "server shutting down", reason="drained")
 
     def _on_speech_stopped(self, event: SpeechStopped) -> None:
         self._user_speaking = False
+        self._vad_ended_turn = True  # server VAD commits the buffer and answers it
         self._to_client(UserStoppedSpeaking())
         self._to_client(UtteranceEnd(last_word_end=round(event.audio_end_ms / 1000, 3)))
         self._turn_ended()
@@ -992,6 +1112,8 @@ class ProxySession:
         # A committed buffer ends the user's turn even when speech_stopped never came
         # (ForceEndTurn, or a lost event): do not stay "speaking" forever.
         self._user_speaking = False
+        self._vad_ended_turn = True
+        self._audio_since_commit = False
         self._leave_if_quiet()
 
     def _on_transcription_delta(self, event: TranscriptionDelta) -> None:
@@ -1005,35 +1127,64 @@ class ProxySession:
     def _on_transcription_completed(self, event: TranscriptionCompleted) -> None:
         self._user_transcript = ("", "")
         text = event.transcript
-        self._to_client(Transcript(transcript=text, is_final=True, speech_final=True))
+        # ConversationText first: the dg_react_agent component adds a history entry for
+        # a final Transcript unless its text is already the latest entry.
         if text.strip():
             self._conversation_text("user", text)
+        self._to_client(Transcript(transcript=text, is_final=True, speech_final=True))
 
     def _on_error(self, event: ErrorEvent) -> None:
         error = event.error
-        self.observer.upstream_error(error.code or error.type or "unknown")
-        if error.code == _ACTIVE_RESPONSE:
+        code = error.code
+        self.observer.upstream_error(code or error.type or "unknown")
+        if code == _ACTIVE_RESPONSE:
             # Server VAD started a response as ours was on its way: send ours after it.
             self.log.info("response.create raced an active response; queued")
             self.gate.raced()
             return
+        if code == _CANCEL_NOT_ACTIVE:
+            self.log.info("our response.cancel came after the response ended")
+            return
+        if code == _COMMIT_EMPTY:
+            # Our ForceEndTurn commit found the buffer empty: server VAD had committed
+            # the same speech, and answers it. Ask for nothing more.
+            self.log.info("ForceEndTurn commit raced server VAD's; its turn withdrawn")
+            self.gate.withdraw_forced()
+            return
+        event_id = error.event_id or self._unattributed(error)
         settings_refused = False
-        if error.event_id is not None:
-            self._send_request(self.gate.refused(error.event_id))
-            failed = next((u for u in self._updates if u.event_id == error.event_id), None)
+        if event_id is not None:
+            self._send_request(self.gate.refused(event_id))
+            if not self.gate.busy:
+                self._response_deadline = None  # nothing is waited for any more
+            failed = next((u for u in self._updates if u.event_id == event_id), None)
             if failed is not None:
                 # That session.update was refused: no session.updated will answer it.
                 self._updates.remove(failed)
                 if failed.kind is UpdateKind.FIRST_SETTINGS:
                     self.phase = Phase.NEEDS_SETTINGS  # the client may send corrected Settings
                     settings_refused = True
-            if error.event_id.startswith(f"proxy_{self._tag}_cancel") and (
-                error.code == "response_cancel_not_active"
-            ):
-                return  # our cancel came after the response ended: nothing to report
         self._to_client(translate.component_error(error))
+        if self.gate.state is GateState.ACTIVE:
+            self._agent_turns.error_told(self.gate.response_id)  # its failure is told
         if settings_refused:
             self._drain()  # corrected Settings may already wait, with what came after them
+
+    def _unattributed(self, error: ErrorDetail) -> str | None:
+        """The request an error without `event_id` most likely answers (the real service
+        sends some, e.g. a `server_error` in answer to a response.create): a
+        session.update when it names a session field, else our response.create that
+        upstream has not yet answered, else a refusal (not a failure) naming no other
+        field while a session.update is outstanding: it must be that one, or the session
+        would close waiting for its session.updated."""
+        param = error.param
+        if self._updates and param is not None and param.startswith("session"):
+            return self._updates[0].event_id
+        if self.gate.state is GateState.REQUESTED:
+            return self.gate.request_event_id
+        if self._updates and param is None and error.type == "invalid_request_error":
+            return self._updates[0].event_id
+        return None
 
     # ------------------------------------------------------------ reporting
 
@@ -1079,6 +1230,8 @@ class ProxySession:
         self._out.append(SendUpstream(payload))
 
     def _upstream_audio(self, events: list[bytes]) -> None:
+        if events:
+            self._audio_since_commit = True
         for payload in events:
             self._out.append(SendUpstream(payload))
 
@@ -1114,7 +1267,7 @@ class ProxySession:
         self.pending_bytes = 0
         self.microphone.clear()
         self._updates.clear()
-        self._pending_calls.clear()
+        self._calls.cancel_all()
 
     def _take(self) -> list[Action]:
         out, self._out = self._out, []
@@ -1138,10 +1291,6 @@ def _loggable(upstream_id: str) -> str | None:
     """An upstream id fit for a log line: upstream is untrusted (no control characters)."""
     cleaned = re.sub(r"[^A-Za-z0-9_.:-]", "?", upstream_id[:64])
     return cleaned or None
-
-
-def _host_of(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
 
 
 _UPSTREAM_HANDLERS: dict[type[Any], Callable[[ProxySession, Any], None]] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from .function_policy import NO_FUNCTIONS, FunctionEndpointPolicy
 from .limits import MESSAGE_RATE
 
 __all__ = ["SessionObserver", "SessionOptions", "Unobserved"]
@@ -28,8 +29,8 @@ class SessionOptions:
     turn_burst: int = 20
     message_rate: float = MESSAGE_RATE  # client messages a second, any kind
     log_content: bool = False
-    # Hosts whose function endpoints the proxy may call (server-side functions).
-    function_hosts: frozenset[str] = frozenset()
+    # Which server-side function calls the proxy makes (none by default).
+    functions: FunctionEndpointPolicy = NO_FUNCTIONS
 
 
 class SessionObserver(Protocol):

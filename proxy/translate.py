@@ -19,8 +19,9 @@ from .client_messages import (
     Think,
     first,
 )
-from .server_messages import Error, FunctionCallRequest, FunctionRequest
-from .upstream_events import ErrorDetail, Item
+from .errors import ErrorCode, WarningCode
+from .server_messages import Error, FunctionCallRequest, FunctionRequest, Warning
+from .upstream_events import ErrorDetail, Item, ResponseInfo
 from .validation import shown
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "prompt_update",
     "response_cancel",
     "response_create",
+    "response_outcome",
     "settings_update",
     "speak_response",
     "text_item",
@@ -53,6 +55,10 @@ OPENAI_VOICES = frozenset(
 TRANSCRIPTION_MODEL = "gpt-4o-mini-transcribe"
 #: `metadata` key that marks the out-of-band responses the proxy uses to speak exact text.
 SPEAK_METADATA_KEY = "proxy_speak"
+_INCOMPLETE_BECAUSE = {
+    "max_output_tokens": "it reached the response's max_output_tokens",
+    "content_filter": "the service's content filter stopped it",
+}
 _SPEAK_INSTRUCTIONS = (
     "You are reading a script aloud. Say the text of the user's message exactly as written, "
     "word for word, in your usual voice. Do not add, drop, translate or answer anything."
@@ -346,3 +352,28 @@ def component_error(detail: ErrorDetail) -> Error:
     message = detail.message or "upstream error"
     code = detail.code or detail.type or "upstream_error"
     return Error(description=message, code=code)
+
+
+def response_outcome(response: ResponseInfo) -> Error | Warning | None:
+    """What the client is told about how a response ended, besides its AgentAudioDone.
+
+    `failed`: an Error with the service's code (or `response_failed`); `incomplete`: a
+    Warning saying why it was cut short; `cancelled` (barge-in, or the proxy's own
+    cancel, already explained) and `completed`: nothing.
+    """
+    details = response.status_details
+    if response.status == "failed":
+        error = details.error if details is not None else None
+        code = (error.code if error is not None else None) or ErrorCode.RESPONSE_FAILED.value
+        why = (error.message or error.type) if error is not None else None
+        return Error(
+            description="the agent's response failed" + (f": {why}" if why else ""), code=code
+        )
+    if response.status == "incomplete":
+        reason = details.reason if details is not None else None
+        why = _INCOMPLETE_BECAUSE.get(reason or "", f"reason {shown(reason)}" if reason else "")
+        return Warning(
+            description="the agent's response was cut short" + (f": {why}" if why else ""),
+            code=WarningCode.RESPONSE_INCOMPLETE.value,
+        )
+    return None

@@ -4,6 +4,10 @@ Only the fields the session reads are declared; `proxy.validation` checks them b
 the session sees the event, so a mistyped event from a misbehaving upstream is dropped
 at the edge instead of failing deep inside a handler. Events not listed in
 `UPSTREAM_EVENTS` are ignored without being checked (the API grows; new events are fine).
+
+A field is required only when the session cannot act without it; a field it can do
+without has a default, so an event that lacks it (the service adds and renames fields
+over time) is still handled. A field that is present is type-checked all the same.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ __all__ = [
     "SessionUpdated",
     "SpeechStarted",
     "SpeechStopped",
+    "StatusDetails",
+    "StatusError",
     "TextDone",
     "TranscriptDone",
     "TranscriptionCompleted",
@@ -46,20 +52,40 @@ class SessionInfo:
 
 @dataclass(slots=True)
 class SessionCreated:
-    session: SessionInfo
+    session: SessionInfo | None = None
 
 
 @dataclass(slots=True)
 class SessionUpdated:
-    session: dict[str, Any]
+    """Only its arrival matters: it answers the oldest `session.update` we sent."""
+
+
+@dataclass(slots=True)
+class StatusError:
+    type: str | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+@dataclass(slots=True)
+class StatusDetails:
+    """Why a response ended other than `completed` (`failed`, `incomplete`, `cancelled`)."""
+
+    type: str | None = None
+    reason: str | None = None
+    error: StatusError | None = None
 
 
 @dataclass(slots=True)
 class ResponseInfo:
     id: str
     status: str | None = None
+    # A string for a response in the default conversation; null (per OpenAI's reference)
+    # for an out-of-band one (`conversation: "none"`).
     conversation_id: str | None = None
     metadata: dict[str, Any] | None = None
+    status_details: StatusDetails | None = None
+    output: list[Item] | None = None  # on response.done: what the response produced
 
 
 @dataclass(slots=True)
@@ -74,38 +100,36 @@ class ResponseDone:
 
 @dataclass(slots=True)
 class AudioDelta:
-    response_id: str
     item_id: str
     delta: str
 
 
 @dataclass(slots=True)
 class AudioDone:
-    response_id: str
     item_id: str
+    response_id: str | None = None  # without it, the latest response is meant
 
 
 @dataclass(slots=True)
 class TranscriptDone:
     """`response.output_audio_transcript.done`: what the agent said."""
 
-    response_id: str
     item_id: str
     transcript: str
+    response_id: str | None = None  # without it, the active response is meant
 
 
 @dataclass(slots=True)
 class TextDone:
     """`response.output_text.done`: what the agent wrote (a text-only session)."""
 
-    response_id: str
     item_id: str
     text: str
+    response_id: str | None = None
 
 
 @dataclass(slots=True)
 class ItemPart:
-    type: str
     text: str | None = None
     transcript: str | None = None
 
@@ -116,34 +140,37 @@ class Item:
     id: str | None = None
     role: str | None = None
     content: list[ItemPart] | None = None
-    name: str | None = None
+    # A function_call item (in response.done's output): the call, should its
+    # response.function_call_arguments.done not have come.
     call_id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
 
 
 @dataclass(slots=True)
 class ItemDone:
+    """`conversation.item.added` / `.done`: an item, which may already hold an
+    assistant's text."""
+
     item: Item
 
 
 @dataclass(slots=True)
 class FunctionArgumentsDone:
-    response_id: str
-    item_id: str
     call_id: str
     name: str
     arguments: str
+    response_id: str | None = None  # without it, the active response is meant
 
 
 @dataclass(slots=True)
 class SpeechStarted:
-    item_id: str
-    audio_start_ms: int
+    """Only its arrival matters: the user started speaking."""
 
 
 @dataclass(slots=True)
 class SpeechStopped:
-    item_id: str
-    audio_end_ms: int
+    audio_end_ms: int  # UtteranceEnd's last_word_end
 
 
 @dataclass(slots=True)
@@ -159,7 +186,6 @@ class TranscriptionDelta:
 
 @dataclass(slots=True)
 class TranscriptionCompleted:
-    item_id: str
     transcript: str
 
 
@@ -206,6 +232,7 @@ UPSTREAM_EVENTS: dict[str, type[Any]] = {
     "response.output_audio.done": AudioDone,
     "response.output_audio_transcript.done": TranscriptDone,
     "response.output_text.done": TextDone,
+    "conversation.item.added": ItemDone,
     "conversation.item.done": ItemDone,
     "response.function_call_arguments.done": FunctionArgumentsDone,
     "input_audio_buffer.speech_started": SpeechStarted,
@@ -227,9 +254,8 @@ IGNORED_PREFIXES: Final = tuple(
         "response.output_audio_transcript.delta",
         "response.output_text.delta",
         "response.function_call_arguments.delta",
-        "conversation.item.added",
         "response.output_item.added",
-        "response.output_item.done",
+        "response.output_item.done",  # its item comes again in conversation.item.done
         "response.content_part.added",
         "response.content_part.done",
         "rate_limits.updated",

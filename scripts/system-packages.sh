@@ -3,6 +3,7 @@
 #   chromium   the browser tests (Playwright's own, from `playwright install chromium`, also does)
 #   haproxy    the load-balancer example is checked with `haproxy -c` and run in front of the proxy
 #   espeak-ng  spoken test audio
+#   nodejs, npm  the JavaScript suites (Node 20+), and Deepgram's browser component from npm
 have_chromium() {
     [ -x /usr/bin/chromium ] || command -v chromium > /dev/null ||
         compgen -G "${PLAYWRIGHT_BROWSERS_PATH:-$HOME/.cache/ms-playwright}/chromium*" > /dev/null
@@ -15,6 +16,8 @@ missing_packages=()
 have_chromium || missing_packages+=(chromium)
 have_program haproxy || missing_packages+=(haproxy)
 have_program espeak-ng || missing_packages+=(espeak-ng)
+have_program node || missing_packages+=(nodejs)
+have_program npm || missing_packages+=(npm)
 
 if [ "${#missing_packages[@]}" -gt 0 ]; then
     echo "installing ${missing_packages[*]} for the tests (apt-get) ..." >&2

@@ -1,7 +1,8 @@
 """HAProxy in front of proxies under test, run for real from the shipped configuration.
 
 `deploy/haproxy/haproxy.cfg` is used as shipped except for what names this machine: the
-`bind` lines (one TLS listener on a free loopback port, with a throwaway certificate),
+`bind` lines (one TLS listener on a free loopback port, with a throwaway certificate, and
+the internal metrics frontend on another free loopback port),
 the `server` lines (the given backend ports on 127.0.0.1), the global `maxconn` (the
 shipped value needs a file-descriptor limit a test runner may not have), the health
 check's path and interval, and an added stats socket to read the servers' states.
@@ -54,6 +55,7 @@ __all__ = [
 
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "haproxy" / "haproxy.cfg"
 BACKEND = "voice_agent_proxies"
+INTERNAL_FRONTEND = "metrics_internal"
 
 
 def haproxy_binary() -> str:
@@ -110,6 +112,7 @@ def render_config(
     frontend_port: int,
     certificate: Path,
     backend_ports: Sequence[int],
+    internal_port: int = 0,
     check_path: str = "/readyz",
     check_interval: str | None = None,
     stats_socket: Path | None = None,
@@ -121,12 +124,12 @@ def render_config(
     change there fails loudly instead of quietly testing something else.
     """
     out: list[str] = []
-    section = ""
+    section = name = ""
     done: set[str] = set()
     for line in shipped.splitlines():
         words = line.split()
         if line and not line[0].isspace() and not line.startswith("#"):
-            section = words[0]
+            section, name = words[0], (words[1] if len(words) > 1 else "")
             out.append(line)
             if section == "global" and stats_socket is not None:
                 out.append(f"    stats socket {stats_socket} mode 600 level admin")
@@ -135,6 +138,9 @@ def render_config(
         if section == "global" and keyword == "maxconn":
             out.append(f"    maxconn {maxconn}")
             done.add("maxconn")
+        elif section == "frontend" and keyword == "bind" and name == INTERNAL_FRONTEND:
+            out.append(f"    bind 127.0.0.1:{internal_port}")
+            done.add("internal bind")
         elif section == "frontend" and keyword == "bind":
             if "ssl" not in words:
                 continue  # the plain-HTTP redirect listener: not needed here
@@ -158,7 +164,7 @@ def render_config(
             out.append("    " + " ".join(words))
         else:
             out.append(line)
-    if missing := {"maxconn", "bind", "server", "check path"} - done:
+    if missing := {"maxconn", "bind", "internal bind", "server", "check path"} - done:
         raise ValueError(f"the shipped HAProxy config has no line for: {sorted(missing)}")
     return "\n".join(out) + "\n"
 
@@ -169,6 +175,7 @@ class RunningHAProxy:
 
     process: subprocess.Popen[bytes]
     port: int
+    internal_port: int  # the internal metrics frontend (plain HTTP)
     ca_file: Path
     stats_socket: Path
     config: Path
@@ -195,6 +202,16 @@ class RunningHAProxy:
         )
         try:
             conn.request("GET", path, headers=dict(headers or {}))
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def get_internal(self, path: str) -> tuple[int, bytes]:
+        """A plain HTTP GET on the internal frontend: (status, body)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.internal_port, timeout=5)
+        try:
+            conn.request("GET", path)
             response = conn.getresponse()
             return response.status, response.read()
         finally:
@@ -243,7 +260,9 @@ def running_haproxy(
     """Start haproxy in the foreground, wait until it accepts connections, stop it after."""
     directory.mkdir(parents=True, exist_ok=True)
     combined, ca_file = make_certificate(directory)
-    port, stats_socket = free_port(), directory / "admin.sock"
+    port, internal_port, stats_socket = free_port(), free_port(), directory / "admin.sock"
+    while internal_port == port:
+        internal_port = free_port()
     config = directory / "haproxy.cfg"
     config.write_text(
         render_config(
@@ -251,6 +270,7 @@ def running_haproxy(
             frontend_port=port,
             certificate=combined,
             backend_ports=backend_ports,
+            internal_port=internal_port,
             check_path=check_path,
             check_interval=check_interval,
             stats_socket=stats_socket,
@@ -264,7 +284,7 @@ def running_haproxy(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    running = RunningHAProxy(process, port, ca_file, stats_socket, config, log)
+    running = RunningHAProxy(process, port, internal_port, ca_file, stats_socket, config, log)
     try:
         _wait_until_listening(running, start_timeout)
         yield running

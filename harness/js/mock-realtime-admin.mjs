@@ -61,7 +61,8 @@ export class MockRealtimeAdmin {
     if (!verdict.ok) throw new Error(`the mock found problems:\n${verdict.problems.join("\n")}`);
   }
 
-  /** {strict, voice: "tone" | "speech", allow_invalid_client_events}. */
+  /** {strict, voice: "tone" | "speech", allow_invalid_client_events,
+   *  session_lifetime (seconds), echo_metadata}. */
   async settings(settings) {
     return this.#call("POST", "settings", settings);
   }
@@ -69,6 +70,11 @@ export class MockRealtimeAdmin {
   /** Send a server event now (validated by the mock). */
   async push(event) {
     await this.#call("POST", "push", event);
+  }
+
+  /** Send events of `type` without these (dotted) fields, as the service may. */
+  async leaveOut(type, ...fields) {
+    await this.#call("POST", "leave_out", { type, fields });
   }
 
   async closeConnections(code = 1011, reason = "") {

@@ -10,14 +10,17 @@
 
 By default it behaves like the real service (session, conversation, responses with a
 PCM16 tone, or espeak-ng speech, as audio, server VAD in audio time, transcription,
-errors shaped like the real ones); rules change what it answers and inject faults,
-responders compute answers, cassettes replay recorded sessions. Every event it sends is
-validated against the SDK's GA schema first.
+errors shaped like the real ones, a session that ends at `expires_at`); what the live
+service was recorded doing beyond that is a step or setting by name (`server_error()`,
+`fail_response()`, `delta_bytes=`, `leave_out()`, ...); rules change what it answers
+and inject faults, responders compute answers, cassettes replay recorded sessions.
+Every event it sends is validated against the SDK's GA schema first.
 
 Modules: `server` (the `MockRealtime` façade), `rules` (scripting), `reply` and
 `responders` (callable answers), `rules_json` and `admin` (scripting from any language),
 `replay` (cassettes), `service` (the default behaviour, no I/O), `connection` (serving
-one connection), `responses`, `conversation`, `audio`, `journal`, `watch`, `steps`.
+one connection), `left_out` (fields the service drops), `responses`, `conversation`,
+`audio`, `journal`, `watch`, `steps`.
 """
 
 from . import reply
@@ -26,9 +29,11 @@ from .connection import MockConnection
 from .responders import Turn
 from .rules import Expectation, Rule
 from .server import MockRealtime
+from .steps import SERVER_ERROR_MESSAGE
 
 __all__ = [
     "SAMPLE_RATE",
+    "SERVER_ERROR_MESSAGE",
     "Expectation",
     "MockConnection",
     "MockRealtime",

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 
 from harness.cli import run_until_stopped, until_stopped
+from proxy.access import is_loopback
 
 from .server import REALTIME_PATH, MockRealtime
 
@@ -64,12 +65,25 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     if not args.no_admin:
         print(f"admin API: {mock.admin_url}/", flush=True)
+        if (warning := admin_exposure_warning(args.host)) is not None:
+            print(warning, file=sys.stderr, flush=True)
     try:
         await until_stopped()
     finally:
         await mock.stop()
         for failure in mock.failures:
             print(f"mock failure: {failure}", file=sys.stderr)
+
+
+def admin_exposure_warning(host: str) -> str | None:
+    """What to say when the admin API listens beyond loopback (its Host check stops web
+    pages, not a peer on the network that writes any Host it likes)."""
+    if is_loopback(host):
+        return None
+    return (
+        f"warning: --host {host} is not loopback: anyone on the network can use the admin "
+        "API (journal, reset, replay of local files); use --no-admin there"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

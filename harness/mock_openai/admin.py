@@ -2,7 +2,8 @@
 
 ``MockRealtime(admin=True)`` (the default of ``python -m harness.mock_openai``) answers
 plain HTTP requests under ``/__admin/`` on its WebSocket port. Bodies and answers are
-JSON; CORS is open, so a browser page may call it too.
+JSON. Only the developer's own tools may use it: a loopback Host, and no Origin or a
+loopback page's (echoed back for CORS, never ``*``); see `admin_access`.
 
 ========================================  ==============================================
 ``POST /__admin/rules``                   add rules (`rules_json` format); 201
@@ -18,8 +19,11 @@ JSON; CORS is open, so a browser page may call it too.
 ``GET /__admin/check``                    ``{"ok": bool, "problems": [...]}``: the
                                           fixture's verdict (failures, unmet rules, ...)
 ``POST /__admin/settings``                ``{"strict", "voice",
-                                          "allow_invalid_client_events"}``
+                                          "allow_invalid_client_events",
+                                          "session_lifetime", "echo_metadata"}``
 ``POST /__admin/push``                    send a server event now (400 if invalid)
+``POST /__admin/leave_out``               ``{"type", "fields": [...]}``: send events of
+                                          that type without those (dotted) fields
 ``POST /__admin/close_connections``       ``{"code", "reason"}``
 ``POST /__admin/replay``                  ``{"cassette": path, "speed": 1.0}``
 ========================================  ==============================================
@@ -44,6 +48,8 @@ from websockets.asyncio.server import ServerConnection
 
 from harness.schema import SchemaError
 
+from .admin_access import AdminAccess
+
 if TYPE_CHECKING:
     from .server import MockRealtime
 
@@ -52,6 +58,9 @@ __all__ = ["AdminApi", "admin_connection_class"]
 _MAX_HEAD: Final = 64 * 1024
 _MAX_BODY: Final = 16 * 2**20
 _MAX_WAIT_S: Final = 60.0
+_SETTINGS: Final = frozenset(
+    {"strict", "voice", "allow_invalid_client_events", "session_lifetime", "echo_metadata"}
+)
 
 Answer = tuple[int, Any]
 
@@ -74,6 +83,7 @@ class AdminApi:
             ("POST", "settings"): self._settings,
             ("POST", "push"): self._push,
             ("POST", "close_connections"): self._close_connections,
+            ("POST", "leave_out"): self._leave_out,
             ("POST", "replay"): self._replay,
         }
 
@@ -159,8 +169,8 @@ class AdminApi:
 
     async def _settings(self, query: dict[str, Any], body: Any) -> Answer:
         if not isinstance(body, dict):
-            raise ValueError('the body is {"strict", "voice", "allow_invalid_client_events"}')
-        unknown = set(body) - {"strict", "voice", "allow_invalid_client_events"}
+            raise ValueError(f"the body is an object with some of {sorted(_SETTINGS)}")
+        unknown = set(body) - _SETTINGS
         if unknown:
             raise ValueError(f"unknown setting(s) {sorted(unknown)}")
         if "voice" in body:
@@ -172,12 +182,34 @@ class AdminApi:
             self.mock.strict = bool(body["strict"])
         if "allow_invalid_client_events" in body:
             self.mock.allow_invalid_client_events(bool(body["allow_invalid_client_events"]))
-        return HTTPStatus.OK, {"strict": self.mock.strict, "voice": self.mock.voice}
+        if "session_lifetime" in body:
+            lifetime = body["session_lifetime"]
+            if isinstance(lifetime, bool) or not isinstance(lifetime, int | float):
+                raise ValueError("session_lifetime is a number of seconds")
+            self.mock.session_lifetime = lifetime
+        if "echo_metadata" in body:
+            self.mock.echo_metadata = bool(body["echo_metadata"])
+        return HTTPStatus.OK, {
+            "strict": self.mock.strict,
+            "voice": self.mock.voice,
+            "session_lifetime": self.mock.session_lifetime,
+            "echo_metadata": self.mock.echo_metadata,
+        }
 
     async def _push(self, query: dict[str, Any], body: Any) -> Answer:
         if not isinstance(body, dict):
             raise ValueError("the body is a server event")
         self.mock.push(body)
+        return HTTPStatus.OK, {}
+
+    async def _leave_out(self, query: dict[str, Any], body: Any) -> Answer:
+        if not (
+            isinstance(body, dict)
+            and isinstance(body.get("type"), str)
+            and isinstance(body.get("fields"), list)
+        ):
+            raise ValueError('the body is {"type": "<event type>", "fields": ["a.b", ...]}')
+        self.mock.leave_out(body["type"], *body["fields"])
         return HTTPStatus.OK, {}
 
     async def _close_connections(self, query: dict[str, Any], body: Any) -> Answer:
@@ -205,11 +237,14 @@ def _describe_rule(rule: Any) -> dict[str, Any]:
     }
 
 
-def admin_connection_class(api: AdminApi | None, prefix: str) -> type[ServerConnection]:
+def admin_connection_class(
+    api: AdminApi | None, prefix: str, listen_host: str
+) -> type[ServerConnection]:
     """websockets' connection class, with a front door for the admin API when `api`."""
     if api is None:
         return ServerConnection
     admin = api
+    access = AdminAccess(listen_host)
 
     class AdminFrontDoor(ServerConnection):
         """Reads the request head first: admin requests are answered here, everything
@@ -223,6 +258,8 @@ def admin_connection_class(api: AdminApi | None, prefix: str) -> type[ServerConn
             self._wanted = 0
             self._method = ""
             self._target = ""
+            self._hosts: list[str] = []
+            self._origins: list[str] = []
             self._answering: asyncio.Task[None] | None = None  # referenced until done
 
         def data_received(self, data: bytes) -> None:
@@ -256,9 +293,14 @@ def admin_connection_class(api: AdminApi | None, prefix: str) -> type[ServerConn
             length = 0
             for line in header_lines:
                 name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
+                name = name.strip().lower()
+                if name == "content-length":
                     with contextlib.suppress(ValueError):
                         length = int(value.strip())
+                elif name == "host":
+                    self._hosts.append(value.strip())
+                elif name == "origin":
+                    self._origins.append(value.strip())
             self._route = "admin"
             self._method, self._target = parts[0], parts[1]
             self._head_end = end + 4
@@ -271,9 +313,12 @@ def admin_connection_class(api: AdminApi | None, prefix: str) -> type[ServerConn
             super().data_received(data)
 
         async def _answer(self, body: bytes) -> None:
-            if self._method == "OPTIONS":  # a browser's CORS preflight
-                status: int = HTTPStatus.NO_CONTENT
-                payload: Any = None
+            route = urlsplit(self._target).path[len(prefix) :].strip("/")
+            refused = access.refusal(self._hosts, self._origins, route)
+            if refused is not None:
+                status, payload = refused[0], {"error": refused[1]}
+            elif self._method == "OPTIONS":  # a browser's CORS preflight
+                status, payload = HTTPStatus.NO_CONTENT, None
             else:
                 try:
                     status, payload = await admin.handle(self._method, self._target, body, prefix)
@@ -282,13 +327,20 @@ def admin_connection_class(api: AdminApi | None, prefix: str) -> type[ServerConn
                     payload = {"error": traceback.format_exc()}
             content = b"" if payload is None else orjson.dumps(payload)
             phrase = HTTPStatus(status).phrase
+            cors = ""
+            if refused is None:
+                if self._origins:  # a loopback page: named, never "*"
+                    cors = f"Access-Control-Allow-Origin: {self._origins[0]}\r\n"
+                cors += (
+                    "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
+                    "Access-Control-Allow-Headers: Content-Type\r\n"
+                )
             head = (
                 f"HTTP/1.1 {status} {phrase}\r\n"
                 "Content-Type: application/json\r\n"
                 f"Content-Length: {len(content)}\r\n"
-                "Access-Control-Allow-Origin: *\r\n"
-                "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
-                "Access-Control-Allow-Headers: Content-Type\r\n"
+                f"{cors}"
+                "Vary: Origin\r\n"
                 "Cache-Control: no-store\r\n"
                 "Connection: close\r\n\r\n"
             )

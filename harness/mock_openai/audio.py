@@ -21,6 +21,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # G.711 (audioop-lts from 3.13)
     import audioop
 
+from harness.recognition import Encoding
 from harness.speech import speech_pcm16
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "SpeechStopped",
     "SpeechVoice",
     "ToneVoice",
+    "TurnAudio",
     "Voice",
     "VoiceActivityDetector",
     "VoiceName",
@@ -160,6 +162,49 @@ def _g711_chunks(chunks: tuple[str, ...], law: str) -> tuple[str, ...]:
         encoded = audioop.lin2ulaw(narrow, 2) if law == "ulaw" else audioop.lin2alaw(narrow, 2)
         converted.append(base64.b64encode(encoded).decode())
     return tuple(converted)
+
+
+@dataclass(frozen=True, slots=True)
+class UserTurn:
+    """A user turn's audio as the client appended it (for recognition)."""
+
+    audio: bytes
+    rate: int
+    encoding: Encoding
+
+
+class TurnAudio:
+    """The input buffer's bytes since the last commit or clear, in the session's input
+    format, at most `MAX_TURN_MS` of them (the latest): what a turn is recognised from."""
+
+    MAX_TURN_MS: Final = 30_000
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._format_type = "audio/pcm"
+
+    def add(self, audio: bytes, format_type: str) -> None:
+        if format_type != self._format_type:  # a new format starts a new buffer
+            self._data.clear()
+            self._format_type = format_type
+        self._data += audio
+        limit = self.MAX_TURN_MS * self._bytes_per_ms
+        if len(self._data) > limit:
+            del self._data[: len(self._data) - limit]
+
+    def take(self, ms: int | None) -> UserTurn:
+        """The first `ms` of the buffer (None: all of it); the rest starts the next turn."""
+        cut = len(self._data) if ms is None else max(0, ms) * self._bytes_per_ms
+        audio = bytes(self._data[:cut])
+        del self._data[:cut]
+        law = G711_FORMATS.get(self._format_type)
+        if law is None:
+            return UserTurn(audio, SAMPLE_RATE, "linear16")
+        return UserTurn(audio, 8000, "mulaw" if law == "ulaw" else "alaw")
+
+    @property
+    def _bytes_per_ms(self) -> int:
+        return 8 if self._format_type in G711_FORMATS else BYTES_PER_MS
 
 
 def base64_length(data: str) -> int:

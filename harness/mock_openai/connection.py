@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from harness.recognition import recognise_async
 from harness.schema import SchemaError, decode_event, validate_server_event
 
 from .responders import steps_from
@@ -32,6 +34,7 @@ from .steps import (
     CloseConnection,
     Fail,
     FailureKind,
+    Recognise,
     Resolve,
     Send,
     SendRaw,
@@ -68,6 +71,7 @@ class MockConnection:
         self._received: list[dict[str, Any]] = []
         self._sent: list[dict[str, Any]] = []
         self._closed = False
+        self._heard: list[str] = []
         self._conversation: Callable[[], list[dict[str, Any]]] = list
 
     def __repr__(self) -> str:  # no headers: they hold the API key
@@ -113,6 +117,12 @@ class MockConnection:
         with self._watch:
             return self._close_reason
 
+    @property
+    def heard(self) -> list[str]:
+        """What was recognised in each spoken turn ("" for none of the phrases)."""
+        with self._watch:
+            return list(self._heard)
+
     def conversation(self) -> list[dict[str, Any]]:
         """The conversation items as the mock holds them now (copies)."""
         return self._conversation()
@@ -140,6 +150,11 @@ class MockConnection:
     def _record_sent(self, event: dict[str, Any]) -> None:
         with self._watch:
             self._sent.append(event)
+
+    def _record_heard(self, phrase: str) -> None:
+        with self._watch:
+            self._heard.append(phrase)
+        self._watch.notify()
 
     def _mark_rejected(self, status: int) -> None:
         with self._watch:
@@ -174,6 +189,8 @@ class ConnectionHost(Protocol):
     def record_received(self, connection: MockConnection, event: dict[str, Any]) -> None: ...
 
     def fail(self, connection: MockConnection, message: str, kind: FailureKind) -> None: ...
+
+    def leave_out_fields(self, event: dict[str, Any]) -> dict[str, Any]: ...
 
 
 # The outbox: frames in order, then possibly one close or the end of writing.
@@ -216,6 +233,7 @@ class ConnectionRuntime:
         self._deaf = asyncio.Event()  # set: the socket is no longer read
         self._outbox: asyncio.Queue[_Outgoing] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._timers: set[asyncio.Task[Any]] = set()  # not waited for by idle()
         record._conversation = model.conversation_snapshots
 
     # -- what the mock (or a test, through it) asks for ----------------------------------
@@ -231,6 +249,7 @@ class ConnectionRuntime:
                 FailureKind.MOCK,
             )
             return
+        event = self.host.leave_out_fields(event)
         self._queue(_Frame(orjson.dumps(event), True, event))
 
     def send_frame(self, data: str | bytes) -> None:
@@ -255,6 +274,21 @@ class ConnectionRuntime:
             await self._outbox.join()
             if not any(not task.done() for task in self._tasks):
                 return
+
+    def at_wall_time(self, when: float, steps: Callable[[], Iterable[Step]]) -> None:
+        """Carry out `steps()` at Unix time `when` (the session's end), unless the
+        connection ends first."""
+
+        async def later() -> None:
+            delay = max(0.0, when - time.time())
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.closing.wait(), delay)
+                return  # closing: nothing to do
+            await self.execute(steps())
+
+        task = asyncio.create_task(later())
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
 
     def close_now(self, code: int, reason: str) -> asyncio.Task[None]:
         """Stop serving and start the closing handshake at once."""
@@ -337,7 +371,21 @@ class ConnectionRuntime:
             self.host.fail(self.record, step.message, step.kind)
         elif isinstance(step, Resolve):
             return await self._resolve(step)
+        elif isinstance(step, Recognise):
+            return await self._recognise(step)
         return True
+
+    async def _recognise(self, step: Recognise) -> bool:
+        """Recognise a spoken turn (in a thread), then carry on with what was heard."""
+        try:
+            heard = await recognise_async(
+                step.audio, step.phrases, rate=step.rate, encoding=step.encoding
+            )
+        except Exception:
+            self._fail(f"recognising a spoken turn failed:\n{traceback.format_exc()}")
+            heard = ""
+        self.record._record_heard(heard)
+        return await self.execute(step.then(heard))
 
     async def _resolve(self, step: Resolve) -> bool:
         """Call a responder, then carry out what it answered."""
@@ -406,7 +454,7 @@ class ConnectionRuntime:
 
     async def _finish(self, writer: asyncio.Task[None], crashed: bool) -> None:
         self.closing.set()
-        tasks = list(self._tasks)
+        tasks = [*self._tasks, *self._timers]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

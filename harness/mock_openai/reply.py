@@ -19,9 +19,12 @@ from typing import Any
 
 from .rules import arguments_json, checked_event
 from .steps import (
+    SERVER_ERROR_MESSAGE,
     CallFunction,
     CloseConnection,
+    EndResponse,
     ReplyAudio,
+    ReplyOnlyInResponseDone,
     ReplyText,
     ResponderResult,
     Send,
@@ -37,9 +40,12 @@ __all__ = [
     "error",
     "event",
     "events",
+    "failed_response",
     "function_call",
     "garbage",
+    "only_in_response_done",
     "pause",
+    "server_error",
     "text",
 ]
 
@@ -54,10 +60,38 @@ def text(content: str, *, output_modalities: Sequence[str] | None = None) -> Rep
 
 
 def audio(
-    content: str, *, chunks: int = 3, chunk_ms: int = 100, chunk_interval_ms: int = 0
+    content: str,
+    *,
+    chunks: int = 3,
+    chunk_ms: int = 100,
+    chunk_interval_ms: int = 0,
+    delta_bytes: int | None = None,
 ) -> ReplyAudio:
-    """An assistant message with audio paced as in `Rule.reply_with_audio`."""
-    return ReplyAudio(content, chunks, chunk_ms, chunk_interval_ms)
+    """An assistant message with audio paced (and cut) as in `Rule.reply_with_audio`."""
+    return ReplyAudio(content, chunks, chunk_ms, chunk_interval_ms, None, delta_bytes)
+
+
+def only_in_response_done(content: str) -> ReplyOnlyInResponseDone:
+    """An assistant message only `response.done`'s output holds
+    (`Rule.reply_only_in_response_done`)."""
+    return ReplyOnlyInResponseDone(content)
+
+
+def failed_response(
+    status: str = "failed",
+    *,
+    reason: str | None = None,
+    error_type: str = "server_error",
+    error_code: str | None = None,
+) -> EndResponse:
+    """End the response with a terminal status other than completed
+    (`Rule.fail_response`)."""
+    return EndResponse(status, reason, error_type, error_code)
+
+
+def server_error(message: str = SERVER_ERROR_MESSAGE) -> SendError:
+    """The real service's unattributed `server_error` (`Rule.server_error`)."""
+    return SendError(None, message, "server_error", None, attributed=False)
 
 
 def function_call(
@@ -68,10 +102,15 @@ def function_call(
 
 
 def error(
-    code: str, message: str, *, type: str = "invalid_request_error", param: str | None = None
+    code: str,
+    message: str,
+    *,
+    type: str = "invalid_request_error",
+    param: str | None = None,
+    names_client_event: bool = True,
 ) -> SendError:
-    """An `error` event naming the client event that caused it."""
-    return SendError(code, message, type, param)
+    """An `error` event naming the client event that caused it (or not)."""
+    return SendError(code, message, type, param, attributed=names_client_event)
 
 
 def event(server_event: Mapping[str, Any]) -> Send:

@@ -15,6 +15,7 @@ response.function_call_arguments.delta/.done.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -24,7 +25,9 @@ from .conversation import Conversation, ItemRecord
 from .steps import (
     CallFunction,
     CloseConnection,
+    EndResponse,
     ReplyAudio,
+    ReplyOnlyInResponseDone,
     ReplyText,
     RuleStep,
     Send,
@@ -40,6 +43,16 @@ __all__ = ["ResponseRun", "words"]
 
 #: Audio pacing of `reply_with_text` in an audio session.
 DEFAULT_CHUNKS, DEFAULT_CHUNK_MS = 3, 100
+
+
+def recut(chunks: Sequence[str], size: int) -> tuple[str, ...]:
+    """The same audio (base64 `chunks`) as base64 deltas of `size` bytes (the last one
+    holds what is left)."""
+    audio = b"".join(base64.b64decode(chunk) for chunk in chunks)
+    return tuple(
+        base64.b64encode(audio[start : start + size]).decode()
+        for start in range(0, len(audio), size)
+    )
 
 
 def words(text: str) -> list[str]:
@@ -114,6 +127,13 @@ class ResponseRun:
                     if step.stop_after_events is not None:
                         self._limit = step.stop_after_events
                     yield from self._drive(self._message_events(step))
+            elif isinstance(step, ReplyOnlyInResponseDone):
+                if not self.cut:
+                    self._add_silently(step.text)
+            elif isinstance(step, EndResponse):
+                if self._room():
+                    yield from self._end(step)
+                return
             elif isinstance(step, CloseConnection):
                 yield step
                 return
@@ -127,6 +147,42 @@ class ResponseRun:
             yield Send(
                 {"type": "response.done", "event_id": new_id("event"), "response": self._snapshot()}
             )
+
+    def _end(self, step: EndResponse) -> Iterator[Step]:
+        """response.done with a terminal status other than completed."""
+        for record in self.records:
+            if record.item.get("status") == "in_progress":
+                record.item["status"] = "incomplete"
+        self.response["status"] = step.status
+        self.response["status_details"] = step.status_details()
+        self.response["usage"] = self._usage()
+        self._on_end(self)
+        self._count += 1
+        yield Send(
+            {"type": "response.done", "event_id": new_id("event"), "response": self._snapshot()}
+        )
+
+    def _add_silently(self, text: str) -> None:
+        """An assistant message that only response.done's output will show."""
+        spoken = self.audio
+        content = (
+            {"type": "output_audio", "transcript": text}
+            if spoken
+            else {"type": "output_text", "text": text}
+        )
+        record = ItemRecord(
+            {
+                "id": new_id("item"),
+                "type": "message",
+                "role": "assistant",
+                "status": "completed",
+                "object": "realtime.item",
+                "content": [content],
+            }
+        )
+        self.records.append(record)
+        if self.in_conversation:
+            self.conversation.insert(record)
 
     def _room(self) -> bool:
         """May another response event go out? (Not once cancelled or cut.)"""
@@ -228,10 +284,13 @@ class ResponseRun:
             else:
                 chunks, chunk_ms, interval_ms = DEFAULT_CHUNKS, DEFAULT_CHUNK_MS, 0
             audio = spoken_in(self.voice.audio(text, chunks, chunk_ms), self.audio_format)
+            if isinstance(step, ReplyAudio) and step.delta_bytes is not None:
+                audio = recut(audio, step.delta_bytes)
             chunks = len(audio)  # the speech voice takes as many as the words need
             # The transcript runs a little ahead of the audio, as on the real service:
             # chunk i is preceded by words [ceil(i*n/chunks), ceil((i+1)*n/chunks)).
             n = len(deltas)
+            audio_bytes = 0
             for index, chunk in enumerate(audio):
                 for word in deltas[-(-index * n // chunks) : -(-(index + 1) * n // chunks)]:
                     content["transcript"] += word
@@ -243,7 +302,8 @@ class ResponseRun:
                     }
                 if index and interval_ms:
                     yield Sleep(interval_ms / 1000)
-                record.audio_ms += base64_length(chunk) // BYTES_PER_MS
+                audio_bytes += base64_length(chunk)
+                record.audio_ms = audio_bytes // BYTES_PER_MS
                 yield {
                     "type": "response.output_audio.delta",
                     "event_id": new_id("event"),

@@ -34,14 +34,18 @@ from typing import Any, Final, TypeAlias
 
 import orjson
 
+from harness.recognition import phrase_words, require_recognition
 from harness.schema import validate_server_event
 
 from .patterns import EventFilter, EventPredicate, as_predicate
 from .steps import (
+    SERVER_ERROR_MESSAGE,
     CallFunction,
     CloseConnection,
+    EndResponse,
     RejectHandshake,
     ReplyAudio,
+    ReplyOnlyInResponseDone,
     ReplyText,
     Respond,
     Responder,
@@ -213,6 +217,7 @@ class Rule:
         chunk_ms: int = 100,
         chunk_interval_ms: int = 0,
         stop_after_events: int | None = None,
+        delta_bytes: int | None = None,
     ) -> Rule:
         """Answer with an assistant message saying `text`.
 
@@ -221,10 +226,14 @@ class Rule:
         `chunk_interval_ms` apart, with the transcript as deltas. In a text session the
         same text comes as output_text. `stop_after_events=N` sends only the first N
         events of the response (counting from response.created) and leaves it hanging.
+        `delta_bytes=N` cuts the same audio into deltas of N bytes, odd N included (the
+        real service sends odd-length deltas).
         """
         self._no_output_on_connect()
         with self._withdrawn_on_error():
-            step = ReplyAudio(text, chunks, chunk_ms, chunk_interval_ms, stop_after_events)
+            step = ReplyAudio(
+                text, chunks, chunk_ms, chunk_interval_ms, stop_after_events, delta_bytes
+            )
         return self._add(step, "reply_with_audio", text)
 
     def reply_with_text(
@@ -247,6 +256,31 @@ class Rule:
             step = ReplyText(text, stop_after_events, modalities)
         return self._add(step, "reply_with_text", text)
 
+    def reply_only_in_response_done(self, text: str) -> Rule:
+        """Answer with an assistant message saying `text` that only `response.done`'s
+        `output` holds: no deltas, no transcript or text `.done`, no item events (as
+        the real service was recorded doing after a function output)."""
+        self._no_output_on_connect()
+        return self._add(ReplyOnlyInResponseDone(text), "reply_only_in_response_done", text)
+
+    def fail_response(
+        self,
+        status: str = "failed",
+        *,
+        reason: str | None = None,
+        error_type: str = "server_error",
+        error_code: str | None = None,
+    ) -> Rule:
+        """End the response here with a terminal `status` other than completed:
+        ``"failed"`` (`status_details.error` {`error_type`, `error_code`}),
+        ``"incomplete"`` (`reason` ``max_output_tokens`` or ``content_filter``) or
+        ``"cancelled"`` (`reason` ``turn_detected`` or ``client_cancelled``). Steps before
+        it (a partial reply) go out first; on its own, the response holds no output."""
+        self._no_output_on_connect()
+        with self._withdrawn_on_error():
+            step = EndResponse(status, reason, error_type, error_code)
+        return self._add(step, "fail_response", status)
+
     def call_function(
         self,
         name: str,
@@ -259,6 +293,13 @@ class Rule:
         with self._withdrawn_on_error():
             step = CallFunction(name, arguments_json(arguments), call_id)
         return self._add(step, "call_function", name)
+
+    @property
+    def phrase(self) -> str | None:
+        """The words an on_user_speech rule waits to hear (None: any speech)."""
+        if self.trigger is Trigger.USER_SPEECH and isinstance(self._text, str):
+            return self._text
+        return None
 
     def transcribe_as(self, text: str) -> Rule:
         """The transcript of the user's utterance (on_user_speech rules only)."""
@@ -273,9 +314,20 @@ class Rule:
         *,
         type: str = "invalid_request_error",
         param: str | None = None,
+        names_client_event: bool = True,
     ) -> Rule:
-        """Send an `error` event shaped like the real service's."""
-        return self._add(SendError(code, message, type, param), "send_error", code)
+        """Send an `error` event shaped like the real service's, naming the client
+        event that caused it (`error.event_id`), or not with
+        ``names_client_event=False``: the service does not always echo it."""
+        step = SendError(code, message, type, param, attributed=names_client_event)
+        return self._add(step, "send_error", code)
+
+    def server_error(self, message: str = SERVER_ERROR_MESSAGE) -> Rule:
+        """Send the real service's own failure: an `error` of type ``server_error``
+        with no `code` and no `event_id` (it names no client event), instead of the
+        default answer. In answer to a response.create, no response is created."""
+        step = SendError(None, message, "server_error", None, attributed=False)
+        return self._add(step, "server_error", message)
 
     def send_event(self, event: Mapping[str, Any]) -> Rule:
         """Send any server event. It is validated now (raising `SchemaError`) and again
@@ -283,6 +335,13 @@ class Rule:
         with self._withdrawn_on_error():
             step = checked_event(event)
         return self._add(step, "send_event", event.get("type"))
+
+    def send_unvalidated_event(self, event: Mapping[str, Any]) -> Rule:
+        """Send a server event as it is, NOT validated: one today's SDK models would
+        refuse, as the service may send after it adds, renames or leaves out a field.
+        It goes out exactly as given (no `event_id` is filled in)."""
+        data = orjson.dumps(dict(event)).decode()
+        return self._add(SendRaw(data), "send_unvalidated_event", event.get("type"))
 
     def send_garbage(self, data: str | bytes = "not json{") -> Rule:
         """Fault: send a frame the real API never would (not validated, on purpose)."""
@@ -364,7 +423,10 @@ class Rule:
             return self._text.search(text) is not None
         if trigger is Trigger.FUNCTION_OUTPUT:
             return self._function is None or subject == self._function
-        return True  # CONNECT, USER_SPEECH: no condition
+        if trigger is Trigger.USER_SPEECH and isinstance(self._text, str):
+            heard: str | None = subject  # None: the turn was not recognised
+            return heard is not None and phrase_words(heard) == phrase_words(self._text)
+        return True  # CONNECT, USER_SPEECH without words: no condition
 
     def _has_budget(self) -> bool:
         maximum = self._expectation.maximum
@@ -377,6 +439,21 @@ class RuleBook:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self._rules: list[Rule] = []
+        self._listened: list[str] = []
+
+    def listen_for(self, phrases: Sequence[str]) -> None:
+        """Add `phrases` to what spoken turns are recognised against (no rule needed)."""
+        for phrase in phrases:
+            check_phrase(phrase)
+        with self.lock:
+            self._listened.extend(p for p in phrases if p not in self._listened)
+
+    def phrases(self) -> tuple[str, ...]:
+        """The phrases spoken turns are recognised against: those on_user_speech rules
+        wait for and those listened for, in order."""
+        with self.lock:
+            named = [r.phrase for r in self._rules if r.phrase is not None]
+            return tuple(dict.fromkeys([*named, *self._listened]))
 
     def add(self, rule: Rule) -> Rule:
         with self.lock:
@@ -386,6 +463,7 @@ class RuleBook:
     def clear(self) -> None:
         with self.lock:
             self._rules.clear()
+            self._listened.clear()
 
     def withdraw(self, rule: Rule) -> None:
         with self.lock:
@@ -414,6 +492,13 @@ class RuleBook:
                     rule._hits += 1
                     return Match(rule, tuple(rule._steps), rule._hits)
         return None
+
+
+def check_phrase(phrase: str) -> None:
+    """A phrase to recognise: it needs words, and recognition needs pocketsphinx."""
+    if not isinstance(phrase, str) or not phrase_words(phrase):
+        raise ValueError(f"a phrase to hear needs words: got {phrase!r}")
+    require_recognition()
 
 
 def arguments_json(arguments: Mapping[str, Any] | str | None) -> str:

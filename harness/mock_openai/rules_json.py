@@ -10,14 +10,17 @@ fire (named after the `Rule` method too)::
 
 ==================  =============================================================
 ``on``              ``user_text`` (``text``: a substring, or ``{"regex": "..."}``),
-                    ``user_speech``, ``function_output`` (``name``),
+                    ``user_speech`` (``phrase``: words it must hear),
+                    ``function_output`` (``name``),
                     ``client_event`` (``type``; ``where``: a JSON pattern the event
                     contains), ``connect``
 ``do``              a list of ``{method: arguments}``: arguments are an object
                     (keyword arguments), a list (positional) or one value (the first
                     argument). Methods: ``reply_with_audio``, ``reply_with_text``,
+                    ``reply_only_in_response_done``, ``fail_response``,
                     ``call_function``, ``transcribe_as``, ``send_error``,
-                    ``send_event``, ``send_garbage`` (a string, or
+                    ``server_error``, ``send_event``, ``send_unvalidated_event``,
+                    ``send_garbage`` (a string, or
                     ``{"binary_base64": "..."}``), ``stall``, ``close``,
                     ``reject_handshake``
 how often           at most one of ``"once": true``, ``"times": n``,
@@ -49,10 +52,14 @@ RULE_STEPS: Final = frozenset(
     {
         "reply_with_audio",
         "reply_with_text",
+        "reply_only_in_response_done",
+        "fail_response",
         "call_function",
         "transcribe_as",
         "send_error",
+        "server_error",
         "send_event",
+        "send_unvalidated_event",
         "send_garbage",
         "stall",
         "close",
@@ -62,7 +69,7 @@ RULE_STEPS: Final = frozenset(
 _COUNTS: Final = ("once", "times", "at_most", "at_least", "optional")
 _TRIGGER_KEYS: Final[dict[str, frozenset[str]]] = {
     "user_text": frozenset({"text"}),
-    "user_speech": frozenset(),
+    "user_speech": frozenset({"phrase"}),
     "function_output": frozenset({"name"}),
     "client_event": frozenset({"type", "where"}),
     "connect": frozenset(),
@@ -130,7 +137,10 @@ def _trigger(mock: MockRealtime, trigger: str, spec: Mapping[str, Any]) -> Rule:
             raise ValueError('\'text\' is a string or {"regex": "..."}')
         return mock.on_user_text(text)
     if trigger == "user_speech":
-        return mock.on_user_speech()
+        phrase = spec.get("phrase")
+        if phrase is not None and not isinstance(phrase, str):
+            raise ValueError("'phrase' is a string")
+        return mock.on_user_speech(phrase)
     if trigger == "function_output":
         name = spec.get("name")
         if name is not None and not isinstance(name, str):

@@ -37,11 +37,12 @@ from .admin import AdminApi, admin_connection_class
 from .audio import VoiceName, voice_named
 from .connection import ConnectionRuntime, MockConnection, SessionModel
 from .journal import Journal
+from .left_out import LeftOutFields
 from .patterns import EventFilter
 from .replay import Cassette, CassetteReplay
-from .rules import Match, Rule, RuleBook, TextMatcher, Trigger
+from .rules import Match, Rule, RuleBook, TextMatcher, Trigger, check_phrase
 from .rules_json import rules_from_json
-from .service import DEFAULT_MODEL, RealtimeSession
+from .service import DEFAULT_MODEL, SESSION_LIFETIME_S, RealtimeSession
 from .steps import FailureKind, RejectHandshake, new_id
 from .watch import Watch
 
@@ -108,6 +109,9 @@ class MockRealtime:
         self._admin = AdminApi(self) if admin else None
         self._default_voice = voice_named(voice)
         self._voice = self._default_voice
+        self._session_lifetime = SESSION_LIFETIME_S
+        self._echo_metadata = True
+        self._left_out = LeftOutFields()
         self._rules = RuleBook()
         self._journal = Journal()
         self._watch = Watch()  # guards connections, failures, flags
@@ -141,7 +145,7 @@ class MockRealtime:
             host,
             port,
             process_request=self._process_request,
-            create_connection=admin_connection_class(self._admin, ADMIN_PATH),
+            create_connection=admin_connection_class(self._admin, ADMIN_PATH, host),
             compression=None,
             max_size=16 * 2**20,
             ping_interval=None,
@@ -180,6 +184,7 @@ class MockRealtime:
         connections (1000). Safe from any thread."""
         self._rules.clear()
         self._journal.clear()
+        self._left_out.clear()
         with self._watch:
             old, self._connections = self._connections, []
             self._failures.clear()
@@ -188,6 +193,8 @@ class MockRealtime:
             self._strict = False
             self._replay = None
             self._voice = self._default_voice
+            self._session_lifetime = SESSION_LIFETIME_S
+            self._echo_metadata = True
         self._watch.notify()
         open_ones = [c for c in old if not c.closed]
         if open_ones:
@@ -288,6 +295,43 @@ class MockRealtime:
             )
         with self._watch:
             self._voice = voice
+
+    @property
+    def session_lifetime(self) -> float:
+        """Seconds a session lasts on connections opened from now on (default 3600, the
+        real service's cap). `session.created` says when (`expires_at`, whole seconds);
+        then the mock sends the service's `error` (`session_expired`, "Your session hit
+        the maximum duration of 60 minutes.") and closes (1000). Reset by `reset()`."""
+        with self._watch:
+            return self._session_lifetime
+
+    @session_lifetime.setter
+    def session_lifetime(self, seconds: float) -> None:
+        if not seconds > 0:
+            raise ValueError(f"session_lifetime must be positive seconds, got {seconds!r}")
+        with self._watch:
+            self._session_lifetime = float(seconds)
+
+    @property
+    def echo_metadata(self) -> bool:
+        """Whether responses carry the `metadata` their response.create gave (default
+        True, as OpenAI documents). False plays a service that does not echo it: a
+        client must then know its out-of-band responses some other way (the order of
+        its requests, `conversation_id` null). Applies at once, on every connection;
+        reset by `reset()`."""
+        with self._watch:
+            return self._echo_metadata
+
+    @echo_metadata.setter
+    def echo_metadata(self, echo: bool) -> None:
+        with self._watch:
+            self._echo_metadata = bool(echo)
+
+    def leave_out(self, event_type: str, *fields: str) -> None:
+        """From now on, send events of `event_type` without these fields (dotted paths,
+        through lists too: ``"item.content.type"``), as the service may after it renames
+        or drops one. Events are validated whole first. Reset by `reset()`."""
+        self._left_out.add(event_type, fields)
 
     # --- journal ------------------------------------------------------------------------
     def received(self, type: str | None = None) -> list[dict[str, Any]]:
@@ -404,10 +448,59 @@ class MockRealtime:
         (re.Pattern), or any text (None)."""
         return self._rules.add(Rule(self._rules, Trigger.USER_TEXT, _describe(text), text=text))
 
-    def on_user_speech(self) -> Rule:
-        """A spoken user turn: `transcribe_as` sets what the mock hears; reply steps
-        set the response to it."""
-        return self._rules.add(Rule(self._rules, Trigger.USER_SPEECH, ""))
+    def on_user_speech(self, phrase: str | None = None) -> Rule:
+        """A spoken user turn: any (`phrase` None), or one in which the mock *heard*
+        `phrase` (recognised in the audio the client appended, whatever its format;
+        needs pocketsphinx, the ``[speech]`` extra). Reply steps set the response;
+        `transcribe_as` scripts the transcript instead of recognising it."""
+        if phrase is None:
+            return self._rules.add(Rule(self._rules, Trigger.USER_SPEECH, ""))
+        check_phrase(phrase)
+        return self._rules.add(Rule(self._rules, Trigger.USER_SPEECH, repr(phrase), text=phrase))
+
+    def listen_for(self, *phrases: str) -> None:
+        """Recognise spoken turns against `phrases` too (no rule needed), e.g. to read
+        `heard` afterwards. Needs pocketsphinx (the ``[speech]`` extra)."""
+        self._rules.listen_for(phrases)
+
+    @property
+    def heard(self) -> list[str]:
+        """What was recognised in each spoken user turn since the last reset, in order
+        (all connections): the phrase heard as the rule or `listen_for` wrote it, or ""
+        when the audio held none of them. Turns are recognised only while some phrase
+        is named."""
+        with self._watch:
+            return self._heard_locked()
+
+    def _heard_locked(self) -> list[str]:
+        # Connections share the mock's watch: read them under the one lock, once.
+        return [phrase for c in self._connections for phrase in c._heard]
+
+    async def wait_heard(self, n: int = 1, timeout: float = 10.0) -> list[str]:
+        """Wait until `n` spoken turns have been recognised; returns `heard`."""
+        if await self._watch.wait_async(self._heard_check(n), timeout) is None:
+            raise AssertionError(
+                f"the mock recognised {len(self.heard)} spoken turn(s) within {timeout:g}s, "
+                f"not {n}: heard {self.heard}"
+            )
+        return self.heard
+
+    def wait_heard_sync(self, n: int = 1, timeout: float = 10.0) -> list[str]:
+        """Blocking `wait_heard` for sync tests."""
+        self._refuse_blocking_in_loop()
+        if self._watch.wait_sync(self._heard_check(n), timeout) is None:
+            raise AssertionError(
+                f"the mock recognised {len(self.heard)} spoken turn(s) within {timeout:g}s, "
+                f"not {n}: heard {self.heard}"
+            )
+        return self.heard
+
+    def _heard_check(self, n: int) -> Callable[[], list[str] | None]:
+        def check() -> list[str] | None:  # runs under the watch's lock
+            heard = self._heard_locked()
+            return heard if len(heard) >= n else None
+
+        return check
 
     def on_function_output(self, name: str | None = None) -> Rule:
         """A response after a function_call_output for a call of function `name` (None:
@@ -543,6 +636,9 @@ class MockRealtime:
         if self._is_current(connection):
             self._journal.record(event)
 
+    def leave_out_fields(self, event: dict[str, Any]) -> dict[str, Any]:
+        return self._left_out.apply(event)
+
     def fail(self, connection: MockConnection, message: str, kind: FailureKind) -> None:
         text = f"connection #{connection.index}: {message}"
         with self._watch:
@@ -638,12 +734,19 @@ class MockRealtime:
             model, opening = replayed, replayed.open()
         else:
             with self._watch:
-                voice = self._voice
+                voice, lifetime = self._voice, self._session_lifetime
             session = RealtimeSession(
-                self._rules, model=connection.model, voice=voice, connection_index=connection.index
+                self._rules,
+                model=connection.model,
+                voice=voice,
+                connection_index=connection.index,
+                lifetime_s=lifetime,
+                echo_metadata=lambda: self.echo_metadata,
             )
             model, opening = session, session.open(rule)
         runtime = ConnectionRuntime(connection, ws, model, self)
+        if isinstance(model, RealtimeSession):
+            runtime.at_wall_time(model.expires_at, model.expire)
         self._runtimes[connection] = runtime
         try:
             await runtime.serve(opening)

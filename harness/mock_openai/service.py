@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from .audio import (
     SAMPLE_RATE,
     TONE,
     SpeechStarted,
+    TurnAudio,
     Voice,
     VoiceActivityDetector,
     base64_length,
@@ -41,8 +43,10 @@ from .rules import Match, RuleBook, Trigger
 from .steps import (
     OUTPUT_STEPS,
     PASSIVE_STEPS,
+    CloseConnection,
     Fail,
     FailureKind,
+    Recognise,
     ReplyAudio,
     ReplyText,
     Resolve,
@@ -58,9 +62,15 @@ from .steps import (
     new_id,
 )
 
-__all__ = ["DEFAULT_MODEL", "RealtimeSession", "default_session"]
+__all__ = ["DEFAULT_MODEL", "SESSION_LIFETIME_S", "RealtimeSession", "default_session"]
 
 DEFAULT_MODEL: Final = "gpt-realtime"
+# The service's cap on a session, and what it sends when a session reaches it (OpenAI's
+# developer notes: "Realtime sessions can now last up to 60 minutes"; the message and its
+# code as clients recorded them from the live API).
+SESSION_LIFETIME_S: Final = 3600.0
+SESSION_EXPIRED_CODE: Final = "session_expired"
+SESSION_EXPIRED_MESSAGE: Final = "Your session hit the maximum duration of 60 minutes."
 MIN_COMMIT_MS: Final = 100
 DEFAULT_INSTRUCTIONS: Final = (
     "You are a helpful, witty, and friendly AI. Act like a human, but remember that you "
@@ -88,8 +98,9 @@ _LEVEL_PER_THRESHOLD: Final = 0.04
 _MERGED_KEYS: Final = frozenset({"audio", "input", "output"})  # other objects are replaced
 
 
-def default_session(model: str) -> dict[str, Any]:
-    """The session a new connection gets, as the real service reports it."""
+def default_session(model: str, lifetime_s: float = SESSION_LIFETIME_S) -> dict[str, Any]:
+    """The session a new connection gets, as the real service reports it. `expires_at`
+    is in whole seconds, so a short `lifetime_s` is rounded up."""
     pcm = {"type": "audio/pcm", "rate": SAMPLE_RATE}
     return {
         "type": "realtime",
@@ -105,7 +116,7 @@ def default_session(model: str) -> dict[str, Any]:
         "truncation": "auto",
         "prompt": None,
         "include": None,
-        "expires_at": int(time.time()) + 3600,
+        "expires_at": math.ceil(time.time() + lifetime_s),
         "audio": {
             "input": {
                 "format": dict(pcm),
@@ -147,12 +158,15 @@ class RealtimeSession:
         model: str = DEFAULT_MODEL,
         voice: Voice = TONE,
         connection_index: int = 0,
+        lifetime_s: float = SESSION_LIFETIME_S,
+        echo_metadata: Callable[[], bool] = lambda: True,
     ) -> None:
         self.rules = rules
+        self.echo_metadata = echo_metadata  # asked per response: a test may change it
         self.voice = voice
         self.connection_index = connection_index
         self._rules_fired = 0  # rules that fired on this connection
-        self.session = default_session(model)
+        self.session = default_session(model, lifetime_s)
         self.conversation = Conversation()
         self.active: ResponseRun | None = None  # the in-conversation response, if any
         self.running: dict[str, ResponseRun] = {}
@@ -160,6 +174,7 @@ class RealtimeSession:
         self._buffer_start_ms = 0  # audio time of the last commit / clear
         self._speech_item_id = ""
         self._speech_start_ms = 0
+        self._turn_audio = TurnAudio()  # the buffer's bytes as appended, for recognition
         self._handlers: dict[str, Callable[[dict[str, Any]], Iterator[Step]]] = {
             "session.update": self._session_update,
             "conversation.item.create": self._item_create,
@@ -189,6 +204,16 @@ class RealtimeSession:
             yield Send(
                 {"type": "session.created", "event_id": new_id("event"), "session": self._session()}
             )
+
+    @property
+    def expires_at(self) -> int:
+        """When the service ends this session (Unix seconds, as in `session.created`)."""
+        return int(self.session["expires_at"])
+
+    def expire(self) -> Iterator[Step]:
+        """The session reached `expires_at`: the service's own error, then the close."""
+        yield Send(error_event(SESSION_EXPIRED_CODE, SESSION_EXPIRED_MESSAGE))
+        yield CloseConnection(1000, "")
 
     def receive(self, event: dict[str, Any]) -> Iterator[Step]:
         """A client event arrived (parsed, not yet validated)."""
@@ -481,7 +506,9 @@ class RealtimeSession:
                 event, "invalid_value", "Invalid 'audio'. Expected base64-encoded audio.", "audio"
             )
             return
-        pcm = heard_pcm16(audio, self.session["audio"]["input"]["format"]["type"])
+        format_type = self.session["audio"]["input"]["format"]["type"]
+        self._turn_audio.add(audio, format_type)
+        pcm = heard_pcm16(audio, format_type)
         detection: dict[str, Any] | None = self.session["audio"]["input"].get("turn_detection")
         if detection is None:
             self._vad.feed(pcm, level=None, silence_ms=0)
@@ -525,11 +552,27 @@ class RealtimeSession:
                 yield from self._start_response(None, None, None)
 
     def _commit(self, item_id: str, *, audio_ms: int, heard_ms: int, now_ms: int) -> Iterator[Step]:
-        """The buffer becomes a user audio item (+ transcription when configured)."""
+        """The buffer becomes a user audio item (+ transcription when configured); when
+        a test names phrases, the turn's audio is recognised against them first."""
+        turn = self._turn_audio.take(now_ms - self._buffer_start_ms)
         self._buffer_start_ms = now_ms
-        match = self._match(Trigger.USER_SPEECH)
+        phrases = self.rules.phrases()
+
+        def committed(recognised: str | None) -> Iterator[Step]:
+            return self._committed(item_id, audio_ms, heard_ms, recognised)
+
+        if phrases and turn.audio:
+            yield Recognise(turn.audio, turn.rate, turn.encoding, phrases, committed)
+        else:
+            yield from committed(None)
+
+    def _committed(
+        self, item_id: str, audio_ms: int, heard_ms: int, recognised: str | None
+    ) -> Iterator[Step]:
+        """`recognised`: the phrase heard ("" for none), or None when not recognised."""
+        match = self._match(Trigger.USER_SPEECH, recognised)
         steps = match.steps if match is not None else ()
-        heard = next((s.text for s in steps if isinstance(s, TranscribeAs)), None)
+        heard = next((s.text for s in steps if isinstance(s, TranscribeAs)), recognised)
         item: dict[str, Any] = {
             "id": item_id,
             "type": "message",
@@ -543,7 +586,7 @@ class RealtimeSession:
             audio_ms=audio_ms,
             speech_rule=match,
             speech_asked=True,
-            heard=heard or f"[speech {heard_ms} ms]",
+            heard=heard if heard is not None else f"[speech {heard_ms} ms]",
         )
         previous_id = self.conversation.insert(record)
         yield Send(
@@ -608,6 +651,7 @@ class RealtimeSession:
     def _buffer_clear(self, event: dict[str, Any]) -> Iterator[Step]:
         self._vad.flush()
         self._vad.end_speech()
+        self._turn_audio.take(None)
         self._buffer_start_ms = self._vad.clock_ms
         yield Send({"type": "input_audio_buffer.cleared", "event_id": new_id("event")})
 
@@ -764,7 +808,7 @@ class RealtimeSession:
                 ),
                 "audio": {"output": {"format": copy_json(output["format"]), "voice": voice}},
                 "usage": None,
-                "metadata": params.get("metadata"),
+                "metadata": params.get("metadata") if self.echo_metadata() else None,
             },
             on_end=self._response_ended,
         )

@@ -29,18 +29,24 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 import orjson
 
 if TYPE_CHECKING:
+    from harness.recognition import Encoding
+
     from .responders import Turn
     from .responses import ResponseRun
 
 __all__ = [
     "OUTPUT_STEPS",
     "PASSIVE_STEPS",
+    "SERVER_ERROR_MESSAGE",
     "CallFunction",
     "CloseConnection",
+    "EndResponse",
     "Fail",
     "FailureKind",
+    "Recognise",
     "RejectHandshake",
     "ReplyAudio",
+    "ReplyOnlyInResponseDone",
     "ReplyText",
     "Resolve",
     "Respond",
@@ -149,6 +155,20 @@ class Resolve:
     then: Callable[[Sequence[RuleStep]], Iterator[Step]]
 
 
+@dataclass(frozen=True, slots=True)
+class Recognise:
+    """Recognise which of `phrases` was said in a user turn's `audio` (as the session's
+    input format has it: `encoding` at `rate`), then carry out `then(what was heard)`
+    ("" for nothing). Decoding is slow for a loop: the connection runs it in a thread
+    and awaits it before reading the next client event, as it awaits a responder."""
+
+    audio: bytes
+    rate: int
+    encoding: Encoding
+    phrases: tuple[str, ...]
+    then: Callable[[str], Iterator[Step]]
+
+
 # --- content steps -----------------------------------------------------------------------
 
 
@@ -156,17 +176,22 @@ class Resolve:
 class ReplyAudio:
     """An assistant message saying `text`: audio + transcript in an audio session (or
     response), text otherwise. Audio comes in `chunk_ms` pieces; with the tone voice
-    there are `chunks` of them, with the speech voice as many as the speech needs."""
+    there are `chunks` of them, with the speech voice as many as the speech needs.
+    `delta_bytes` cuts the same audio into deltas of that many bytes instead (odd sizes
+    too: the real service sends odd-length deltas)."""
 
     text: str
     chunks: int = 3
     chunk_ms: int = 100
     chunk_interval_ms: int = 0
     stop_after_events: int | None = None
+    delta_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.chunks < 1 or self.chunk_ms < 1 or self.chunk_interval_ms < 0:
             raise ValueError("need chunks >= 1, chunk_ms >= 1 and chunk_interval_ms >= 0")
+        if self.delta_bytes is not None and self.delta_bytes < 1:
+            raise ValueError("delta_bytes counts the bytes of each audio delta: use N >= 1")
         _check_stop_after(self.stop_after_events)
 
 
@@ -184,6 +209,50 @@ class ReplyText:
         modalities = self.output_modalities
         if modalities is not None and (len(set(modalities)) != 1 or modalities[0] not in _FORMS):
             raise ValueError("output_modalities is ['text'] or ['audio'], as on the real API")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyOnlyInResponseDone:
+    """An assistant message saying `text` that appears only in `response.done`'s
+    `output`: no deltas, no `.done` of a part or transcript, no item events (the real
+    service was recorded doing this)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndResponse:
+    """End the response here with a terminal `status` other than completed, as the
+    real service does: `failed` (with `status_details.error`), `incomplete` (`reason`
+    `max_output_tokens` or `content_filter`) or `cancelled` (`reason` `turn_detected`
+    or `client_cancelled`). Items in progress end `incomplete`."""
+
+    status: str = "failed"
+    reason: str | None = None
+    error_type: str = "server_error"
+    error_code: str | None = None
+
+    def __post_init__(self) -> None:
+        reasons = _END_REASONS.get(self.status)
+        if reasons is None:
+            raise ValueError(f"status is one of {sorted(_END_REASONS)}, got {self.status!r}")
+        if self.reason is not None and self.reason not in reasons:
+            raise ValueError(f"a {self.status} response's reason is one of {reasons}")
+
+    def status_details(self) -> dict[str, Any]:
+        details: dict[str, Any] = {"type": self.status}
+        if self.status == "failed":
+            details["error"] = {"type": self.error_type, "code": self.error_code}
+        else:
+            details["reason"] = self.reason or _END_REASONS[self.status][0]
+        return details
+
+
+_END_REASONS: Final[dict[str, tuple[str, ...]]] = {
+    "failed": (),
+    "incomplete": ("max_output_tokens", "content_filter"),
+    "cancelled": ("turn_detected", "client_cancelled"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,12 +274,23 @@ class TranscribeAs:
 @dataclass(frozen=True, slots=True)
 class SendError:
     """An `error` event shaped like the real service's, naming the client event that
-    caused it (`error.event_id`)."""
+    caused it (`error.event_id`), or none when not `attributed` (as the service's own
+    `server_error` does)."""
 
-    code: str
+    code: str | None
     message: str
     type: str = "invalid_request_error"
     param: str | None = None
+    attributed: bool = True
+
+
+#: The real service's unattributed error (community reports and the TS reference's
+#: records: `type` server_error, `code` and `event_id` null).
+SERVER_ERROR_MESSAGE: Final = (
+    "The server had an error while processing your request. Sorry about that! You can "
+    "retry your request, or contact us through our help center at help.openai.com if the "
+    "error persists. (Please include the session ID in your message.)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +313,8 @@ RuleStep: TypeAlias = (
     | RejectHandshake
     | ReplyAudio
     | ReplyText
+    | ReplyOnlyInResponseDone
+    | EndResponse
     | CallFunction
     | TranscribeAs
     | SendError
@@ -243,10 +325,10 @@ RuleStep: TypeAlias = (
 ResponderResult: TypeAlias = RuleStep | str | Sequence[RuleStep | str] | None
 #: A callable that computes the reply when its rule fires, sync or async.
 Responder: TypeAlias = Callable[["Turn"], ResponderResult | Awaitable[ResponderResult]]
-Step: TypeAlias = RuleStep | Fail | StartResponse | StopResponse | Resolve
+Step: TypeAlias = RuleStep | Fail | StartResponse | StopResponse | Resolve | Recognise
 
 #: Steps that produce the output items of a response.
-OUTPUT_STEPS: Final = (ReplyAudio, ReplyText, CallFunction)
+OUTPUT_STEPS: Final = (ReplyAudio, ReplyText, ReplyOnlyInResponseDone, EndResponse, CallFunction)
 #: Steps after which the default handling still runs (they only delay or annotate).
 PASSIVE_STEPS: Final = (Sleep, TranscribeAs)
 
@@ -313,7 +395,8 @@ def inline_steps(steps: Sequence[RuleStep], client_event_id: str | None = None) 
                     step.message,
                     param=step.param,
                     type=step.type,
-                    client_event_id=client_event_id,  # as the real service names the culprit
+                    # as the real service names the culprit (its server errors do not)
+                    client_event_id=client_event_id if step.attributed else None,
                 )
             )
         elif isinstance(step, Send):

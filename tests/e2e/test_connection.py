@@ -23,7 +23,7 @@ def test_connect_sends_settings_first_and_shows_settings_applied(
     voice_app.connect()
 
     assert voice_app.frame_types("sent")[0] == "Settings"
-    # The app names the Realtime model, so a first connection has nothing to warn about.
+    # The app's own Settings name what the Realtime backend uses: nothing to warn about.
     assert voice_app.frame_types("received")[:2] == ["Welcome", "SettingsApplied"]
     assert "Warning" not in voice_app.frame_types("received")
     session = mock_openai.sent("session.created")[0]["session"]

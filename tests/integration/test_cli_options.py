@@ -31,6 +31,9 @@ OPTIONS_AND_ENV = {
     "--message-rate": "OPENAI_PROXY_MESSAGE_RATE",
     "--client-idle-timeout": "OPENAI_PROXY_CLIENT_IDLE_TIMEOUT",
     "--function-endpoint-allow": "OPENAI_PROXY_FUNCTION_ENDPOINT_ALLOW",
+    "--function-endpoint-method": "OPENAI_PROXY_FUNCTION_ENDPOINT_METHODS",
+    "--function-endpoint-header": "OPENAI_PROXY_FUNCTION_ENDPOINT_HEADERS",
+    "--function-max-answer-bytes": "OPENAI_PROXY_FUNCTION_MAX_ANSWER_BYTES",
     "--test-app": "OPENAI_PROXY_TEST_APP",
 }
 
@@ -52,6 +55,15 @@ def test_every_option_is_in_help_with_its_environment_variable() -> None:
         assert env in help_text, env
 
 
+def test_every_option_has_a_row_in_the_readme_table() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `--")]
+    for option, env in OPTIONS_AND_ENV.items():
+        row = next((r for r in rows if f"`{option}`" in r), None)
+        assert row is not None, f"{option} has no row in the README's options table"
+        assert env in row or env.rsplit("_", 1)[-1] in row, (option, env)
+
+
 @pytest.mark.parametrize(
     ("args", "env", "says"),
     [
@@ -60,6 +72,17 @@ def test_every_option_is_in_help_with_its_environment_variable() -> None:
         ([], {"OPENAI_PROXY_MAX_SESSIONS": "many"}, "OPENAI_PROXY_MAX_SESSIONS='many'"),
         ([], {"LOG_LEVEL": "chatty"}, "LOG_LEVEL='chatty'"),
         (["--client-token-file", "/nonexistent/token"], {}, "cannot read the client token file"),
+        # A path without a scheme read as the whole host before: now it stops the start.
+        (["--function-endpoint-allow", "api.example.com/functions"], {}, "needs a scheme"),
+        (
+            [],
+            {"OPENAI_PROXY_FUNCTION_ENDPOINT_ALLOW": "a.example.com,b.example.com/fn"},
+            "OPENAI_PROXY_FUNCTION_ENDPOINT_ALLOW=",
+        ),
+        (["--function-endpoint-allow", "ftp://h"], {}, "only http:// and https://"),
+        (["--function-endpoint-method", "TRACE"], {}, "'TRACE' is not one of"),
+        (["--function-endpoint-header", "Host"], {}, "the proxy sets it"),
+        (["--function-max-answer-bytes", "0"], {}, "must be 1 or more"),
     ],
 )
 def test_mistakes_are_one_line_errors_not_tracebacks(

@@ -59,3 +59,55 @@ async def test_frames_a_voice_agent_client_would_not_understand_fail_the_check()
     assert "2 frame(s)" in report  # Transcript is not v1, but the component needs it
     assert "invalid Welcome" in report and "request_id" in report
     assert "unknown field(s) extra" in report
+
+
+async def test_the_fixture_connects_on_first_use_so_handshake_rules_apply(
+    mock_openai: MockRealtime, component_client: ComponentClient
+) -> None:
+    refused = mock_openai.on_connect().reject_handshake(401).once()
+    assert not mock_openai.connections  # taking the fixture opened nothing yet
+    assert await component_client.wait_closed() == 1011  # the first use connects
+    assert refused.hits == 1
+    assert component_client.received("Error")  # the proxy said why it closed
+
+
+async def test_a_lazy_client_that_was_never_used_closes_quietly(proxy: ProxyEndpoint) -> None:
+    client = ComponentClient.lazy(proxy.url)
+    with pytest.raises(RuntimeError, match=r"await client.open\(\)"):
+        _ = client.connection
+    await client.close()
+    client.check()
+
+
+@pytest.mark.parametrize(("encoding", "faults"), [("linear16", 1), ("mulaw", 0)])
+async def test_an_odd_length_linear16_frame_fails_the_check(encoding: str, faults: int) -> None:
+    """A browser doing `new Int16Array(frame)` throws on it; G.711 has 1-byte samples."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from harness.client import default_settings
+
+    async def careless_proxy(connection: ServerConnection) -> None:
+        await connection.recv()  # the Settings
+        await connection.send(b"\x00" * 4800)
+        await connection.send(b"\x00" * 4801)
+        await connection.wait_closed()
+
+    settings = default_settings()
+    settings["audio"]["output"] = {"encoding": encoding, "sample_rate": 8000}
+    async with serve(careless_proxy, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with await ComponentClient.connect(f"ws://127.0.0.1:{port}") as client:
+            await client.send_settings(settings)
+            await client.wait_for_audio(9601)
+    assert client.audio_frame_sizes == [4800, 4801]
+    assert len(client.protocol_faults) == faults
+    if faults:
+        assert "4801 bytes holds no whole number of 2-byte samples" in client.protocol_faults[0]
+
+
+async def test_the_default_settings_name_what_the_backend_uses_so_nothing_is_warned(
+    mock_openai: MockRealtime, component_client: ComponentClient
+) -> None:
+    await component_client.start()
+    assert component_client.types()[:2] == ["Welcome", "SettingsApplied"]
+    assert not component_client.received("Warning")

@@ -104,9 +104,14 @@ def function_server() -> Iterator[_FunctionServer]:
 
 @pytest.fixture
 def endpoint(proxy_factory: ProxyFactory, function_server: _FunctionServer) -> ProxyEndpoint:
-    """The proxy, allowed to call the local function server (that host and port only)."""
+    """The proxy, allowed to call the local function server (that host and port only) with
+    the definition's X-Api-Key header (no header is sent unless the operator allows it)."""
     port = function_server.server_address[1]
-    return proxy_factory(client_token=TOKEN, function_hosts=frozenset({f"127.0.0.1:{port}"}))
+    return proxy_factory(
+        client_token=TOKEN,
+        function_hosts=frozenset({f"127.0.0.1:{port}"}),
+        function_headers=frozenset({"x-api-key"}),
+    )
 
 
 # ------------------------------------------------------------------ the basics
@@ -544,7 +549,10 @@ async def test_a_function_endpoint_cannot_hold_the_call_past_its_deadline_or_ste
     mock_openai.on_user_text("weather").call_function("get_weather", {"city": "Paris"})
     port = int(function_server.server_address[1])
     endpoint = proxy_factory(
-        client_token=TOKEN, function_hosts=frozenset({f"127.0.0.1:{port}"}), function_timeout=1
+        client_token=TOKEN,
+        function_hosts=frozenset({f"127.0.0.1:{port}"}),
+        function_headers=frozenset({"x-api-key"}),
+        function_timeout=1,
     )
     steer = {"Host": "admin.internal", "Content-Length": "0", "X-Api-Key": "k"}
     async with sdk_agent(endpoint.url, TOKEN) as agent:

@@ -29,6 +29,7 @@ def test_every_python_example_passes_even_against_an_external_proxy(
         "test_weather.py": readme["test_weather.py"],
         **example_files(HOW_TO / "test-your-own-proxy.md"),
         **example_files(HOW_TO / "replay-a-cassette.md"),  # the recorder, then the replay
+        **example_files(HOW_TO / "check-the-words-that-were-heard.md"),
     }
     for name, code in files.items():
         (pytester.path / name).write_text(code)
@@ -50,7 +51,7 @@ def test_every_python_example_passes_even_against_an_external_proxy(
             your_proxy.group(0),
             *files,  # named, so record_weather.py runs (CI would not collect it)
         )
-    result.assert_outcomes(passed=9)
+    result.assert_outcomes(passed=10)
     result.stdout.re_match_lines(
         [r"record_weather.py::\S+ PASSED", r"test_weather_replay.py::\S+ PASSED"]
     )

@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from pathlib import Path
@@ -97,6 +98,37 @@ def test_the_shipped_config_says_what_the_deployment_needs() -> None:
     assert not any("shutdown-sessions" in w for w in words)  # a DOWN replica keeps its sessions
 
 
+def frontends(config: str) -> dict[str, list[list[str]]]:
+    """Each frontend's lines, as words (comments left out)."""
+    found: dict[str, list[list[str]]] = {}
+    current: list[list[str]] | None = None
+    for line in config.splitlines():
+        words = line.split("#")[0].split()
+        if line and not line[0].isspace():
+            current = found.setdefault(words[1], []) if words[:1] == ["frontend"] else None
+        elif current is not None and words:
+            current.append(words)
+    return found
+
+
+def test_metrics_are_bound_internally_and_refused_publicly() -> None:
+    public, internal = frontends(SHIPPED_CONFIG.read_text()).values()
+    assert any(w[:2] == ["http-request", "deny"] and "/metrics" in w for w in public)
+    assert not any("prometheus-exporter" in w for w in public)
+    binds = [w[1] for w in internal if w[0] == "bind"]
+    assert binds == ["127.0.0.1:8405"]  # loopback as shipped: an operator picks a private one
+    assert [
+        "http-request",
+        "use-service",
+        "prometheus-exporter",
+        "if",
+        "{",
+        "path",
+        "/metrics",
+        "}",
+    ] in internal
+
+
 def test_render_config_fails_loudly_when_the_shipped_config_changes(tmp_path: Path) -> None:
     without_servers = "\n".join(
         line for line in SHIPPED_CONFIG.read_text().splitlines() if " server " not in line
@@ -169,6 +201,35 @@ async def test_a_replica_failing_its_health_check_gets_no_sessions(
         assert sessions_on(failing, 0) == 0
     finally:
         await asyncio.gather(*(client.close() for client in clients))
+
+
+def test_metrics_are_not_served_on_the_public_frontend_but_on_the_internal_one(
+    app_proxy: ProxyEndpoint, haproxy_factory: HAProxyFactory
+) -> None:
+    lb = haproxy_factory([port_of(app_proxy)], check_path=CHECK_PATH)
+    lb.wait_for_status({"proxy-1": "UP"})
+    direct = urlsplit(app_proxy.url)._replace(scheme="http", path="/metrics").geturl()
+    with urllib.request.urlopen(direct, timeout=5) as response:
+        assert b"voice_proxy_sessions_active" in response.read()  # the replica has them
+    for path in ("/metrics", "/metrics?format=text", "/%6Detrics", "/METRICS"):
+        status, body = lb.get(path)
+        assert status == HTTPStatus.NOT_FOUND and b"voice_proxy" not in body, path
+    status, body = lb.get_internal("/metrics")
+    assert status == HTTPStatus.OK and b"haproxy_process_" in body
+    assert lb.get_internal("/openai")[0] == HTTPStatus.NOT_FOUND  # nothing else, no proxy
+
+
+async def test_plain_http_is_rate_limited_per_address_and_sessions_are_not(
+    mock_openai: MockRealtime, app_proxy: ProxyEndpoint, haproxy_factory: HAProxyFactory
+) -> None:
+    limit = int(re.findall(r"sc_http_req_rate\(0\) gt (\d+)", SHIPPED_CONFIG.read_text())[0])
+    lb = haproxy_factory([port_of(app_proxy)], check_path=CHECK_PATH)
+    lb.wait_for_status({"proxy-1": "UP"})
+    statuses = [(await asyncio.to_thread(lb.get, "/healthz"))[0] for _ in range(limit + 10)]
+    assert statuses == [HTTPStatus.OK] * limit + [HTTPStatus.TOO_MANY_REQUESTS] * 10
+    async with await lb.connect_component("/openai") as client:  # upgrades are not counted
+        await client.start()
+        assert sessions_on(app_proxy, 1) == 1
 
 
 @pytest.fixture

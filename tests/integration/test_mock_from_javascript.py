@@ -34,4 +34,4 @@ def test_javascript_suites_script_the_mock_over_http(
             MOCK_ADMIN_URL=admin_url,
             PROXY_URL=proxy.url,
         )
-    assert re.search(r"# pass 4\b", report) and re.search(r"# fail 0\b", report), report
+    assert re.search(r"# pass 5\b", report) and re.search(r"# fail 0\b", report), report

@@ -945,3 +945,39 @@ async def test_g711_sessions_hear_and_speak_g711(
     )
     assert abs(len(audio) - 300 * 8) <= 8  # 300 ms at 8 kHz, one byte a sample
     assert events[-1]["response"]["audio"]["output"]["format"] == g711
+
+
+# --- the service's session cap -------------------------------------------------------------
+
+
+async def test_a_session_ends_at_expires_at_with_the_services_error(mock: MockRealtime) -> None:
+    assert mock.session_lifetime == 3600
+    async with connect(mock.url, additional_headers=AUTH) as ws:
+        created = await Client(ws).recv()
+    assert abs(created["session"]["expires_at"] - (time.time() + 3600)) <= 2
+    mock.session_lifetime = 1.5
+    opened = time.time()
+    async with connect(mock.url, additional_headers=AUTH) as ws:
+        client = Client(ws)
+        created = await client.recv()
+        expires_at = created["session"]["expires_at"]
+        assert isinstance(expires_at, int) and opened + 1.5 <= expires_at <= time.time() + 2.5
+        await client.say_text("hi")  # the session works until then
+        await client.recv_until("response.done")
+        error = await client.recv(timeout=4)
+        assert time.time() >= expires_at - 0.05
+        assert error["type"] == "error"
+        assert error["error"] == {
+            "type": "invalid_request_error",
+            "code": "session_expired",
+            "message": "Your session hit the maximum duration of 60 minutes.",
+            "param": None,
+            "event_id": None,
+        }
+        with pytest.raises(ConnectionClosed):
+            await client.recv()
+        assert ws.close_code == 1000
+    mock.reset()
+    assert mock.session_lifetime == 3600
+    with pytest.raises(ValueError, match="positive"):
+        mock.session_lifetime = 0

@@ -4,9 +4,12 @@ workers and TLS, on real sockets and real processes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 import signal
 import ssl
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -17,6 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.protocol import State
 
 from harness.background import BackgroundLoop
 from harness.client import ComponentClient
@@ -222,6 +226,113 @@ async def test_two_workers_serve_one_port_and_one_sigterm_stops_both() -> None:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 20) == 0
     assert "proxy stopped" in lines[-1]
+
+
+WORKERS_2 = ["-m", "proxy", "--port", "0", "--workers", "2", "--log-level", "warning"]
+
+
+def worker_pids(supervisor: int) -> set[int]:
+    """The supervisor's spawned workers (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    found = set()
+    for child in map(int, children):
+        with contextlib.suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.add(child)
+    return found
+
+
+async def wait_for_workers(
+    supervisor: int, count: int, *, without: int = 0, timeout: float = 20.0
+) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while len(pids := worker_pids(supervisor)) != count or without in pids:
+        assert time.monotonic() < deadline, f"workers {pids}, expected {count}"
+        await asyncio.sleep(0.05)
+    return pids
+
+
+def mock_tag(welcome: dict[str, object]) -> str:
+    """Which worker a session is on: each worker's built-in mock tags its ids."""
+    return str(welcome["request_id"])[:13]
+
+
+async def readyz_statuses(url: str, count: int) -> list[int]:
+    """`count` health checks, each on a new connection (the kernel spreads them)."""
+    health = url.replace("ws://", "http://").replace("/openai", "/readyz")
+    return [(await asyncio.to_thread(http_get, health))[0] for _ in range(count)]
+
+
+async def test_a_killed_worker_is_replaced_and_leaves_no_ghost_sessions() -> None:
+    with running(WORKERS_2, clean_env(), r"listening on ws://") as (process, lines):
+        url = listening_url(lines)
+        metrics_url = url.replace("ws://", "http://").replace("/openai", "/metrics")
+        first = await wait_for_workers(process.pid, 2)
+        clients = [await ComponentClient.connect(url) for _ in range(12)]
+        try:
+            tags = [mock_tag(await c.wait_for("Welcome")) for c in clients]
+            assert len(set(tags)) == 2, tags
+            victim = min(first)
+            os.kill(victim, signal.SIGKILL)  # what the OOM killer does
+            replaced = await wait_for_workers(process.pid, 2, without=victim)
+            assert victim not in replaced and len(replaced - first) == 1
+            lost = await lost_with_one_worker(clients, tags)
+            survivors = len(clients) - lost
+            found = samples((await asyncio.to_thread(http_get, metrics_url))[2])
+            assert found[("voice_proxy_sessions_active", ())] == survivors  # no ghosts
+            assert await readyz_statuses(url, 6) == [200] * 6
+            new_tags: set[str] = set()
+            deadline = time.monotonic() + 20  # the new worker starts, then listens
+            while not new_tags - set(tags) and time.monotonic() < deadline:
+                async with await ComponentClient.connect(url) as fresh:
+                    new_tags.add(mock_tag(await fresh.wait_for("Welcome")))
+                await asyncio.sleep(0.05)
+            assert new_tags - set(tags), "no session reached the new worker"
+        finally:
+            for client in clients:
+                await client.close()
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 20) == 0  # the death is not a failure
+    assert any(f"worker {victim} was killed (SIGKILL): starting another" in x for x in lines)
+    assert "proxy stopped" in lines[-1]
+
+
+async def lost_with_one_worker(clients: list[ComponentClient], tags: list[str]) -> int:
+    """Wait until every session of one worker, and only those, is lost; how many."""
+    deadline = time.monotonic() + 10
+    while True:
+        lost = [
+            tag for c, tag in zip(clients, tags, strict=True) if c.connection.state is State.CLOSED
+        ]
+        if lost and set(lost) == {lost[0]} and len(lost) == tags.count(lost[0]):
+            return len(lost)
+        assert time.monotonic() < deadline, f"lost {lost} of {tags}"
+        await asyncio.sleep(0.05)
+
+
+async def test_readyz_is_the_same_whichever_worker_answers() -> None:
+    args = [*WORKERS_2, "--max-sessions", "1"]
+    with running(args, clean_env(), r"listening on ws://") as (process, lines):
+        url = listening_url(lines)
+        await wait_for_workers(process.pid, 2)
+        first = await ComponentClient.connect(url)
+        try:
+            await first.wait_for("Welcome")
+            # One worker is full, the other has room: the pod is ready, from both.
+            assert await readyz_statuses(url, 16) == [200] * 16
+            second = None
+            for _ in range(24):  # a connection that lands on the full worker gets 503
+                with contextlib.suppress(InvalidStatus):
+                    second = await ComponentClient.connect(url)
+                    break
+            assert second is not None
+            try:
+                await second.wait_for("Welcome")
+                assert await readyz_statuses(url, 16) == [503] * 16  # both full
+            finally:
+                await second.close()
+        finally:
+            await first.close()
 
 
 # ------------------------------------------------------------------ TLS

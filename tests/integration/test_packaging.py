@@ -54,6 +54,7 @@ TEST_ONLY = {
     "pydantic",
     "deepgram-sdk",
     "hypothesis",
+    "pocketsphinx",
 }
 
 Closure = dict[NormalizedName, importlib.metadata.Distribution]
@@ -148,6 +149,9 @@ def test_the_extras_build_on_each_other(project: importlib.metadata.Distribution
     assert "voice-agent-realtime-proxy[mock]" in by_extra["harness"]
     assert "deepgram-sdk==7.17.0" in by_extra["harness"]
     assert "voice-agent-realtime-proxy[harness]" in by_extra["e2e"]
+    # Recognition (pocketsphinx, its model in the wheel) comes with e2e, and so with dev.
+    assert by_extra["speech"] == {"pocketsphinx<6,>=5.0"}
+    assert "voice-agent-realtime-proxy[speech]" in by_extra["e2e"]
     assert "voice-agent-realtime-proxy[e2e]" in by_extra["dev"]
     openai = next(Requirement(r) for r in project.requires or () if r.startswith("openai"))
     assert not openai.extras  # not openai[realtime]: it pins an old websockets

@@ -26,11 +26,14 @@ const SETTINGS = {
 function connectComponent(url) {
   const socket = new WebSocket(url);
   socket.binaryType = "arraybuffer";
-  const component = { messages: [], audioBytes: 0, closeCode: null, waiters: [] };
+  const component = { messages: [], audioBytes: 0, audioFrames: [], closeCode: null, waiters: [] };
   const wake = () => component.waiters.forEach((check) => check());
   socket.onmessage = ({ data }) => {
     if (typeof data === "string") component.messages.push(JSON.parse(data));
-    else component.audioBytes += data.byteLength;
+    else {
+      component.audioBytes += data.byteLength;
+      component.audioFrames.push(data.byteLength);
+    }
     wake();
   };
   socket.onclose = ({ code }) => {
@@ -100,6 +103,27 @@ test("an upstream dying mid-answer reaches the component as an error and a close
   assert.equal(error.code, "upstream_closed");
   await new Promise((resolve) => (component.closeCode !== null ? resolve() : component.waiters.push(resolve)));
   assert.equal(component.closeCode, 1011);
+  await mock.assertOk();
+});
+
+test("the real service by name: odd-length deltas, fields left out", async () => {
+  await mock.leaveOut("response.output_audio.delta", "response_id");
+  await mock.settings({ echo_metadata: false });
+  await mock.addRules({
+    on: "user_text",
+    do: [{ reply_with_audio: { text: "Odd sizes.", chunks: 3, delta_bytes: 4801 } }],
+    once: true,
+  });
+  const component = await connectComponent(PROXY_URL);
+  component.send(SETTINGS);
+  await component.waitFor("SettingsApplied");
+  component.send({ type: "InjectUserMessage", content: "hi" });
+  await component.waitFor("AgentAudioDone");
+  assert.equal(component.audioBytes, 3 * 4800);
+  assert.ok(component.audioFrames.every((size) => size % 2 === 0), `${component.audioFrames}`);
+  const deltas = await mock.sent("response.output_audio.delta");
+  assert.ok(deltas.every((delta) => !("response_id" in delta)));
+  component.close();
   await mock.assertOk();
 });
 

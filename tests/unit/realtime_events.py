@@ -45,15 +45,45 @@ def _response(response_id: str, status: str, metadata: dict[str, str] | None) ->
 
 
 def response_created(
-    response_id: str = "resp_1", metadata: dict[str, str] | None = None
+    response_id: str = "resp_1",
+    metadata: dict[str, str] | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
-    return _event("response.created", response=_response(response_id, "in_progress", metadata))
+    """`fields` go into the response (e.g. `conversation_id=None` for out-of-band)."""
+    response = _response(response_id, "in_progress", metadata) | fields
+    return _event("response.created", response=response)
 
 
 def response_done(
-    response_id: str = "resp_1", status: str = "completed", metadata: dict[str, str] | None = None
+    response_id: str = "resp_1",
+    status: str = "completed",
+    metadata: dict[str, str] | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
-    return _event("response.done", response=_response(response_id, status, metadata))
+    """`fields` go into the response (`status_details`, `output`, `conversation_id`)."""
+    response = _response(response_id, status, metadata) | fields
+    return _event("response.done", response=response)
+
+
+def assistant_message(item_id: str, text: str, *, part: str = "output_audio") -> dict[str, Any]:
+    """An assistant message item as the service writes it in `response.output`."""
+    content = {"type": part, "transcript" if part == "output_audio" else "text": text}
+    return {
+        "id": item_id,
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "object": "realtime.item",
+        "content": [content],
+    }
+
+
+def item_added(item: dict[str, Any]) -> dict[str, Any]:
+    return _event("conversation.item.added", previous_item_id=None, item=item)
+
+
+def audio_committed(item_id: str = "item_user") -> dict[str, Any]:
+    return _event("input_audio_buffer.committed", item_id=item_id, previous_item_id=None)
 
 
 def _content(item_id: str, response_id: str) -> dict[str, Any]:
@@ -142,8 +172,15 @@ def error(
     *,
     event_id: str | None = None,
     type: str = "invalid_request_error",
+    param: str | None = None,
 ) -> dict[str, Any]:
     return _event(
         "error",
-        error={"type": type, "code": code, "message": message, "param": None, "event_id": event_id},
+        error={
+            "type": type,
+            "code": code,
+            "message": message,
+            "param": param,
+            "event_id": event_id,
+        },
     )

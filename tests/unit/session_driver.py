@@ -121,3 +121,7 @@ class Driver:
 
     def finish(self, response_id: str = "resp_1") -> Outcome:
         return self.upstream(events.response_done(response_id))
+
+    def finish_with(self, status: str, response_id: str = "resp_1", **fields: Any) -> Outcome:
+        """response.done with `status` (and `status_details`, `output`, ...)."""
+        return self.upstream(events.response_done(response_id, status, **fields))

@@ -438,7 +438,11 @@ def test_response_lifecycle_maps_to_agent_messages(driver: Driver) -> None:
     second = driver.upstream(events.audio_delta("item_a", pcm))
     assert second.to_client == [] and second.audio == [pcm]
     assert driver.upstream(events.audio_delta("item_a", b"")).audio == []
-    assert driver.upstream(events.audio_done("item_a")).types() == ["AgentAudioDone"]
+    # The service sends the audio's .done before the transcript's: AgentAudioDone waits
+    # for the turn's text (Deepgram's order: ConversationText, then AgentAudioDone).
+    assert driver.upstream(events.audio_done("item_a")).types() == []
+    text = driver.upstream(events.transcript_done("item_a", "Hello."))
+    assert text.types() == ["ConversationText", "AgentAudioDone"]
     report = driver.finish().only("LatencyReport")
     assert report["total_latency"] == 0.5 and report["tts_latency"] == 0.3
 
@@ -493,14 +497,16 @@ def test_user_speech_events_and_transcripts(driver: Driver) -> None:
         "speech_final": False,
     }
     done = driver.upstream(events.transcription_completed("u1", "what time is it"))
+    # ConversationText first: the dg_react_agent component adds a history entry for a
+    # final Transcript unless it is already the latest (so the reverse shows it twice).
     assert done.to_client == [
+        {"type": "ConversationText", "role": "user", "content": "what time is it"},
         {
             "type": "Transcript",
             "transcript": "what time is it",
             "is_final": True,
             "speech_final": True,
         },
-        {"type": "ConversationText", "role": "user", "content": "what time is it"},
     ]
 
 

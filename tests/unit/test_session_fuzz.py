@@ -8,7 +8,18 @@ any order before and after Settings, with time passing in between. Properties:
 - every client-bound frame is binary audio or JSON that the deepgram-sdk models accept,
   and every upstream event is accepted by the openai models (session_driver checks);
 - nothing accepted is lost or reordered: every user message the session did not refuse
-  reaches upstream, in the order it was sent, once the session is ready.
+  reaches upstream, in the order it was sent, once the session is ready;
+- never a second `response.create` while one may still be running: after one, another
+  only once upstream said something that can end it (a `response.done`, an `error`) or
+  the silent-response timeout passed;
+- binary frames to a linear16 client hold whole samples, whatever the deltas' sizes;
+- the client is never left "thinking": once every response has ended, the last of its
+  `AgentThinking` / `AgentAudioDone` is an `AgentAudioDone`.
+
+Upstream also plays what the real service does (PROTOCOL §3a): errors without
+`event_id`, every terminal status of `response.done` with its `status_details`, text
+only in `response.done.response.output`, odd-length audio deltas, out-of-band responses
+without a `metadata` echo, and items that arrive late (after their response ended).
 
 `pytest --fuzz-examples=N` runs longer (the default keeps the unit layer fast).
 """
@@ -108,15 +119,89 @@ client_frames = (
     | st.just(("text", '{"type": "InjectUserMessage", "content": "' + "x" * 5000 + '"}'))
 )
 
+RESPONSE_IDS = ["resp_1", "resp_2"]
+STATUS_DETAILS = {
+    "completed": [None],
+    "cancelled": [
+        {"type": "cancelled", "reason": "turn_detected"},
+        {"type": "cancelled", "reason": "client_cancelled"},
+    ],
+    "incomplete": [
+        {"type": "incomplete", "reason": "max_output_tokens"},
+        {"type": "incomplete", "reason": "content_filter"},
+    ],
+    "failed": [
+        None,
+        {"type": "failed", "error": {"type": "server_error", "code": "server_error"}},
+        {"type": "failed", "error": {"type": "invalid_request_error", "code": None}},
+    ],
+}
+
+
+@st.composite
+def terminal_response_done(draw: st.DrawFn) -> dict[str, Any]:
+    status = draw(st.sampled_from(sorted(STATUS_DETAILS)))
+    details = draw(st.sampled_from(STATUS_DETAILS[status]))
+    fields: dict[str, Any] = {"status_details": details} if details is not None else {}
+    if draw(st.booleans()):  # text that arrives only here
+        item = draw(st.sampled_from(["i1", "i2"]))
+        fields["output"] = [events.assistant_message(item, draw(st.text(max_size=10)))]
+    return events.response_done(draw(st.sampled_from(RESPONSE_IDS)), status, **fields)
+
+
+unattributed_errors = st.builds(
+    events.error,
+    st.sampled_from(
+        [
+            "server_error",
+            None,
+            "input_audio_buffer_commit_empty",
+            "response_cancel_not_active",
+            "conversation_already_has_active_response",
+            "invalid_value",
+        ]
+    ),
+    st.just("The server had an error while processing your request."),
+    type=st.sampled_from(["server_error", "invalid_request_error"]),
+    param=st.sampled_from([None, "session.audio.output.voice"]),
+)
+late_items = st.one_of(
+    st.builds(events.assistant_item_done, st.sampled_from(["i1", "i2"]), st.text(max_size=10)),
+    st.builds(
+        lambda item, text: events.item_added(events.assistant_message(item, text)),
+        st.sampled_from(["i1", "i2"]),
+        st.text(max_size=10),
+    ),
+    st.builds(events.audio_committed),
+)
+
 valid_upstream = st.one_of(
     st.builds(events.session_created, st.text(min_size=1, max_size=8)),
     st.just(events.session_updated()),
-    st.builds(events.response_created, st.sampled_from(["resp_1", "resp_2"])),
-    st.builds(events.response_done, st.sampled_from(["resp_1", "resp_2"])),
-    st.builds(events.audio_delta, st.sampled_from(["i1", "i2"]), st.binary(max_size=600)),
-    st.builds(events.audio_done, st.sampled_from(["i1", "i2"])),
+    st.builds(events.response_created, st.sampled_from(RESPONSE_IDS)),
+    st.builds(
+        lambda rid, conversation: events.response_created(rid, conversation_id=conversation),
+        st.sampled_from(RESPONSE_IDS),
+        st.sampled_from([None, "conv_1"]),
+    ),
+    st.builds(events.response_done, st.sampled_from(RESPONSE_IDS)),
+    terminal_response_done(),
+    unattributed_errors,
+    late_items,
+    st.builds(  # odd lengths included: the real service sends them
+        events.audio_delta,
+        st.sampled_from(["i1", "i2"]),
+        st.binary(max_size=600),
+        st.sampled_from(RESPONSE_IDS),
+    ),
+    st.builds(events.audio_done, st.sampled_from(["i1", "i2"]), st.sampled_from(RESPONSE_IDS)),
     st.builds(events.transcript_done, st.sampled_from(["i1", "i2"]), st.text(max_size=20)),
-    st.builds(events.function_call, st.sampled_from(["c1", "c2"]), st.text(max_size=5)),
+    st.builds(
+        events.function_call,
+        st.sampled_from(["c1", "c2", "c3"]),
+        st.text(max_size=5),
+        response_id=st.sampled_from(RESPONSE_IDS),
+    ),
     st.builds(events.speech_started),
     st.builds(events.speech_stopped, st.integers(0, 10**6)),
     st.builds(events.transcription_delta, st.just("u1"), st.text(max_size=10)),
@@ -168,21 +253,41 @@ def _accepted_user_text(frame: tuple[str, Any], out: Outcome) -> str | None:
     return None
 
 
+def _may_end_a_response(payload: Any) -> bool:
+    """Could this upstream frame end a requested or running response (for the gate)?"""
+    try:
+        event = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(event, dict) and event.get("type") in ("response.done", "error")
+
+
 def _run(sequence: list[tuple[str, Any]]) -> None:
     driver = Driver(api_key=KEY, max_frame_bytes=4096, max_buffered_bytes=64 * 1024)
     driver.session.upstream_connected()
     accepted: list[str] = []
     sent_upstream: list[str] = []
     closed = False
+    response_outstanding = False  # a response.create went and nothing could end it yet
+    waited = 0.0  # seconds since that response.create
+    agent_state: list[str] = []  # AgentThinking / AgentAudioDone, in order
 
     def record(out: Outcome) -> None:
-        nonlocal closed
+        nonlocal closed, response_outstanding, waited
         closed = closed or out.client_close is not None
         for event in out.upstream:
             item = event.get("item", {})
             if event["type"] == "conversation.item.create" and item.get("role") == "user":
                 sent_upstream.append(item["content"][0]["text"])
+            if event["type"] == "response.create":
+                assert not response_outstanding, "two response.create while one may run"
+                response_outstanding, waited = True, 0.0
         assert KEY.encode() not in orjson.dumps(out.to_client)
+        if driver.session.audio.output_encoding == "linear16":
+            assert all(len(frame) % 2 == 0 for frame in out.audio), "half a sample"
+        agent_state.extend(
+            m["type"] for m in out.to_client if m["type"] in ("AgentThinking", "AgentAudioDone")
+        )
 
     for source, payload in sequence:
         if source == "client":
@@ -192,8 +297,13 @@ def _run(sequence: list[tuple[str, Any]]) -> None:
             if text is not None and not closed:
                 accepted.append(text)
         elif source == "upstream":
+            if _may_end_a_response(payload):
+                response_outstanding = False
             out = driver.upstream(payload)
         else:
+            waited += payload
+            if waited >= driver.session.options.response_timeout:
+                response_outstanding = False  # the silent response may be abandoned
             out = driver.tick(payload)
         record(out)
     if closed:
@@ -210,6 +320,12 @@ def _run(sequence: list[tuple[str, Any]]) -> None:
         return
     assert driver.session.phase.name == "READY"
     assert sent_upstream == accepted
+    # Every response ends: the client is not left thinking.
+    for response_id in RESPONSE_IDS:
+        response_outstanding = False
+        record(driver.upstream(events.response_done(response_id)))
+    if agent_state:
+        assert agent_state[-1] == "AgentAudioDone", agent_state
 
 
 def test_the_session_survives_any_input(fuzz_examples: int) -> None:

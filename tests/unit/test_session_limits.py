@@ -358,7 +358,7 @@ def test_long_sessions_do_not_grow_their_bookkeeping() -> None:
     session = driver.session
     assert len(session._reported_items) <= 256
     assert len(session._reported_calls) <= 256
-    assert len(session._pending_calls) == 0
+    assert len(session._calls) == 0
 
 
 def test_scrubbing_attacker_text_takes_time_linear_in_its_length() -> None:

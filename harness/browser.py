@@ -152,6 +152,10 @@ class Frame:
         return str(json.loads(self.payload).get("type"))
 
 
+# The messages that mark where an agent turn is (others, e.g. LatencyReport, are ignored).
+_TURN_MESSAGES = frozenset(
+    {"AgentThinking", "AgentStartedSpeaking", "AgentAudioDone", "ConversationText"}
+)
 RECORD_PLAYED_S = 60.0  # the played audio a page keeps, latest first: 2.9 MB at 24 kHz
 
 
@@ -358,7 +362,15 @@ class VoiceAgentApp:
     # ------------------------------------------------------------ readings
 
     def wait_until_quiet(self, timeout: float = 15.0) -> None:
-        """Wait until the agent is not speaking: its audio is done and played out, or cut."""
+        """Wait until the agent is not speaking: its audio is done and played out, or cut.
+
+        A greeting or injected message shows its text before its audio starts, so this
+        also waits (up to `timeout`) until each assistant text shown has had its audio
+        end (`AgentAudioDone`), or the user spoke since.
+        """
+        deadline = time.monotonic() + timeout
+        while self._reply_audio_pending() and time.monotonic() < deadline:
+            self.page.wait_for_timeout(50)  # frames are recorded while Playwright waits
         expect(self.testid("agent-state")).not_to_have_text("speaking", timeout=timeout * 1000)
         expect(self.testid("audio-playing-status")).to_have_text("false", timeout=timeout * 1000)
 
@@ -382,6 +394,24 @@ class VoiceAgentApp:
             recognise(utterance, expected, rate=played.rate)
             for utterance in utterances(played.pcm16, played.rate, pause_s=pause_s)
         ]
+
+    def _reply_audio_pending(self) -> bool:
+        """Has an assistant text come before its audio ended (a greeting, an injected
+        message), with no AgentAudioDone (or barge-in) since?"""
+        pending = False
+        last = ""
+        for frame in self.frames:
+            if frame.direction != "received" or not isinstance(frame.payload, str):
+                continue
+            message = _json_object(frame.payload)
+            kind = str(message.get("type"))
+            if kind == "ConversationText" and message.get("role") == "assistant":
+                pending = pending or last != "AgentAudioDone"  # a reply's text follows its audio
+            elif kind in ("AgentAudioDone", "UserStartedSpeaking"):
+                pending = False
+            if kind in _TURN_MESSAGES:
+                last = kind
+        return pending
 
     def agent_texts(self) -> list[str]:
         """Every distinct text the agent's replies said (assistant `ConversationText`s

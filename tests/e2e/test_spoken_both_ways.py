@@ -60,10 +60,12 @@ def check_the_mock_heard_the_question(
     recognise it. The microphone is off again once the turn is over."""
     voice_app.say(QUESTION)
     try:
+        # Off as soon as the turn ends: the next turn starts with the user's words.
+        voice_app.wait_for_frames("UserStoppedSpeaking", turn, direction="received")
+        voice_app.stop_microphone()
         heard = mock_openai.wait_heard_sync(turn)[turn - 1 :]
     except AssertionError:  # not even a turn
         heard = mock_openai.heard[turn - 1 :]
-    voice_app.stop_microphone()
     assert heard == [QUESTION], f"the mock heard {heard}, not {[QUESTION]}"
 
 

@@ -63,8 +63,8 @@ def test_a_spoken_conversation_with_a_function_call_and_a_barge_in(
 
     # 2. The user asks a question aloud, and the mock hears those words.
     voice_app.say(QUESTION)
+    end_the_turn(voice_app, 1)
     assert mock_openai.wait_heard_sync(1) == [QUESTION]
-    voice_app.stop_microphone()  # each turn starts with the user's words
     # 3. It calls the page's function (the page answers it with the arguments asked)...
     # 4. ...and the answer, made from the function's result, is heard.
     assert voice_app.wait_for_reply(2) == ANSWER
@@ -74,8 +74,8 @@ def test_a_spoken_conversation_with_a_function_call_and_a_barge_in(
     # 5. The user asks for a story, then talks over it: the agent stops.
     played_before = voice_app.audio_stats().played_ms
     voice_app.say(STORY_REQUEST)
+    end_the_turn(voice_app, 2)
     assert mock_openai.wait_heard_sync(2) == [QUESTION, STORY_REQUEST]
-    voice_app.stop_microphone()
     voice_app.wait_for_played_ms(played_before + 3000)  # the first sentence is out
     voice_app.say(STOP)
     expect(voice_app.testid("playback-interrupted")).to_have_text("1")
@@ -89,4 +89,12 @@ def test_a_spoken_conversation_with_a_function_call_and_a_barge_in(
     assert voice_app.wait_for_reply(3) == AFTER_STOP
     assert voice_app.heard() == [AFTER_STOP]
     assert mock_openai.heard == [QUESTION, STORY_REQUEST, STOP]
+    voice_app.stop_microphone()
+
+
+def end_the_turn(voice_app: VoiceAgentApp, turn: int) -> None:
+    """Microphone off as soon as the `turn`-th spoken turn ended, so the next turn starts
+    with the user's words (the mock hears a turn from everything appended since the
+    last; seconds of silence before the words, and it hears nothing)."""
+    voice_app.wait_for_frames("UserStoppedSpeaking", turn, direction="received")
     voice_app.stop_microphone()

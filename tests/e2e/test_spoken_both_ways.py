@@ -10,7 +10,7 @@ import pytest
 from harness.browser import VoiceAgentApp
 from harness.mock_openai import MockRealtime
 
-QUESTION = "what time is it"
+QUESTION = "what is the weather in paris"  # six words: heard at every rate
 ANSWER = "it is noon in paris"
 
 # Test-only faults, injected into the loaded page: each breaks one direction of its
@@ -110,7 +110,7 @@ def test_a_broken_microphone_path_fails_the_check(
 def test_a_broken_speaker_path_fails_the_check(
     voice_app: VoiceAgentApp, mock_openai: MockRealtime, fault: str
 ) -> None:
-    mock_openai.on_user_text("time").reply_with_audio(ANSWER).times(2)
+    mock_openai.on_user_text("weather").reply_with_audio(ANSWER).times(2)
     voice_app.connect()  # 24 kHz out
     voice_app.send_text(QUESTION)  # typed: only the way out is under test
     check_the_page_played_the_answer(voice_app)  # the same page, still sound

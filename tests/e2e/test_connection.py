@@ -29,6 +29,7 @@ def test_connect_sends_settings_first_and_shows_settings_applied(
     session = mock_openai.sent("session.created")[0]["session"]
     expect(voice_app.testid("session-id")).to_have_text(session["id"])
     update = mock_openai.wait_for_sync("session.update")["session"]
+    assert update["model"] == "gpt-realtime"
     assert update["instructions"] == "You are a helpful voice assistant. Keep answers short."
     expect(voice_app.testid("agent-error-count")).to_have_text("0")
 

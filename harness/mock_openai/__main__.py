@@ -43,6 +43,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--replay", type=Path, default=None, help="a cassette (.jsonl) to serve instead"
     )
     parser.add_argument(
+        "--until-stdin-closes",
+        action="store_true",
+        help="also stop when stdin closes (a parent that runs it as a child, e.g. the proxy)",
+    )
+    parser.add_argument(
         "--voice",
         choices=("tone", "speech"),
         default="tone",
@@ -68,7 +73,7 @@ async def _serve(args: argparse.Namespace) -> None:
         if (warning := admin_exposure_warning(args.host)) is not None:
             print(warning, file=sys.stderr, flush=True)
     try:
-        await until_stopped()
+        await until_stopped(stdin_eof=args.until_stdin_closes)
     finally:
         await mock.stop()
         for failure in mock.failures:

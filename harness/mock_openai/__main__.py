@@ -16,6 +16,7 @@ import orjson
 from harness.cli import run_until_stopped, until_stopped
 from proxy.access import is_loopback
 
+from .admin import serve_admin_api
 from .server import REALTIME_PATH, MockRealtime
 
 
@@ -57,9 +58,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    mock = MockRealtime(
-        api_key=args.api_key, journal=not args.no_admin, admin=not args.no_admin, voice=args.voice
-    )
+    mock = MockRealtime(api_key=args.api_key, journal=not args.no_admin, voice=args.voice)
+    if not args.no_admin:
+        serve_admin_api(mock)
     if args.rules is not None:
         mock.load_rules(orjson.loads(args.rules.read_bytes()), source=str(args.rules))
     if args.replay is not None:

@@ -79,15 +79,22 @@ async def built_in_mock() -> AsyncIterator[str]:
         url = await _announced_url(process)
         if url is None:
             raise MockUnavailable(await _why_not(process))
+        # The proxy's own exit (SystemExit for a bad certificate, an OSError for a taken
+        # port) leaves as itself, not wrapped in the task group's exception group.
+        failure: BaseException | None = None
         async with anyio.create_task_group() as group:
             assert process.stderr is not None
             # What the mock says later (warnings, its failures on stop) is the proxy's too.
             group.start_soon(_forward, process.stderr)
             try:
                 yield url
+            except BaseException as exc:
+                failure = exc
             finally:
                 await _stop(process)
                 group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
     finally:
         with anyio.CancelScope(shield=True):
             await _stop(process)

@@ -82,6 +82,7 @@ def test_proxy_reports_a_taken_port() -> None:
         )
     assert result.returncode == 1
     assert "error" in result.stderr.lower()
+    assert "Traceback" not in result.stderr  # one line, even with the mock running
 
 
 def mock_children(proxy: int) -> list[int]:

@@ -61,10 +61,12 @@ async def serve_until_signalled(
             )
         await _serve(args, api_key, token, args.upstream_url, reuse_port, announce, worker_board)
         return
+    # The mock is a child process (the proxy never imports the harness); one per process,
+    # so each worker has its own.
     if announce.print_lines:
         print("No OPENAI_API_KEY set: using the built-in mock OpenAI Realtime upstream", flush=True)
-    async with built_in_mock() as mock_url:  # one per process: each worker has its own
-        await _serve(args, MOCK_KEY, token, mock_url, reuse_port, announce, worker_board, True)
+    async with built_in_mock() as mock_url:
+        await _serve(args, MOCK_KEY, token, mock_url, reuse_port, announce, worker_board, mock=True)
 
 
 async def _serve(
@@ -75,8 +77,10 @@ async def _serve(
     reuse_port: bool,
     announce: Announce,
     worker_board: WorkerBoard | None,
+    *,
     mock: bool = False,
 ) -> None:
+    """Serve until signalled and drained; `mock`: the upstream is the built-in mock."""
     loopback = is_loopback(args.host)
     serve_app = args.test_app if args.test_app is not None else (mock or loopback)
     if not token and not loopback:

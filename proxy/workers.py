@@ -220,6 +220,7 @@ def _worker(
     import anyio
 
     from .logs import configure_logging
+    from .mock_upstream import MockUnavailable
     from .runner import Announce, serve_until_signalled
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches it through the supervisor
@@ -241,6 +242,9 @@ def _worker(
     except OSError as exc:
         ready.put(f"error: worker {os.getpid()}: {exc}")
         sys.exit(1)
+    except MockUnavailable as exc:
+        ready.put(f"error: {exc}")
+        sys.exit(2)
     except SystemExit as exc:
         ready.put(str(exc))
         raise

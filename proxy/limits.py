@@ -19,7 +19,6 @@ from enum import Enum
 __all__ = [
     "FLOOD_QUIET_SECONDS",
     "MESSAGE_BURST_SECONDS",
-    "MESSAGE_RATE",
     "Admission",
     "ConnectionRate",
     "Flood",
@@ -30,11 +29,6 @@ __all__ = [
     "counting_key",
 ]
 
-#: Client messages a second per session, of any kind (audio frames, KeepAlive, ...):
-#: each costs CPU whatever its size, so a flood of tiny frames is bounded too. Audio in
-#: 20 ms frames is 50 a second; a browser's AudioWorklet posting 128-sample chunks at
-#: 48 kHz is 375. Operators (and benchmarks) change it with --message-rate.
-MESSAGE_RATE = 500.0
 #: A burst may be this many seconds' worth of the rate (1000 messages by default).
 MESSAGE_BURST_SECONDS = 2.0
 #: A flood ends when nothing was dropped for this long (the next drop starts a new one).

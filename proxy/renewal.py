@@ -44,7 +44,6 @@ from .validation import InvalidMessage, decode, too_deep
 
 __all__ = [
     "ANSWER_WAIT",
-    "DEFAULT_RENEW_MARGIN",
     "MAX_ATTEMPTS",
     "MAX_CARRIED_CHARS",
     "MAX_CARRIED_ITEMS",
@@ -60,10 +59,6 @@ __all__ = [
     "is_cap_error",
 ]
 
-#: Seconds before `expires_at` from which the proxy renews (at most half a session's life).
-#: Five minutes leaves room for many quiet moments (one between any two turns) and for a
-#: few minutes of clock skew between this host and the service.
-DEFAULT_RENEW_MARGIN: Final = 300.0
 #: What is carried over is bounded: the items and their text. gpt-realtime keeps 32k
 #: tokens of context (OpenAI cookbook, "Context summarization with the Realtime API";
 #: newer models keep more) and drops the oldest itself (`truncation: auto`); 64k characters

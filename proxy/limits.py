@@ -16,6 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
+from .bounds import (
+    FLOOD_QUIET_SECONDS,
+    MAX_TRACKED_ADDRESSES,
+    MESSAGE_BURST_SECONDS,
+    RATE_TABLE_PRUNE_SECONDS,
+)
+
 __all__ = [
     "FLOOD_QUIET_SECONDS",
     "MESSAGE_BURST_SECONDS",
@@ -29,10 +36,6 @@ __all__ = [
     "counting_key",
 ]
 
-#: A burst may be this many seconds' worth of the rate (1000 messages by default).
-MESSAGE_BURST_SECONDS = 2.0
-#: A flood ends when nothing was dropped for this long (the next drop starts a new one).
-FLOOD_QUIET_SECONDS = 1.0
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -142,7 +145,9 @@ class ConnectionRate:
 
     _OVERFLOW = "*"
 
-    def __init__(self, rate: float, burst: int, *, max_tracked: int = 10_000) -> None:
+    def __init__(
+        self, rate: float, burst: int, *, max_tracked: int = MAX_TRACKED_ADDRESSES
+    ) -> None:
         self.rate = rate
         self.burst = max(1, burst)
         self.max_tracked = max_tracked
@@ -171,7 +176,7 @@ class ConnectionRate:
         return bucket.seconds_to_next()
 
     def _prune(self, now: float) -> None:
-        if now - self._pruned_at < 1.0:
+        if now - self._pruned_at < RATE_TABLE_PRUNE_SECONDS:
             return
         self._pruned_at = now
         self._buckets = {k: b for k, b in self._buckets.items() if not b.full_at(now)}

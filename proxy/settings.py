@@ -36,6 +36,8 @@ __all__ = [
     "Option",
     "ProcessSettings",
     "ServerSettings",
+    "command_line_for",
+    "environment_for",
     "operator_options",
     "option",
 ]
@@ -521,3 +523,34 @@ def operator_options(
             spec = each.metadata.get("option")
             if spec is not None:
                 yield each.name, spec, each.default
+
+
+def environment_for(**values: Any) -> dict[str, str]:
+    """The environment variables that set these options (by field name) for
+    `python -m proxy`: tools and benchmarks name settings, not variables."""
+    specs = {name: spec for name, spec, _ in operator_options()}
+    return {specs[name].env: _as_text(value) for name, value in values.items()}
+
+
+def command_line_for(**values: Any) -> list[str]:
+    """The flags that set these options (by field name) for `python -m proxy`."""
+    specs = {name: spec for name, spec, _ in operator_options()}
+    flags: list[str] = []
+    for name, value in values.items():
+        spec = specs[name]
+        if spec.switch or spec.negated:
+            flags.append(spec.flag if value else (spec.negated or ("",))[0])
+        elif spec.collect is not None:
+            for each in value:
+                flags += [spec.flag, str(each)]
+        else:
+            flags += [spec.flag, str(value)]
+    return [flag for flag in flags if flag]
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (tuple, list, frozenset, set)):
+        return ",".join(str(each) for each in value)
+    return str(value)

@@ -10,7 +10,7 @@ import pytest
 from proxy.cli import parse_args, server_settings
 from proxy.config import ProxyConfig
 from proxy.session_options import SessionOptions
-from proxy.settings import ServerSettings, operator_options
+from proxy.settings import ServerSettings, command_line_for, environment_for, operator_options
 
 
 @pytest.fixture(autouse=True)
@@ -90,3 +90,24 @@ def test_every_option_has_its_own_flag_and_variable() -> None:
     flags = [spec.flag for spec in specs] + [spec.negated[0] for spec in specs if spec.negated]
     assert len(set(flags)) == len(flags)
     assert len({spec.env for spec in specs}) == len(specs)
+
+
+def test_tools_set_options_by_name_on_the_command_line_and_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    values = {
+        "port": 0,
+        "turn_rate": 50.0,
+        "function_hosts": frozenset({"http://127.0.0.1:9/fn", "h.example"}),
+        "log_content": True,
+        "test_app": False,
+    }
+    from_flags = parse_args(command_line_for(**values))
+    for name, value in environment_for(**values).items():
+        monkeypatch.setenv(name, value)
+    from_environment = parse_args([])
+    for name, value in values.items():
+        assert getattr(from_flags, name) == value, name
+        assert getattr(from_environment, name) == value, name
+    with pytest.raises(KeyError):
+        environment_for(turn_rates=1)  # a misspelt setting is an error, not ignored

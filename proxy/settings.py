@@ -95,7 +95,7 @@ def option(
 # argparse.ArgumentTypeError with the one line the usage error shows.
 
 
-def log_level(value: str) -> str:
+def _log_level(value: str) -> str:
     level = value.strip().upper()
     if level == "WARN":
         level = "WARNING"
@@ -106,14 +106,14 @@ def log_level(value: str) -> str:
     return level
 
 
-def log_format(value: str) -> str:
+def _log_format(value: str) -> str:
     chosen = value.strip().lower()
     if chosen not in ("text", "json"):
         raise argparse.ArgumentTypeError(f"unknown log format {value!r}; use text or json")
     return chosen
 
 
-def checked(parse: Callable[[str], Any]) -> Callable[[str], str]:
+def _checked(parse: Callable[[str], Any]) -> Callable[[str], str]:
     """A parser that keeps the text, after `parse` found it valid (its ValueError is the
     usage error's line)."""
 
@@ -127,35 +127,35 @@ def checked(parse: Callable[[str], Any]) -> Callable[[str], str]:
     return convert
 
 
-def non_negative(value: str) -> float:
+def _non_negative(value: str) -> float:
     number = float(value)
     if number < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
     return number
 
 
-def positive_float(value: str) -> float:
+def _positive_float(value: str) -> float:
     number = float(value)
     if not number > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, not {value}")
     return number
 
 
-def positive_int(value: str) -> int:
+def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
     return number
 
 
-def ipv6_prefix(value: str) -> int:
+def _ipv6_prefix(value: str) -> int:
     number = int(value)
     if not 1 <= number <= 128:
         raise argparse.ArgumentTypeError(f"must be 1 to 128, not {value}")
     return number
 
 
-def on_off(value: str) -> bool:
+def _on_off(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
@@ -197,7 +197,7 @@ class ServerSettings:
         "OPENAI_PROXY_LOG_CONTENT",
         "log user content (text, transcripts, frames at DEBUG); off by default",
         group="logging",
-        parse=on_off,
+        parse=_on_off,
         switch=True,
     )
 
@@ -243,7 +243,7 @@ class ServerSettings:
         "per-address limits count an IPv6 client by its network of this many bits (one "
         "subscriber has a whole /64); IPv4 by its address",
         group="access",
-        parse=ipv6_prefix,
+        parse=_ipv6_prefix,
     )
     connection_rate: float = option(
         1.0,
@@ -252,7 +252,7 @@ class ServerSettings:
         "sustained new sessions a second from one client address (HTTP 429 with "
         "Retry-After past it; 0: no limit)",
         group="access",
-        parse=non_negative,
+        parse=_non_negative,
     )
     connection_burst: int = option(
         20,
@@ -260,7 +260,7 @@ class ServerSettings:
         "OPENAI_PROXY_CONNECTION_BURST",
         "new sessions from one client address allowed at once",
         group="access",
-        parse=positive_int,
+        parse=_positive_int,
     )
     max_pending_handshakes: int = option(
         128,
@@ -269,7 +269,7 @@ class ServerSettings:
         "connections whose upgrade request has not arrived yet, TLS handshakes included; "
         "past it new connections are dropped",
         group="access",
-        parse=positive_int,
+        parse=_positive_int,
     )
     max_pending_handshakes_per_ip: int = option(
         8,
@@ -277,7 +277,7 @@ class ServerSettings:
         "OPENAI_PROXY_MAX_PENDING_HANDSHAKES_PER_IP",
         "the same from one client address (a --trusted-proxy counts in the total only)",
         group="access",
-        parse=positive_int,
+        parse=_positive_int,
     )
 
     # Limits of one session.
@@ -324,7 +324,7 @@ class ServerSettings:
         "close a client that sends nothing but KeepAlive (no audio, no other message) for "
         "this many seconds",
         group="session",
-        parse=positive_float,
+        parse=_positive_float,
     )
     max_session_seconds: float = option(
         4 * 3600.0,
@@ -332,7 +332,7 @@ class ServerSettings:
         "OPENAI_PROXY_MAX_SESSION_SECONDS",
         "close any session after this many seconds (0: no limit)",
         group="session",
-        parse=non_negative,
+        parse=_non_negative,
     )
     flood_close_seconds: float = option(
         5.0,
@@ -341,7 +341,7 @@ class ServerSettings:
         "close a client that stays over --message-rate for this many seconds on end "
         "(Error rate_limited, close 1008; 0: never)",
         group="session",
-        parse=non_negative,
+        parse=_non_negative,
     )
     # At most half a session's life is used. Five minutes leaves room for many quiet
     # moments (one between any two turns) and for minutes of clock skew with the service.
@@ -353,7 +353,7 @@ class ServerSettings:
         "session takes over at a quiet moment, with the conversation carried over (0: never; "
         "the client then gets Error {upstream_session_expired} at the cap)",
         group="session",
-        parse=non_negative,
+        parse=_non_negative,
     )
 
     # Server-side functions (proxy.function_policy: endpoints the proxy may call, with
@@ -365,7 +365,7 @@ class ServerSettings:
         "function endpoints the proxy may call (server-side functions; repeatable): host, "
         "host:port (http or https), or http(s)://host[:port]/path-prefix",
         group="functions",
-        parse=checked(parse_rule),
+        parse=_checked(parse_rule),
         collect=frozenset,
     )
     function_methods: frozenset[str] = option(
@@ -375,7 +375,7 @@ class ServerSettings:
         "HTTP method a function endpoint may be called with (repeatable; of GET, POST, PUT, "
         "PATCH, DELETE)",
         group="functions",
-        parse=checked(http_method),
+        parse=_checked(http_method),
         collect=frozenset,
     )
     function_headers: frozenset[str] = option(
@@ -386,7 +386,7 @@ class ServerSettings:
         "Authorization and Cookie included, are not sent. Default: none (the proxy sets "
         "Content-Type: application/json)",
         group="functions",
-        parse=checked(forwardable_header),
+        parse=_checked(forwardable_header),
         collect=frozenset,
     )
     function_max_answer_bytes: int = option(
@@ -395,7 +395,7 @@ class ServerSettings:
         "OPENAI_PROXY_FUNCTION_MAX_ANSWER_BYTES",
         "largest function answer, counted JSON-escaped as it is sent",
         group="functions",
-        parse=positive_int,
+        parse=_positive_int,
     )
     function_timeout: float = 10.0  # one function endpoint's answer, connect included
 
@@ -452,7 +452,7 @@ class ProcessSettings:
         "OPENAI_PROXY_WORKERS",
         "processes serving the same port (SO_REUSEPORT); metrics are summed over them",
         group="serving",
-        parse=positive_int,
+        parse=_positive_int,
     )
     drain_seconds: float = option(
         30.0,
@@ -461,7 +461,7 @@ class ProcessSettings:
         "on SIGTERM: refuse new sessions, let open ones finish what they are saying for up "
         "to this long, then close them (1001)",
         group="serving",
-        parse=non_negative,
+        parse=_non_negative,
     )
     # None: served with the built-in mock or on loopback (decided at start).
     test_app: bool | None = option(
@@ -470,7 +470,7 @@ class ProcessSettings:
         "OPENAI_PROXY_TEST_APP",
         "serve the browser test-app at / even on a public address with a real key",
         group="serving",
-        parse=on_off,
+        parse=_on_off,
         negated=(
             "--no-test-app",
             "never serve the test-app (HTTP 404 instead). Default: served with the "
@@ -483,7 +483,7 @@ class ProcessSettings:
         "LOG_LEVEL",
         "DEBUG, INFO, WARNING, ERROR (any case)",
         group="logging",
-        parse=log_level,
+        parse=_log_level,
     )
     log_format: str = option(
         "text",
@@ -491,7 +491,7 @@ class ProcessSettings:
         "OPENAI_PROXY_LOG_FORMAT",
         "text, or json (one object a line, with the session and upstream session ids)",
         group="logging",
-        parse=log_format,
+        parse=_log_format,
     )
     client_token: str | None = option(
         None,

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PendingCall", "PendingCalls"]
+from .bounds import MAX_RUNNING_CALLS as _MAX_RUNNING
 
-_MAX_RUNNING = 16
+__all__ = ["PendingCall", "PendingCalls"]
 
 
 @dataclass(frozen=True, slots=True)

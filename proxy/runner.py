@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import anyio
 
 from .access import is_loopback, url_host
-from .cli import repeated
+from .cli import server_settings
 from .config import DEFAULT_UPSTREAM_URL, ProxyConfig
 from .mock_upstream import MOCK_KEY, built_in_mock
 from .server import ProxyServer
@@ -90,35 +90,11 @@ async def _serve(
             args.host,
         )
     config = ProxyConfig(
-        host=args.host,
-        port=args.port,
-        path=args.path,
+        **server_settings(args),
         upstream_url=upstream_url or DEFAULT_UPSTREAM_URL,
         api_key=api_key,
         client_token=token,
-        allowed_origins=tuple(repeated(args, "allow_origin")),
         same_origin_pages=serve_app,
-        trusted_proxies=tuple(repeated(args, "trusted_proxy")),
-        max_sessions=args.max_sessions,
-        max_sessions_per_ip=args.max_sessions_per_ip,
-        ipv6_prefix=args.ipv6_prefix,
-        connection_rate=args.connection_rate,
-        connection_burst=args.connection_burst,
-        max_pending_handshakes=args.max_pending_handshakes,
-        max_pending_handshakes_per_ip=args.max_pending_handshakes_per_ip,
-        turn_rate=args.turn_rate,
-        turn_burst=args.turn_burst,
-        message_rate=args.message_rate,
-        client_idle_timeout=args.client_idle_timeout,
-        keepalive_only_timeout=args.keepalive_only_timeout,
-        max_session_seconds=args.max_session_seconds,
-        flood_close_seconds=args.flood_close_seconds,
-        session_renew_margin=args.session_renew_margin,
-        function_hosts=frozenset(repeated(args, "function_endpoint_allow")),
-        function_methods=frozenset(repeated(args, "function_endpoint_method")),
-        function_headers=frozenset(repeated(args, "function_endpoint_header")),
-        function_max_answer_bytes=args.function_max_answer_bytes,
-        log_content=args.log_content,
         ssl=_tls(args.tls_cert, args.tls_key),
         reuse_port=reuse_port,
         worker_board=worker_board,

@@ -39,14 +39,13 @@ from collections.abc import Callable, MutableSequence
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from .bounds import WORKER_POLL_SECONDS as _POLL
+from .bounds import WORKER_READY_TIMEOUT as _READY_TIMEOUT
+from .bounds import WORKER_RESTART_WINDOW as _RESTART_WINDOW
+from .bounds import WORKER_RESTARTS_ALLOWED as _RESTARTS_ALLOWED
 from .worker_board import ABSENT, WorkerBoard
 
 __all__ = ["run_workers"]
-
-_READY_TIMEOUT = 60.0
-_RESTARTS_ALLOWED = 5
-_RESTART_WINDOW = 60.0
-_POLL = 0.5  # how often the supervisor looks at the ready queue while workers serve
 
 
 def run_workers(args: argparse.Namespace, api_key: str | None, token: str | None) -> int:

@@ -1,4 +1,4 @@
-"""Everything an operator can set, with the defaults of PROTOCOL.md sections 11 and 12."""
+"""Everything an operator can set, with the defaults of docs/security.md and operations.md."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ __all__ = ["SessionObserver", "SessionOptions", "Unobserved"]
 class SessionOptions:
     api_key: str | None = None  # only to scrub it from texts
     max_frame_bytes: int = 1 << 20
-    # What waits before the session is ready, in bytes (PROTOCOL.md section 11).
+    # What waits before the session is ready, in bytes (docs/protocol-mapping.md, "The client leg").
     max_buffered_bytes: int = 8 << 20
     # Input audio goes upstream in batches: at this many ms buffered, or after
     # `audio_flush_delay` seconds; `audio_pause` seconds without audio flush the filter.

@@ -1,4 +1,4 @@
-"""Who may open a session (PROTOCOL.md §11): the client token and the browser origin.
+"""Who may open a session (docs/security.md): the client token and the browser origin.
 
 Refusals happen before the upgrade, as HTTP statuses, so a refused client costs the
 operator nothing upstream.

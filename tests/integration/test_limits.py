@@ -1,4 +1,4 @@
-"""Limits on real sockets (PROTOCOL.md §11): sessions, addresses, frames, bytes, time.
+"""Limits on real sockets (docs/security.md): sessions, addresses, frames, bytes, time.
 
 Each test configures a proxy with small limits and plays the client or upstream that
 breaks them: a flood, a client that never reads, an upstream that never reads or never

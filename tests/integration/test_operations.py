@@ -1,4 +1,4 @@
-"""Running the proxy in production (PROTOCOL.md §12): health, metrics, logs, drain,
+"""Running the proxy in production (docs/operations.md): health, metrics, logs, drain,
 workers and TLS, on real sockets and real processes."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The test-app's files over HTTP from the proxy, beside its WebSocket endpoint.
 
 Only the app's own regular files, GET and HEAD only, with security headers, no version
-banner and no Host header reflected anywhere (PROTOCOL.md §11, static test-app).
+banner and no Host header reflected anywhere (docs/security.md, "The static test-app").
 """
 
 from __future__ import annotations

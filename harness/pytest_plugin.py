@@ -346,10 +346,14 @@ async def connect_component(
         return client
 
     yield open_client
-    for client in clients:
-        await client.close()
-    for client in clients:
-        client.check()  # every frame the proxy sent must be a valid Voice Agent message
+    faults = []
+    for client in clients:  # close() checks every frame the proxy sent: all are closed
+        try:
+            await client.close()
+        except AssertionError as fault:
+            faults.append(fault)
+    if faults:
+        raise faults[0]
 
 
 @pytest_asyncio.fixture
@@ -359,8 +363,7 @@ async def component_client(proxy: ProxyEndpoint) -> AsyncIterator[ComponentClien
     checked after the test."""
     client = ComponentClient.lazy(proxy.url)
     yield client
-    await client.close()
-    client.check()  # every frame the proxy sent must be a valid Voice Agent message
+    await client.close()  # and checks every frame the proxy sent: a valid Voice Agent message
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
@@ -52,8 +52,12 @@ class ComponentClient:
     Every frame it receives is checked against the deepgram-sdk models as it arrives;
     `close()` and `wait_closed()` raise `AssertionError` in the test if any was not a
     valid Voice Agent message (`check()`), unless the client was made with
-    `invalid_frames_expected="why"`.
+    `invalid_frames_expected="why"`. A client a test leaves open is checked when the
+    test ends (the pytest plugin, through `recording_made()`).
     """
+
+    # While a test runs: the clients it makes (None outside tests: nothing is kept).
+    _made: ClassVar[list[ComponentClient] | None] = None
 
     def __init__(
         self,
@@ -81,6 +85,8 @@ class ComponentClient:
         self.protocol_faults: list[str] = []
         self.invalid_frames_expected = invalid_frames_expected
         self._faults_reported = False  # raised once, by close() or wait_closed()
+        if ComponentClient._made is not None:
+            ComponentClient._made.append(self)
         # The agent audio's format, from the Settings sent (the proxy's defaults before).
         self.output_encoding: Encoding = "linear16"
         self.output_rate = 24000
@@ -255,7 +261,7 @@ class ComponentClient:
             raise AssertionError(
                 f"expected the proxy to close within {timeout:g}s; {self.describe()}"
             ) from None
-        self._report_faults()
+        self.report_faults()
         return self.close_code
 
     def replies_audio(self) -> list[bytes]:
@@ -312,11 +318,23 @@ class ComponentClient:
         with contextlib.suppress(asyncio.CancelledError):
             self._reader.cancel()
             await self._reader
-        self._report_faults()
+        self.report_faults()
 
-    def _report_faults(self) -> None:
-        """`check()` at the end of the connection: the oracle runs for every client, not
-        only the fixtures' ones, in the test that made the client."""
+    @classmethod
+    @contextlib.contextmanager
+    def recording_made(cls) -> Iterator[list[ComponentClient]]:
+        """Within the block, every client made is added to the list it gives."""
+        made: list[ComponentClient] = []
+        previous, cls._made = cls._made, made
+        try:
+            yield made
+        finally:
+            cls._made = previous
+
+    def report_faults(self) -> None:
+        """`check()`, once, unless `invalid_frames_expected`: run at the end of the
+        connection (`close()`, `wait_closed()`) and by the plugin at the end of a test,
+        so the oracle runs for every client in the test that made it."""
         if self._faults_reported or self.invalid_frames_expected is not None:
             return
         self._faults_reported = bool(self.protocol_faults)

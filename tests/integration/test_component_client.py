@@ -9,6 +9,7 @@ import pytest
 from harness.client import ComponentClient
 from harness.endpoint import ProxyEndpoint
 from harness.mock_openai import MockRealtime
+from tests.docs_examples import PROJECT_INI
 
 
 async def test_a_failed_wait_shows_each_error_in_full_and_how_the_connection_closed(
@@ -95,6 +96,31 @@ async def test_every_client_fails_its_test_on_an_invalid_frame_when_its_connecti
         assert len(allowed.protocol_faults) == 1  # still seen; not raised
         with pytest.raises(AssertionError):
             allowed.check()
+
+
+def test_a_client_left_open_is_checked_when_the_test_ends(pytester: pytest.Pytester) -> None:
+    pytester.makeini(PROJECT_INI)
+    pytester.makepyfile(
+        test_left_open="""
+        from websockets.asyncio.server import serve
+        from harness.client import ComponentClient
+
+        async def careless_proxy(connection):
+            await connection.send('{"type": "Welcome"}')
+            await connection.wait_closed()
+
+        async def test_never_closes_its_client():
+            async with serve(careless_proxy, "127.0.0.1", 0) as server:
+                port = server.sockets[0].getsockname()[1]
+                client = await ComponentClient.connect(f"ws://127.0.0.1:{port}")
+                await client.wait_for("Welcome")
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "ignore")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*a ComponentClient the test left open: the proxy sent 1 frame(s)*", "*invalid Welcome*"]
+    )
 
 
 async def test_the_fixture_connects_on_first_use_so_handshake_rules_apply(

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
@@ -47,10 +47,28 @@ def default_settings(**agent: Any) -> dict[str, Any]:
 
 
 class ComponentClient:
-    """One component connection. Create with `await ComponentClient.connect(url)`."""
+    """One component connection. Create with `await ComponentClient.connect(url)`.
 
-    def __init__(self, connection: ClientConnection | None = None, *, url: str = "") -> None:
-        """Wrap an open `connection`, or (`url` only) connect on first use: `lazy()`."""
+    Every frame it receives is checked against the deepgram-sdk models as it arrives;
+    `close()` and `wait_closed()` raise `AssertionError` in the test if any was not a
+    valid Voice Agent message (`check()`), unless the client was made with
+    `invalid_frames_expected="why"`. A client a test leaves open is checked when the
+    test ends (the pytest plugin, through `recording_made()`).
+    """
+
+    # While a test runs: the clients it makes (None outside tests: nothing is kept).
+    _made: ClassVar[list[ComponentClient] | None] = None
+
+    def __init__(
+        self,
+        connection: ClientConnection | None = None,
+        *,
+        url: str = "",
+        invalid_frames_expected: str | None = None,
+    ) -> None:
+        """Wrap an open `connection`, or (`url` only) connect on first use: `lazy()`.
+        `invalid_frames_expected`, the reason a test expects frames a Voice Agent client
+        would not understand, turns the check at close off (`check()` still works)."""
         self._connection = connection
         self._url = url
         self.messages: list[dict[str, Any]] = []  # every JSON message, in order
@@ -65,6 +83,10 @@ class ComponentClient:
         # Frames a Deepgram Voice Agent client would not understand (the deepgram-sdk
         # models are the oracle); `check()` and the fixtures fail the test on them.
         self.protocol_faults: list[str] = []
+        self.invalid_frames_expected = invalid_frames_expected
+        self._faults_reported = False  # raised once, by close() or wait_closed()
+        if ComponentClient._made is not None:
+            ComponentClient._made.append(self)
         # The agent audio's format, from the Settings sent (the proxy's defaults before).
         self.output_encoding: Encoding = "linear16"
         self.output_rate = 24000
@@ -77,20 +99,27 @@ class ComponentClient:
 
     @classmethod
     async def connect(
-        cls, url: str, *, token: str | None = None, timeout: float = 10.0
+        cls,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 10.0,
+        invalid_frames_expected: str | None = None,
     ) -> ComponentClient:
         if token is not None:
             url = f"{url}{'&' if '?' in url else '?'}token={token}"
         connection = await connect(url, open_timeout=timeout, max_size=None, compression=None)
-        return cls(connection)
+        return cls(connection, invalid_frames_expected=invalid_frames_expected)
 
     @classmethod
-    def lazy(cls, url: str, *, token: str | None = None) -> ComponentClient:
+    def lazy(
+        cls, url: str, *, token: str | None = None, invalid_frames_expected: str | None = None
+    ) -> ComponentClient:
         """A client that connects on its first use (a send or a wait), so a test can
         script the upstream's handshake (`on_connect` rules) after taking the fixture."""
         if token is not None:
             url = f"{url}{'&' if '?' in url else '?'}token={token}"
-        return cls(url=url)
+        return cls(url=url, invalid_frames_expected=invalid_frames_expected)
 
     @property
     def connection(self) -> ClientConnection:
@@ -232,6 +261,7 @@ class ComponentClient:
             raise AssertionError(
                 f"expected the proxy to close within {timeout:g}s; {self.describe()}"
             ) from None
+        self.report_faults()
         return self.close_code
 
     def replies_audio(self) -> list[bytes]:
@@ -280,6 +310,7 @@ class ComponentClient:
         return f"{state}; received: {summarize_types(self.types())}{shown}"
 
     async def close(self) -> None:
+        """Close the connection, then raise if the proxy sent an invalid frame (once)."""
         if self._connection is None or self._reader is None:  # a lazy client never used
             return
         if not self._closed.is_set():  # the peer may have closed it already
@@ -287,6 +318,27 @@ class ComponentClient:
         with contextlib.suppress(asyncio.CancelledError):
             self._reader.cancel()
             await self._reader
+        self.report_faults()
+
+    @classmethod
+    @contextlib.contextmanager
+    def recording_made(cls) -> Iterator[list[ComponentClient]]:
+        """Within the block, every client made is added to the list it gives."""
+        made: list[ComponentClient] = []
+        previous, cls._made = cls._made, made
+        try:
+            yield made
+        finally:
+            cls._made = previous
+
+    def report_faults(self) -> None:
+        """`check()`, once, unless `invalid_frames_expected`: run at the end of the
+        connection (`close()`, `wait_closed()`) and by the plugin at the end of a test,
+        so the oracle runs for every client in the test that made it."""
+        if self._faults_reported or self.invalid_frames_expected is not None:
+            return
+        self._faults_reported = bool(self.protocol_faults)
+        self.check()
 
     def check(self) -> None:
         """Raise AssertionError listing every frame the proxy sent that a Deepgram Voice

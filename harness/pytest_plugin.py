@@ -110,7 +110,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
-    """Judge the mock when the test body ends, so its verdict is the test's failure.
+    """Judge the mock when the test body ends, so its verdict is the test's failure; and
+    check the component clients the test made and left open (the oracle, as at close).
 
     A test that failed on its own gets the mock's findings as a report section instead
     (they often explain it).
@@ -118,7 +119,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     __tracebackhide__ = True
     missing: str | None = None
     try:
-        outcome = yield
+        with ComponentClient.recording_made() as clients:
+            outcome = yield
     except RecognitionUnavailable as unavailable:
         missing = str(unavailable)
     except BaseException:
@@ -128,6 +130,9 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         raise
     if missing is not None:
         pytest.fail(missing, pytrace=False)  # one line: how to install it
+    left_open = _faults_of_clients_left_open(clients)
+    if left_open is not None:
+        pytest.fail(f"a ComponentClient the test left open: {left_open}", pytrace=False)
     mock = item.stash.get(_IN_USE, None)
     if mock is not None:
         item.stash[_JUDGED] = len(mock.failures)
@@ -136,6 +141,17 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
             # The cause is in the message, not in the plugin's frames.
             pytest.fail(verdict, pytrace=False)
     return outcome
+
+
+def _faults_of_clients_left_open(clients: list[ComponentClient]) -> str | None:
+    """The oracle's report on the first client with faults not yet told (a client the
+    test closed has told its own)."""
+    for client in clients:
+        try:
+            client.report_faults()
+        except AssertionError as fault:
+            return str(fault)
+    return None
 
 
 def _verifies_rules(item: pytest.Item) -> bool:
@@ -346,10 +362,14 @@ async def connect_component(
         return client
 
     yield open_client
-    for client in clients:
-        await client.close()
-    for client in clients:
-        client.check()  # every frame the proxy sent must be a valid Voice Agent message
+    faults = []
+    for client in clients:  # close() checks every frame the proxy sent: all are closed
+        try:
+            await client.close()
+        except AssertionError as fault:
+            faults.append(fault)
+    if faults:
+        raise faults[0]
 
 
 @pytest_asyncio.fixture
@@ -359,8 +379,7 @@ async def component_client(proxy: ProxyEndpoint) -> AsyncIterator[ComponentClien
     checked after the test."""
     client = ComponentClient.lazy(proxy.url)
     yield client
-    await client.close()
-    client.check()  # every frame the proxy sent must be a valid Voice Agent message
+    await client.close()  # and checks every frame the proxy sent: a valid Voice Agent message
 
 
 @pytest.fixture

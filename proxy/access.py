@@ -1,4 +1,4 @@
-"""Who may open a session (PROTOCOL.md section 11): token, origin, client address.
+"""Who may open a session (docs/security.md, "Who may connect"): token, origin, client address.
 
 Pure functions of the handshake request; the server turns their answers into HTTP
 refusals before the upgrade.

@@ -56,7 +56,8 @@ class CallFunction:
     request: FunctionRequest
 
 
-# Renewing the upstream session before the service's cap (PROTOCOL.md section 3b).
+# Renewing the upstream session before the service's cap (docs/protocol-mapping.md,
+# "Sessions past the service's 60-minute cap").
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Audio formats on the client leg (PROTOCOL.md section 10) and the conversions they need.
+"""Audio formats on the client leg and the conversions they need (docs/protocol-mapping.md,
+"Audio formats").
 
 The Realtime API takes PCM16 at 24 kHz, or G.711 (`audio/pcmu`, `audio/pcma`) at 8 kHz.
 The client may use linear16 at the usual rates, or mu-law / A-law at 8 kHz (telephony).

@@ -123,7 +123,7 @@ class Bridge:
         self.to_client = self._outbox()
         self.to_client.attach(client)
         self.to_upstream = self._outbox()
-        # The next upstream session while a renewal prepares it (PROTOCOL.md section 3b).
+        # The next upstream session while a renewal prepares it (docs/protocol-mapping.md).
         self.next_upstream: UpstreamLeg | None = None
         self.to_next_upstream: Outbox | None = None
         self._opening_next: anyio.CancelScope | None = None

@@ -1,4 +1,4 @@
-"""Codes the proxy puts in `Error {code}` and `Warning {code}` (PROTOCOL.md §8, §13).
+"""Codes the proxy puts in `Error {code}` and `Warning {code}` (docs/protocol-mapping.md, "Codes").
 
 Codes shared with the TS peer keep its spelling; upstream codes pass through unchanged.
 """

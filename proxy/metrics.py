@@ -1,4 +1,4 @@
-"""What an operator graphs (PROTOCOL.md §12), in the Prometheus text format.
+"""What an operator graphs (docs/operations.md, "Metrics"), in the Prometheus text format.
 
 One `ProxyMetrics` per server, on its own registry, so several proxies in one process
 (tests) never share counters. With `--workers N` the workers write to a shared folder

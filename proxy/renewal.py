@@ -1,10 +1,12 @@
-"""Sessions past the service's cap (PROTOCOL.md section 3b).
+"""Sessions past the service's cap (docs/protocol-mapping.md, "Sessions past the
+service's 60-minute cap").
 
 The OpenAI Realtime service ends a session at `session.created.session.expires_at`
 (epoch seconds, 60 minutes after it opened today) with an `error` whose code is
 `session_expired` ("Your session hit the maximum duration of 60 minutes.") and a close.
 Sources: OpenAI's `session.created` reference (`expires_at`), the TS reference's
-`PROTOCOL-AND-MESSAGE-ORDERING.md` section 3.8 (the message, "expected" closure), and
+(Signal-Meaning/dg_react_agent) `PROTOCOL-AND-MESSAGE-ORDERING.md` section 3.8 (the
+message, "expected" closure), and
 public client code that matches the `session_expired` code.
 
 A Deepgram client has no such cap, so before it the proxy opens the next upstream

@@ -169,7 +169,7 @@ def _on_off(value: str) -> bool:
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """What a server and each of its sessions run with (PROTOCOL.md sections 11, 12)."""
+    """What a server and each of its sessions run with (docs/security.md, docs/operations.md)."""
 
     host: str = option(
         "127.0.0.1", "--host", "OPENAI_PROXY_HOST", "address to listen on", group="serving"

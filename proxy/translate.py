@@ -83,7 +83,8 @@ def openai_voice(speak: Speak | None) -> str | None:
 
 
 def settings_update(settings: Settings, audio: ClientAudio, *, event_id: str) -> dict[str, Any]:
-    """`Settings` -> `session.update` in the GA shape (PROTOCOL.md section 4)."""
+    """`Settings` -> `session.update` in the GA shape (docs/protocol-mapping.md, its section
+    "Settings → session.update")."""
     agent = settings.agent_config
     think = settings.think
     output: dict[str, Any] = {"format": audio.upstream_format("output")}

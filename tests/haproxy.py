@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import datetime
-import http.client
 import ipaddress
 import shutil
 import signal
@@ -41,6 +40,7 @@ from cryptography.x509.oid import NameOID
 from websockets.asyncio.client import connect
 
 from harness.client import ComponentClient
+from tests.http_raw import http_get
 from tests.processes import free_port
 
 __all__ = [
@@ -197,25 +197,14 @@ class RunningHAProxy:
 
     def get(self, path: str, headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
         """A plain HTTPS GET through HAProxy: (status, body)."""
-        conn = http.client.HTTPSConnection(
-            "127.0.0.1", self.port, context=self.ssl_context(), timeout=5
-        )
-        try:
-            conn.request("GET", path, headers=dict(headers or {}))
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
+        url = f"https://127.0.0.1:{self.port}{path}"
+        answer = http_get(url, headers=dict(headers or {}), context=self.ssl_context())
+        return answer.status, answer.body
 
     def get_internal(self, path: str) -> tuple[int, bytes]:
         """A plain HTTP GET on the internal frontend: (status, body)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.internal_port, timeout=5)
-        try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
+        answer = http_get(f"http://127.0.0.1:{self.internal_port}{path}")
+        return answer.status, answer.body
 
     def server_status(self) -> dict[str, str]:
         """Each backend server's state as HAProxy sees it: "UP", "DOWN", "UP 1/2", ..."""

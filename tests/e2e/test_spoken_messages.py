@@ -1,5 +1,6 @@
-"""The agent speaks the greeting and injected messages (PROTOCOL.md §9): heard in the
-browser, shown with the exact text, and held in the conversation upstream."""
+"""The agent speaks the greeting and injected messages (docs/protocol-mapping.md, "Making
+the agent say an exact text"): heard in the browser, shown with the exact text, and held in
+the conversation upstream."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Who may open a session (PROTOCOL.md §11): the client token and the browser origin.
+"""Who may open a session (docs/security.md): the client token and the browser origin.
 
 Refusals happen before the upgrade, as HTTP statuses, so a refused client costs the
 operator nothing upstream.
@@ -6,27 +6,18 @@ operator nothing upstream.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
 
 from harness.client import ComponentClient
 from harness.mock_openai import MockRealtime
 from harness.pytest_plugin import ProxyEndpoint
+from tests.http_raw import raw_upgrade_status, upgrade_status
 
 ProxyFactory = Callable[..., ProxyEndpoint]
 TOKEN = "client-token-7f3a9c"
-
-
-async def refused_status(url: str, **kwargs: object) -> int:
-    """The HTTP status of a refused upgrade (fails the test if it was accepted)."""
-    with pytest.raises(InvalidStatus) as refused:
-        async with connect(url, open_timeout=5, **kwargs):  # type: ignore[arg-type]
-            pass
-    return refused.value.response.status_code
 
 
 async def accepted(url: str, **kwargs: object) -> str | None:
@@ -35,20 +26,6 @@ async def accepted(url: str, **kwargs: object) -> str | None:
         welcome = await ws.recv()
         assert '"Welcome"' in str(welcome)
         return ws.subprotocol
-
-
-async def raw_upgrade_status(port: int, host: str, origin_host: str = "evil.example") -> int:
-    """The status of an upgrade sent as a browser would after DNS rebinding: its own
-    Host and Origin, to 127.0.0.1 (a websockets client always sends the real Host)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(
-        f"GET /openai HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{origin_host}:{port}\r\n"
-        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode()
-    )
-    status = int((await reader.readline()).split()[1])
-    writer.close()
-    return status
 
 
 # ------------------------------------------------------------------ client token
@@ -95,8 +72,8 @@ async def test_a_wrong_or_missing_token_is_refused_with_401_before_upstream(
     mock_openai: MockRealtime, proxy_factory: ProxyFactory, kwargs: dict[str, object]
 ) -> None:
     url = proxy_factory(client_token=TOKEN).url
-    assert await refused_status(url, **kwargs) == 401
-    assert await refused_status(f"{url}?token={TOKEN[:-1]}") == 401
+    assert await upgrade_status(url, **kwargs) == 401
+    assert await upgrade_status(f"{url}?token={TOKEN[:-1]}") == 401
     assert not mock_openai.connections  # nothing was spent upstream
 
 
@@ -105,7 +82,7 @@ async def test_the_deepgram_path_is_served_with_the_token_as_its_sdk_sends_it(
 ) -> None:
     url = proxy_factory(client_token=TOKEN).url.replace("/openai", "/v1/agent/converse")
     await accepted(url, additional_headers={"Authorization": f"Token {TOKEN}"})
-    assert await refused_status(url) == 401
+    assert await upgrade_status(url) == 401
 
 
 # ------------------------------------------------------------------ origin
@@ -127,7 +104,7 @@ async def test_loopback_proxy_accepts_local_pages_by_default(
 async def test_other_origins_are_refused_with_403(
     mock_openai: MockRealtime, proxy: ProxyEndpoint, origin: str
 ) -> None:
-    assert await refused_status(proxy.url, origin=origin) == 403
+    assert await upgrade_status(proxy.url, origin=origin) == 403
     assert not mock_openai.connections
 
 
@@ -143,10 +120,10 @@ async def test_a_public_proxy_allows_only_the_configured_origins(
 ) -> None:
     public = proxy_factory(host="0.0.0.0", allowed_origins=("https://app.example.com",))
     await accepted(public.url, origin="https://app.example.com")
-    assert await refused_status(public.url, origin="http://localhost:3000") == 403
-    assert await refused_status(public.url, origin="https://app.example.com.evil") == 403
+    assert await upgrade_status(public.url, origin="http://localhost:3000") == 403
+    assert await upgrade_status(public.url, origin="https://app.example.com.evil") == 403
     nothing_configured = proxy_factory(host="0.0.0.0")
-    assert await refused_status(nothing_configured.url, origin="http://localhost:3000") == 403
+    assert await upgrade_status(nothing_configured.url, origin="http://localhost:3000") == 403
 
 
 async def test_pages_the_proxy_serves_may_connect_back_to_it(
@@ -155,7 +132,7 @@ async def test_pages_the_proxy_serves_may_connect_back_to_it(
     public = proxy_factory(host="0.0.0.0", same_origin_pages=True)
     netloc = public.url.split("/")[2]
     await accepted(public.url, origin=f"http://{netloc}")
-    assert await refused_status(public.url, origin="https://evil.example") == 403
+    assert await upgrade_status(public.url, origin="https://evil.example") == 403
 
 
 async def test_a_rebound_dns_name_does_not_make_a_foreign_page_same_origin(
@@ -165,7 +142,10 @@ async def test_a_rebound_dns_name_does_not_make_a_foreign_page_same_origin(
     # page's own origin and Host: evil.example. Same host and port, but not this proxy.
     served = proxy_factory(same_origin_pages=True)
     port = int(served.url.split(":")[2].split("/")[0])
-    assert await raw_upgrade_status(port, host=f"evil.example:{port}") == 403
+    # Sent by hand, as the browser would: its own Host and Origin, to 127.0.0.1 (a
+    # websockets client always sends the real Host).
+    rebound = f"Origin: http://evil.example:{port}"
+    assert await raw_upgrade_status(port, rebound, host=f"evil.example:{port}") == 403
     assert not mock_openai.connections
     # The page this proxy really served, under its real name, still connects back.
     await accepted(served.url, origin=f"http://127.0.0.1:{port}")
@@ -176,6 +156,6 @@ async def test_a_refused_client_does_not_hold_a_place(
 ) -> None:
     endpoint = proxy_factory(client_token=TOKEN, max_sessions=1)
     for _ in range(5):
-        assert await refused_status(endpoint.url, origin="https://evil.example") == 401
+        assert await upgrade_status(endpoint.url, origin="https://evil.example") == 401
     async with await ComponentClient.connect(endpoint.url, token=TOKEN) as client:
         await client.start()

@@ -9,6 +9,7 @@ import pytest
 from harness.client import ComponentClient
 from harness.endpoint import ProxyEndpoint
 from harness.mock_openai import MockRealtime
+from tests.docs_examples import PROJECT_INI
 
 
 async def test_a_failed_wait_shows_each_error_in_full_and_how_the_connection_closed(
@@ -51,7 +52,9 @@ async def test_frames_a_voice_agent_client_would_not_understand_fail_the_check()
 
     async with serve(careless_proxy, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
-        async with await ComponentClient.connect(f"ws://127.0.0.1:{port}") as client:
+        why = "this test calls check() itself, to read its report"
+        url = f"ws://127.0.0.1:{port}"
+        async with await ComponentClient.connect(url, invalid_frames_expected=why) as client:
             await client.wait_for("Transcript")
     with pytest.raises(AssertionError) as failure:
         client.check()
@@ -59,6 +62,65 @@ async def test_frames_a_voice_agent_client_would_not_understand_fail_the_check()
     assert "2 frame(s)" in report  # Transcript is not v1, but the component needs it
     assert "invalid Welcome" in report and "request_id" in report
     assert "unknown field(s) extra" in report
+
+
+async def test_every_client_fails_its_test_on_an_invalid_frame_when_its_connection_ends() -> None:
+    """Not only the fixtures' clients: `close()` (an `async with`'s end) and
+    `wait_closed()` raise the oracle's report, once, in the test that made the client."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    async def careless_proxy(connection: ServerConnection) -> None:
+        await connection.send('{"type": "Welcome"}')
+        if await connection.recv() == "close":
+            await connection.close()
+        await connection.wait_closed()
+
+    async with serve(careless_proxy, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        with pytest.raises(AssertionError, match="invalid Welcome: request_id"):
+            async with await ComponentClient.connect(url) as client:
+                await client.wait_for("Welcome")
+                await client.send_raw("stay")
+        await client.close()  # reported once: closing again is quiet
+
+        closed_by_peer = await ComponentClient.connect(url)
+        await closed_by_peer.wait_for("Welcome")
+        await closed_by_peer.send_raw("close")
+        with pytest.raises(AssertionError, match="1 frame"):
+            await closed_by_peer.wait_closed()
+        await closed_by_peer.close()
+
+        why = "this test expects the invalid Welcome"
+        async with await ComponentClient.connect(url, invalid_frames_expected=why) as allowed:
+            await allowed.wait_for("Welcome")
+        assert len(allowed.protocol_faults) == 1  # still seen; not raised
+        with pytest.raises(AssertionError):
+            allowed.check()
+
+
+def test_a_client_left_open_is_checked_when_the_test_ends(pytester: pytest.Pytester) -> None:
+    pytester.makeini(PROJECT_INI)
+    pytester.makepyfile(
+        test_left_open="""
+        from websockets.asyncio.server import serve
+        from harness.client import ComponentClient
+
+        async def careless_proxy(connection):
+            await connection.send('{"type": "Welcome"}')
+            await connection.wait_closed()
+
+        async def test_never_closes_its_client():
+            async with serve(careless_proxy, "127.0.0.1", 0) as server:
+                port = server.sockets[0].getsockname()[1]
+                client = await ComponentClient.connect(f"ws://127.0.0.1:{port}")
+                await client.wait_for("Welcome")
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "ignore")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*a ComponentClient the test left open: the proxy sent 1 frame(s)*", "*invalid Welcome*"]
+    )
 
 
 async def test_the_fixture_connects_on_first_use_so_handshake_rules_apply(
@@ -96,7 +158,9 @@ async def test_an_odd_length_linear16_frame_fails_the_check(encoding: str, fault
     settings["audio"]["output"] = {"encoding": encoding, "sample_rate": 8000}
     async with serve(careless_proxy, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
-        async with await ComponentClient.connect(f"ws://127.0.0.1:{port}") as client:
+        why = "this test counts the faults itself"
+        url = f"ws://127.0.0.1:{port}"
+        async with await ComponentClient.connect(url, invalid_frames_expected=why) as client:
             await client.send_settings(settings)
             await client.wait_for_audio(9601)
     assert client.audio_frame_sizes == [4800, 4801]

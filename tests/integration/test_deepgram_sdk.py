@@ -1,4 +1,4 @@
-"""The whole Deepgram Voice Agent v1 API (PROTOCOL.md §9), driven by Deepgram's own SDK.
+"""The whole Deepgram Voice Agent v1 API (docs/protocol-mapping.md), driven by Deepgram's own SDK.
 
 A team on Deepgram's SDK switches to OpenAI by changing the agent URL: these tests point
 the official Python SDK's agent client at the proxy and go through every v1 message.

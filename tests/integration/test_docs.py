@@ -88,3 +88,80 @@ def _anchors(page: Path) -> set[str]:
         slug = re.sub(r"[^\w\- ]", "", heading.replace("`", "").lower()).replace(" ", "-")
         anchors.add(slug)
     return anchors
+
+
+# ------------------------------------------------------------------ named files
+
+#: Files of other repositories that a page or docstring may cite by name, each with the
+#: repository it lives in: the citing file must name that repository too.
+_ELSEWHERE = {"PROTOCOL-AND-MESSAGE-ORDERING.md": "Signal-Meaning/dg_react_agent"}
+_MD_NAME = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-][\w.-]*\.md)\b")
+#: A web address, with the text of a Markdown link to it.
+_WEB_ADDRESS = re.compile(r"(?:\[[^\]]*\]\()?https?://[^\s)]+\)?")
+#: A contract named but not in the repository (the team's, once), with or without `.md`.
+_OUTSIDE_CONTRACT = re.compile(r"\bPROTOCOL\b(?!-)")
+_FOLDERS = ("docs", "deploy", "proxy", "harness", "tests", "benchmarks", "scripts")
+
+
+def _sources() -> list[Path]:
+    """Every page, and every Python file whose docstrings and comments a reader follows."""
+    code = [path for folder in _FOLDERS for path in sorted((ROOT / folder).rglob("*.py"))]
+    this_file = Path(__file__)  # its own check's examples name missing files on purpose
+    return [*pages(), ROOT / "conftest.py", *(path for path in code if path != this_file)]
+
+
+def _repository_files() -> list[str]:
+    """The repository's pages, as paths from its root (not the virtualenv's)."""
+    found = [*ROOT.glob("*.md"), *(p for folder in _FOLDERS for p in (ROOT / folder).rglob("*.md"))]
+    return [str(path.relative_to(ROOT)) for path in found]
+
+
+def files_named_but_missing(source: Path, ours: list[str]) -> list[str]:
+    """The `*.md` names in a file that are no file of this repository (`ours`, paths from
+    its root; a name may be a path's tail: `security.md`, `how-to/replay-a-cassette.md`),
+    nor another repository's file cited with that repository."""
+    text = source.read_text()
+    missing = []
+    for name in _MD_NAME.findall(_WEB_ADDRESS.sub("", text)):
+        if (source.parent / name).exists():
+            continue  # a relative link
+        if any(path == name or path.endswith("/" + name) for path in ours):
+            continue
+        repository = _ELSEWHERE.get(Path(name).name)
+        if repository is None or repository not in text:
+            missing.append(name)
+    missing += [m.group(0) for m in _OUTSIDE_CONTRACT.finditer(text)]
+    return missing
+
+
+def test_pages_and_docstrings_name_only_files_in_the_repository() -> None:
+    """A page or docstring that names a file (`security.md`, `docs/deploy.md`) names one
+    a reader of this repository can open; the contract is in docs/, nowhere else."""
+    ours = _repository_files()
+    missing = {
+        str(source.relative_to(ROOT)): names
+        for source in _sources()
+        if (names := files_named_but_missing(source, ours))
+    }
+    assert not missing, f"named but not in the repository: {missing}"
+
+
+def test_a_name_outside_the_repository_is_found(tmp_path: Path) -> None:
+    """The check above can fail: a page naming the team's old contract file, a docstring
+    citing a section of it, another repository's file without its repository."""
+    page = tmp_path / "page.md"
+    page.write_text(
+        "See `PROTOCOL.md` §12, `security.md`, [x](https://e.org/a.md), `docs/deploy.md`,\n"
+        "`PROTOCOL-AND-MESSAGE-ORDERING.md` and nowhere.md.\n"
+    )
+    ours = ["docs/deploy.md"]
+    assert files_named_but_missing(page, ours) == [
+        "PROTOCOL.md",
+        "security.md",
+        "PROTOCOL-AND-MESSAGE-ORDERING.md",
+        "nowhere.md",
+        "PROTOCOL",
+    ]
+    code = tmp_path / "module.py"
+    code.write_text('"""As the contract says (PROTOCOL §3a)."""\n')
+    assert files_named_but_missing(code, ours) == ["PROTOCOL"]

@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from pathlib import Path
@@ -32,6 +31,7 @@ from tests.haproxy import (
     make_certificate,
     render_config,
 )
+from tests.http_raw import http_get
 from tests.processes import clean_env, free_port, running
 
 SHIPPED_CERT = "/etc/haproxy/certs/voice-agent-proxy.pem"
@@ -209,8 +209,7 @@ def test_metrics_are_not_served_on_the_public_frontend_but_on_the_internal_one(
     lb = haproxy_factory([port_of(app_proxy)], check_path=CHECK_PATH)
     lb.wait_for_status({"proxy-1": "UP"})
     direct = urlsplit(app_proxy.url)._replace(scheme="http", path="/metrics").geturl()
-    with urllib.request.urlopen(direct, timeout=5) as response:
-        assert b"voice_proxy_sessions_active" in response.read()  # the replica has them
+    assert b"voice_proxy_sessions_active" in http_get(direct).body  # the replica has them
     for path in ("/metrics", "/metrics?format=text", "/%6Detrics", "/METRICS"):
         status, body = lb.get(path)
         assert status == HTTPStatus.NOT_FOUND and b"voice_proxy" not in body, path
@@ -275,10 +274,7 @@ async def test_a_503_from_a_draining_replica_is_retried_on_another(
 
 
 def _metric(port: int, name: str) -> float:
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
+    text = http_get(f"http://127.0.0.1:{port}/metrics").text
     match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
     assert match is not None, name
     return float(match.group(1))

@@ -22,21 +22,13 @@ from harness.client import ComponentClient
 from harness.mock_openai import MockRealtime
 from harness.pytest_plugin import ProxyEndpoint
 from tests.haproxy import make_certificate
+from tests.http_raw import upgrade_status
 
 ProxyFactory = Callable[..., ProxyEndpoint]
 
 
 def port_of(endpoint: ProxyEndpoint) -> int:
     return int(endpoint.url.split(":")[2].split("/")[0])
-
-
-async def status_of(url: str, **kwargs: object) -> int:
-    """101 for an accepted upgrade (closed at once), else the refusal's HTTP status."""
-    try:
-        async with connect(url, open_timeout=5, **kwargs):  # type: ignore[arg-type]
-            return 101
-    except InvalidStatus as refused:
-        return refused.response.status_code
 
 
 # ------------------------------------------------------------------ held places
@@ -90,11 +82,11 @@ async def test_an_ipv6_64_is_one_address_in_any_spelling(
             held.append(ws)
         for address in [*same_64, "[2001:0db8:0001:0002::1]"]:
             headers = {"X-Forwarded-For": address}
-            assert await status_of(endpoint.url, additional_headers=headers) == 429, address
+            assert await upgrade_status(endpoint.url, additional_headers=headers) == 429, address
         other = {"X-Forwarded-For": "2001:db8:1:3::1"}  # the next /64
-        assert await status_of(endpoint.url, additional_headers=other) == 101
+        assert await upgrade_status(endpoint.url, additional_headers=other) == 101
         mapped = {"X-Forwarded-For": "::ffff:198.51.100.7"}
-        assert await status_of(endpoint.url, additional_headers=mapped) == 101
+        assert await upgrade_status(endpoint.url, additional_headers=mapped) == 101
     finally:
         for ws in held:
             await ws.close()
@@ -103,7 +95,7 @@ async def test_an_ipv6_64_is_one_address_in_any_spelling(
     )
     async with connect(narrower.url, additional_headers={"X-Forwarded-For": same_64[0]}):
         headers = {"X-Forwarded-For": same_64[2]}  # another address of that /64
-        assert await status_of(narrower.url, additional_headers=headers) == 101
+        assert await upgrade_status(narrower.url, additional_headers=headers) == 101
 
 
 async def test_a_forwarded_for_that_is_not_an_address_is_refused_with_400(
@@ -112,7 +104,7 @@ async def test_a_forwarded_for_that_is_not_an_address_is_refused_with_400(
     endpoint = proxy_factory(trusted_proxies=("127.0.0.0/8",))
     for garbage in ("unknown", "evil.example", "198.51.100.7:4711", "1.2.3.4.5"):
         headers = {"X-Forwarded-For": garbage}
-        assert await status_of(endpoint.url, additional_headers=headers) == 400, garbage
+        assert await upgrade_status(endpoint.url, additional_headers=headers) == 400, garbage
     assert not mock_openai.connections
 
 
@@ -138,7 +130,7 @@ async def test_connection_churn_past_the_rate_is_refused_before_upstream(
     await asyncio.sleep(0.3)
     assert len(mock_openai.connections) == statuses.count(101)
     # Another address is not held back by this one's churn.
-    assert await status_of(endpoint.url, local_addr=("127.0.0.2", 0)) == 101
+    assert await upgrade_status(endpoint.url, local_addr=("127.0.0.2", 0)) == 101
 
 
 # ------------------------------------------------------------------ pending handshakes

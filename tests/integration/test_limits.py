@@ -1,4 +1,4 @@
-"""Limits on real sockets (PROTOCOL.md §11): sessions, addresses, frames, bytes, time.
+"""Limits on real sockets (docs/security.md): sessions, addresses, frames, bytes, time.
 
 Each test configures a proxy with small limits and plays the client or upstream that
 breaks them: a flood, a client that never reads, an upstream that never reads or never
@@ -25,6 +25,13 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from harness.client import ComponentClient
 from harness.mock_openai import MockRealtime, tone_pcm16
 from harness.pytest_plugin import ProxyEndpoint
+from tests.http_raw import (
+    http_get,
+    open_upgrade,
+    raw_upgrade_status,
+    upgrade_request,
+    upgrade_status,
+)
 
 ProxyFactory = Callable[..., ProxyEndpoint]
 MiB = 1 << 20
@@ -37,12 +44,8 @@ def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
 
 
 async def status_of(url: str, **kwargs: object) -> int:
-    try:
-        async with connect(url, open_timeout=5, **kwargs) as ws:  # type: ignore[arg-type]
-            await ws.recv()
-            return 101
-    except InvalidStatus as refused:
-        return refused.response.status_code
+    """An upgrade's status; an accepted one has its session (Welcome) before it closes."""
+    return await upgrade_status(url, first_message=True, **kwargs)
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -70,21 +73,10 @@ async def test_sessions_past_the_limit_get_503_and_readyz_says_so(
         await ComponentClient.connect(endpoint.url),
     ):
         assert await status_of(endpoint.url) == 503
-        assert await asyncio.to_thread(_http_status, f"{base}/readyz") == 503
+        assert (await asyncio.to_thread(http_get, f"{base}/readyz")).status == 503
     await endpoint.wait_idle(timeout=5)
     assert await status_of(endpoint.url) == 101  # places are given back
-    assert await asyncio.to_thread(_http_status, f"{base}/readyz") == 200
-
-
-def _http_status(url: str) -> int:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
+    assert (await asyncio.to_thread(http_get, f"{base}/readyz")).status == 200
 
 
 async def test_a_connection_flood_from_one_address_is_capped_and_others_still_get_in(
@@ -311,11 +303,7 @@ async def test_a_client_that_sends_pings_and_never_reads_is_evicted(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(5)
     sock.connect((host, int(port)))
-    key = base64.b64encode(b"0123456789abcdef").decode()
-    sock.sendall(
-        f"GET /openai HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade"
-        f"\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
+    sock.sendall(upgrade_request(host))
     assert b" 101 " in sock.recv(1024)  # then never read again
     ping = bytes([0x89, 0x80 | 125]) + bytes(4) + b"p" * 125  # masked with a zero key
     stop = threading.Event()
@@ -406,12 +394,7 @@ async def test_pings_fail_a_client_that_never_answers(
 ) -> None:
     endpoint = proxy_factory(ping_interval=0.3, ping_timeout=0.3)
     host, port = endpoint.url.split("/")[2].split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    key = base64.b64encode(b"0123456789abcdef").decode()
-    writer.write(
-        f"GET /openai HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
+    reader, writer = await open_upgrade(int(port), host=host)
     assert b"101" in await reader.readline()
     # Dead from here on: never reads, never answers a ping.
     await endpoint.wait_idle(timeout=5)
@@ -471,11 +454,7 @@ async def test_torn_handshakes_give_their_places_back(
     port = int(endpoint.url.split(":")[2].split("/")[0])
     for _ in range(30):  # each upgrade request is admitted, then the client resets
         sock = socket.create_connection(("127.0.0.1", port))
-        sock.sendall(
-            b"GET /openai HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-        )
+        sock.sendall(upgrade_request())
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         sock.close()  # RST
     statuses = []
@@ -492,17 +471,7 @@ async def test_duplicate_host_or_origin_headers_are_refused_cleanly(
 ) -> None:
     port = int(proxy.url.split(":")[2].split("/")[0])
 
-    async def status(extra: bytes) -> int:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(
-            b"GET /openai HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra + b"Upgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-        )
-        line = await reader.readline()
-        writer.close()
-        return int(line.split()[1])
-
-    assert await status(b"Host: evil.example\r\n") == 400
-    assert await status(b"Origin: http://localhost\r\nOrigin: https://evil.example\r\n") == 403
+    status = raw_upgrade_status
+    assert await status(port, "Host: evil.example") == 400
+    assert await status(port, "Origin: http://localhost", "Origin: https://evil.example") == 403
     no_tracebacks(caplog)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from websockets.asyncio.client import connect
 
 from harness.mock_openai import MockRealtime
 from harness.mock_openai.__main__ import admin_exposure_warning
+from tests.http_raw import http_get
 from tests.realtime_client import API_KEY, AUTH, running_mock, session
 
 
@@ -30,24 +32,19 @@ async def call(
     *,
     raw: bytes | None = None,
     headers: dict[str, str] | None = None,
-) -> tuple[int, dict[str, str], Any]:
+) -> tuple[int, Message, Any]:
     """One HTTP/1.1 request on a fresh connection; (status, headers, JSON body). The Host
     is the mock's own address unless `headers` says otherwise."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", mock.port)
     content = raw if raw is not None else (b"" if body is None else orjson.dumps(body))
-    sent = {"Host": f"127.0.0.1:{mock.port}"} | (headers or {})
-    head = "".join(f"{name}: {value}\r\n" for name, value in sent.items())
-    writer.write(
-        f"{method} /__admin/{path} HTTP/1.1\r\n{head}Content-Length: {len(content)}\r\n"
-        "Content-Type: application/json\r\n\r\n".encode()
-        + content
+    sent = {"Host": f"127.0.0.1:{mock.port}", "Content-Type": "application/json"}
+    answer = await asyncio.to_thread(
+        http_get,
+        f"http://127.0.0.1:{mock.port}/__admin/{path}",
+        method=method,
+        headers=sent | (headers or {}),
+        data=content,
     )
-    response = await reader.read()
-    writer.close()
-    head, _, payload = response.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode().split("\r\n")
-    headers = dict(line.split(": ", 1) for line in header_lines)
-    return int(status_line.split()[1]), headers, orjson.loads(payload) if payload else None
+    return answer.status, answer.headers, orjson.loads(answer.body) if answer.body else None
 
 
 async def test_rules_journal_verdict_and_reset(mock: MockRealtime) -> None:

@@ -1,4 +1,4 @@
-"""Running the proxy in production (PROTOCOL.md §12): health, metrics, logs, drain,
+"""Running the proxy in production (docs/operations.md): health, metrics, logs, drain,
 workers and TLS, on real sockets and real processes."""
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ import re
 import signal
 import ssl
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,17 +25,10 @@ from harness.client import ComponentClient
 from harness.mock_openai import MockRealtime, tone_pcm16
 from harness.pytest_plugin import ProxyEndpoint
 from tests.haproxy import make_certificate
+from tests.http_raw import http_get
 from tests.processes import clean_env, listening_url, running
 
 ProxyFactory = Callable[..., ProxyEndpoint]
-
-
-def http_get(url: str, context: ssl.SSLContext | None = None) -> tuple[int, str, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5, context=context) as response:
-            return response.status, response.headers["Content-Type"], response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers["Content-Type"], error.read().decode()
 
 
 def base(endpoint: ProxyEndpoint) -> str:
@@ -82,9 +73,10 @@ async def test_metrics_after_a_known_workload(
     assert endpoint.server is not None
     await endpoint.wait_idle()
 
-    status, content_type, text = await asyncio.to_thread(http_get, base(endpoint) + "/metrics")
+    answer = await asyncio.to_thread(http_get, base(endpoint) + "/metrics")
+    status, content_type = answer.status, answer.headers["Content-Type"]
     assert status == 200 and content_type.startswith("text/plain; version=0.0.4")
-    found = samples(text)
+    found = samples(answer.text)
     assert found[("voice_proxy_sessions_active", ())] == 0
     assert found[("voice_proxy_sessions_total", (("close_reason", "client_closed"),))] == 3
     assert found[("voice_proxy_refused_connections_total", (("reason", "token"),))] == 1
@@ -112,7 +104,7 @@ async def test_hostile_upstream_error_codes_cannot_grow_the_metrics(
             }
         )
     await component_client.wait_for("Error", count=100)
-    text = (await asyncio.to_thread(http_get, base(proxy) + "/metrics"))[2]
+    text = (await asyncio.to_thread(http_get, base(proxy) + "/metrics")).text
     codes = {
         labels for (name, labels) in samples(text) if name == "voice_proxy_upstream_errors_total"
     }
@@ -217,7 +209,7 @@ async def test_two_workers_serve_one_port_and_one_sigterm_stops_both() -> None:
                     http_get,
                     url.replace("ws://", "http://").replace("/openai", "/metrics"),
                 )
-            )[2]
+            ).text
             active = samples(metrics)[("voice_proxy_sessions_active", ())]
             assert active == 16  # summed over both workers
         finally:
@@ -280,7 +272,7 @@ async def test_a_killed_worker_is_replaced_and_leaves_no_ghost_sessions() -> Non
             assert victim not in replaced and len(replaced - first) == 1
             lost = await lost_with_one_worker(clients, tags)
             survivors = len(clients) - lost
-            found = samples((await asyncio.to_thread(http_get, metrics_url))[2])
+            found = samples((await asyncio.to_thread(http_get, metrics_url)).text)
             assert found[("voice_proxy_sessions_active", ())] == survivors  # no ghosts
             assert await readyz_statuses(url, 6) == [200] * 6
             new_tags: set[str] = set()
@@ -349,7 +341,7 @@ async def test_tls_serves_wss_directly(tmp_path: Path) -> None:
         async with connect(url, ssl=trust) as ws:
             assert '"Welcome"' in str(await ws.recv())
         health = url.replace("wss://", "https://").replace("/openai", "/healthz")
-        assert (await asyncio.to_thread(http_get, health, trust))[0] == 200
+        assert (await asyncio.to_thread(http_get, health, context=trust))[0] == 200
 
 
 def test_tls_flags_go_together_and_a_bad_certificate_is_one_line(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The proxy on real sockets against the mock upstream: the seeds' plan and PROTOCOL.md rows."""
+"""The proxy on real sockets against the mock upstream: the rows of docs/protocol-mapping.md."""
 
 from __future__ import annotations
 

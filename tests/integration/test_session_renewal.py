@@ -1,4 +1,4 @@
-"""Sessions past the service's cap (PROTOCOL.md section 3b), over real sockets.
+"""Sessions past the service's cap (docs/protocol-mapping.md), over real sockets.
 
 The mock ends each upstream session at its `expires_at` as the service does (its
 `session_expired` error, then a close); here a session lives a few seconds. The proxy

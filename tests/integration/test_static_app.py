@@ -1,15 +1,12 @@
 """The test-app's files over HTTP from the proxy, beside its WebSocket endpoint.
 
 Only the app's own regular files, GET and HEAD only, with security headers, no version
-banner and no Host header reflected anywhere (PROTOCOL.md §11, static test-app).
+banner and no Host header reflected anywhere (docs/security.md, "The static test-app").
 """
 
 from __future__ import annotations
 
 import functools
-import http.client
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,23 +16,7 @@ import pytest
 from harness.client import ComponentClient
 from harness.pytest_plugin import ProxyEndpoint
 from proxy.test_app import APP_DIR, http_response
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-def _get(
-    url: str, method: str = "GET", headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    opener = urllib.request.build_opener(_NoRedirect)
-    request = urllib.request.Request(url, method=method, headers=headers or {})
-    try:
-        with opener.open(request, timeout=5) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+from tests.http_raw import http_get
 
 
 @pytest.fixture
@@ -48,10 +29,10 @@ def test_bare_root_redirects_to_the_app_pointed_at_this_proxy(
     serving_proxy: tuple[str, ProxyEndpoint],
 ) -> None:
     base, _ = serving_proxy
-    status, headers, _ = _get(f"{base}/")
+    status, headers, _ = http_get(f"{base}/")
     assert status == 302
     assert headers["Location"] == "/?proxyEndpoint=%2Fopenai"  # a path: no Host in it
-    status, headers, _ = _get(f"{base}/?token=abc", headers={"Host": "evil.example"})
+    status, headers, _ = http_get(f"{base}/?token=abc", headers={"Host": "evil.example"})
     assert headers["Location"] == "/?token=abc&proxyEndpoint=%2Fopenai"
     assert "evil" not in str(headers)
 
@@ -60,7 +41,7 @@ def test_app_responses_carry_security_headers_and_no_version(
     serving_proxy: tuple[str, ProxyEndpoint],
 ) -> None:
     for path in ("/?proxyEndpoint=%2Fopenai", "/app.js", "/nope.js", "/"):
-        _, headers, _ = _get(serving_proxy[0] + path)
+        _, headers, _ = http_get(serving_proxy[0] + path)
         assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
         assert "default-src 'self'" in headers["Content-Security-Policy"]
         assert headers["X-Content-Type-Options"] == "nosniff"
@@ -71,17 +52,14 @@ def test_app_responses_carry_security_headers_and_no_version(
 def test_only_get_and_head_are_answered(
     serving_proxy: tuple[str, ProxyEndpoint], method: str
 ) -> None:
-    status, headers, _ = _get(serving_proxy[0] + "/app.js", method=method)
+    status, headers, _ = http_get(serving_proxy[0] + "/app.js", method=method)
     assert status == 405 and headers["Allow"] == "GET, HEAD"
 
 
 def test_head_has_the_headers_without_a_body(serving_proxy: tuple[str, ProxyEndpoint]) -> None:
-    connection = http.client.HTTPConnection(urlsplit(serving_proxy[0]).netloc, timeout=5)
-    connection.request("HEAD", "/app.js")
-    response = connection.getresponse()
+    response = http_get(serving_proxy[0] + "/app.js", method="HEAD")
     assert response.status == 200 and int(response.headers["Content-Length"]) > 100
-    assert response.read() == b""
-    connection.close()
+    assert response.body == b""
 
 
 def test_a_symlink_out_of_the_app_folder_is_not_followed(
@@ -92,7 +70,7 @@ def test_a_symlink_out_of_the_app_folder_is_not_followed(
     link = APP_DIR / "leak.js"
     link.symlink_to(secret)
     try:
-        status, _, body = _get(serving_proxy[0] + "/leak.js")
+        status, _, body = http_get(serving_proxy[0] + "/leak.js")
     finally:
         link.unlink()
     assert status == 404 and b"secret" not in body
@@ -110,7 +88,7 @@ def test_a_symlink_out_of_the_app_folder_is_not_followed(
 def test_app_files_are_served_with_their_types(
     serving_proxy: tuple[str, ProxyEndpoint], path: str, content_type: str, marker: bytes
 ) -> None:
-    status, headers, body = _get(serving_proxy[0] + path)
+    status, headers, body = http_get(serving_proxy[0] + path)
     assert status == 200
     assert content_type in headers["Content-Type"]
     assert headers["Cache-Control"] == "no-store"
@@ -132,7 +110,7 @@ def test_app_files_are_served_with_their_types(
 def test_nothing_but_the_app_files_is_served(
     serving_proxy: tuple[str, ProxyEndpoint], path: str
 ) -> None:
-    status, _, _ = _get(serving_proxy[0] + path)
+    status, _, _ = http_get(serving_proxy[0] + path)
     assert status == 404
 
 
@@ -144,5 +122,5 @@ async def test_the_websocket_endpoint_still_works_beside_the_app(
 
 
 def test_without_a_handler_other_paths_are_404(proxy: ProxyEndpoint) -> None:
-    status, _, _ = _get(f"http://{urlsplit(proxy.url).netloc}/")
+    status, _, _ = http_get(f"http://{urlsplit(proxy.url).netloc}/")
     assert status == 404

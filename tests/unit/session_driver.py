@@ -47,7 +47,7 @@ class Outcome:
     client_close: CloseClient | None = None
     upstream_close: CloseUpstream | None = None
     calls: list[CallFunction] = field(default_factory=list)
-    # Renewal (PROTOCOL.md section 3b): the next upstream session.
+    # Renewal (docs/protocol-mapping.md): the next upstream session.
     opened_next: bool = False
     to_next: list[dict[str, Any]] = field(default_factory=list)
     switched: bool = False

@@ -1,5 +1,5 @@
-"""What the real OpenAI Realtime service does that a friendly mock does not (PROTOCOL §3,
-§3a), fed straight to the session core.
+"""What the real OpenAI Realtime service does that a friendly mock does not
+(docs/real-service.md), fed straight to the session core.
 
 Sources: the TS reference proxy's records of the live API (Signal-Meaning/dg_react_agent,
 `docs/issues/`: ISSUE-414 "server had an error", ISSUE-482/489 (AgentAudioDone, turn

@@ -1,4 +1,4 @@
-"""The session core, fed events directly: ordering rules and the PROTOCOL.md §2-§7 rows.
+"""The session core, fed events directly: ordering rules and the rows of docs/protocol-mapping.md.
 
 Every upstream event a test feeds is shaped like the real service's (realtime_events),
 every event the session sends upstream is checked by the `openai` models and every

@@ -16,7 +16,7 @@ any order before and after Settings, with time passing in between. Properties:
 - the client is never left "thinking": once every response has ended, the last of its
   `AgentThinking` / `AgentAudioDone` is an `AgentAudioDone`.
 
-Upstream also plays what the real service does (PROTOCOL §3a): errors without
+Upstream also plays what the real service does (docs/real-service.md): errors without
 `event_id`, every terminal status of `response.done` with its `status_details`, text
 only in `response.done.response.output`, odd-length audio deltas, out-of-band responses
 without a `metadata` echo, and items that arrive late (after their response ended).

@@ -1,4 +1,4 @@
-"""The session under hostile input and a misbehaving upstream (PROTOCOL.md §10, §11, §13).
+"""The session under hostile input and a misbehaving upstream (docs/security.md).
 
 No sockets: the byte bounds, rates and deadlines are the session's own decisions.
 """

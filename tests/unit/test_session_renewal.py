@@ -1,4 +1,4 @@
-"""Sessions past the service's cap (PROTOCOL.md section 3b), in the session core.
+"""Sessions past the service's cap (docs/protocol-mapping.md), in the session core.
 
 The service ends a Realtime session at `expires_at`. Before that, at a quiet moment, the
 session opens the next upstream session, gives it the applied settings and the

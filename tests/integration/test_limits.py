@@ -247,8 +247,9 @@ async def test_an_upstream_that_stops_reading_holds_at_most_the_byte_bound_then_
     proxy_factory: ProxyFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # The stall timeout is long enough for the queue to reach its bound first.
-    endpoint = proxy_factory(max_buffered_bytes=1 * MiB, stall_timeout=4)
+    # The stall timeout is long enough for the queue to reach its bound first, even on a
+    # loaded machine (4 s was not, twice: the client had sent too little by then).
+    endpoint = proxy_factory(max_buffered_bytes=1 * MiB, stall_timeout=8)
     async with await ComponentClient.connect(endpoint.url) as client:
         await client.start()
         mock_openai.stop_reading()

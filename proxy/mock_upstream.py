@@ -146,6 +146,11 @@ async def _stop(process: anyio.abc.Process) -> None:
     with anyio.CancelScope(shield=True):
         assert process.stdin is not None
         await process.stdin.aclose()  # the mock stops when its stdin closes
+        # Wait before signalling: on Python 3.11, signalling a child that has just exited
+        # reaps it behind asyncio's child watcher, which then logs "Unknown child process".
+        with anyio.move_on_after(_STOP_TIMEOUT):
+            await process.wait()
+            return
         process.terminate()
         with anyio.move_on_after(_STOP_TIMEOUT):
             await process.wait()

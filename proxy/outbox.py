@@ -24,9 +24,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from websockets.asyncio.connection import Connection
 from websockets.protocol import State
+
+if TYPE_CHECKING:
+    from .legs import Leg
 
 __all__ = ["CLOSE_GRACE", "WRITE_LIMIT", "Outbox"]
 
@@ -67,14 +70,14 @@ class Outbox:
         *,
         limit_bytes: int,
         stall_timeout: float,
-        start_close: Callable[[Connection, int, str], None],
+        start_close: Callable[[Leg, int, str], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._limit = limit_bytes
         self._stall_timeout = stall_timeout
         self._start_close = start_close  # runs the closing handshake (bounded) for us
         self._clock = clock
-        self.ws: Connection | None = None  # attached once the socket exists
+        self.ws: Leg | None = None  # attached once the socket exists
         self._queue: deque[_Entry] | None = None  # made when a frame first has to wait
         self.queued_bytes = 0
         self._unflushed = 0  # payload bytes serialized since the last flush
@@ -85,7 +88,7 @@ class Outbox:
         self.stalled = False
         self.closed = False
 
-    def attach(self, ws: Connection) -> None:
+    def attach(self, ws: Leg) -> None:
         self.ws = ws
         if self._queue:
             self._progress_at = self._clock()
@@ -219,7 +222,7 @@ class Outbox:
 
     # ------------------------------------------------------------ internals
 
-    def _serialize(self, ws: Connection, payload: bytes, text: bool) -> None:
+    def _serialize(self, ws: Leg, payload: bytes, text: bool) -> None:
         protocol = ws.protocol
         if protocol.state is not State.OPEN:
             return  # closing: the legs see the close
@@ -230,7 +233,7 @@ class Outbox:
         else:
             protocol.send_binary(payload)
 
-    def _write_serialized(self, ws: Connection) -> None:
+    def _write_serialized(self, ws: Leg) -> None:
         if self._unflushed:
             self._unflushed = 0
             chunks = ws.protocol.data_to_send()

@@ -1,25 +1,40 @@
-"""websockets is pinned to the major version the legs are tested with, and the parts of its
-asyncio connection that `proxy.legs` builds on (not its public API) are still there.
+"""The proxy uses websockets through its documented API only, pinned to the major version
+the legs are tested with.
 
-A new websockets major may rename any of them with no notice: the pin keeps a fresh
-install on the tested major, and these checks say which part moved when the pin is raised.
+The legs are `asyncio.Protocol`s around websockets' Sans-I/O `ServerProtocol` and
+`ClientProtocol` (proxy.legs): nothing of websockets' asyncio connections, whose
+internals may change in any release. A new major may still change the public API: the
+pin keeps a fresh install on the tested one until the pin is raised deliberately.
 """
 
 from __future__ import annotations
 
-import asyncio
+import ast
 import importlib.metadata
 import tomllib
 from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.version import Version
-from websockets.asyncio.connection import Connection
-from websockets.asyncio.messages import Assembler
-from websockets.protocol import Protocol
-from websockets.server import ServerProtocol
 
-PYPROJECT = Path(__file__).parents[2] / "pyproject.toml"
+ROOT = Path(__file__).parents[2]
+PYPROJECT = ROOT / "pyproject.toml"
+
+#: What proxy/ may import from websockets: names of its documented API (the Sans-I/O
+#: protocols and their events, data structures, exceptions, and the asyncio server's
+#: connection type that the plain-HTTP handler's signature names).
+PUBLIC = {
+    "websockets.asyncio.server": {"ServerConnection"},
+    "websockets.client": {"ClientProtocol"},
+    "websockets.datastructures": {"Headers"},
+    "websockets.exceptions": {"*"},
+    "websockets.frames": {"CloseCode", "Frame", "Opcode"},
+    "websockets.http11": {"Request", "Response"},
+    "websockets.protocol": {"Protocol", "State"},
+    "websockets.server": {"ServerProtocol"},
+    "websockets.typing": {"Subprotocol"},
+    "websockets.uri": {"WebSocketURI", "parse_uri"},
+}
 
 
 def _websockets_requirement() -> Requirement:
@@ -42,38 +57,30 @@ def test_the_installed_websockets_is_the_pinned_one() -> None:
     assert _websockets_requirement().specifier.contains(installed), installed
 
 
-def test_the_connection_internals_the_legs_override_are_there() -> None:
-    # Called by data_received for each parsed frame: the legs hand frames over here.
-    assert callable(Connection.process_event)
-    # The asyncio.Protocol callbacks the legs extend, and the writer fail() uses.
-    for name in ("connection_made", "data_received", "connection_lost", "send_data"):
-        assert callable(getattr(Connection, name)), name
-    for name in ("pause_writing", "resume_writing"):
-        assert callable(getattr(Connection, name)), name
-    # The Sans-I/O calls the legs and the outbox make on `connection.protocol`.
-    for name in ("send_ping", "send_text", "send_binary", "fail", "data_to_send"):
-        assert callable(getattr(Protocol, name)), name
-    assert ServerProtocol().close_rcvd is None  # the bridge reads the peer's close frame
+def _websockets_imports(path: Path) -> list[tuple[str, str]]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("websockets"):
+            found += [(node.module or "", alias.name) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            found += [(a.name, "") for a in node.names if a.name.startswith("websockets")]
+    return found
 
 
-async def test_a_connection_keeps_the_queues_the_legs_replace_as_attributes() -> None:
-    # legs._slim_down swaps `recv_messages` (an Assembler, made in connection_made) and
-    # `drain_waiters` for lighter stand-ins: both must still be plain attributes.
-    connection = Connection(ServerProtocol())
-    transport = _NullTransport()
-    connection.connection_made(transport)
-    assert isinstance(connection.recv_messages, Assembler)
-    assert hasattr(connection, "drain_waiters")
-    assert connection.transport is transport
-    assert connection.protocol.state is not None
+def test_the_proxy_imports_only_public_websockets_names() -> None:
+    outside = [
+        f"{path.name}: {module} {name}".strip()
+        for path in sorted((ROOT / "proxy").glob("*.py"))
+        for module, name in _websockets_imports(path)
+        if not ({name, "*"} & PUBLIC.get(module, set()))
+    ]
+    assert outside == []
 
 
-class _NullTransport(asyncio.Transport):
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
+def test_the_import_check_sees_a_private_import(tmp_path: Path) -> None:
+    module = tmp_path / "legs.py"
+    module.write_text("from websockets.asyncio.messages import Assembler\nimport websockets\n")
+    assert _websockets_imports(module) == [
+        ("websockets.asyncio.messages", "Assembler"),
+        ("websockets", ""),
+    ]

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
+from websockets.exceptions import InvalidProxy
 
 from harness.client import ComponentClient
 from harness.mock_openai import MockRealtime
 from harness.pytest_plugin import ProxyEndpoint
+from proxy.upstream import open_upstream
 
 ProxyFactory = Callable[..., ProxyEndpoint]
 
@@ -89,3 +92,14 @@ async def test_a_proxy_that_refuses_the_tunnel_is_an_unavailable_upstream(
             assert error["code"] == "upstream_unavailable"
             assert "HTTP 403" in error["description"]
         assert len(heads) == 1
+
+
+async def test_a_socks_proxy_is_refused_with_its_reason() -> None:
+    with pytest.raises(InvalidProxy, match=r"only http:// and https:// proxies"):
+        await open_upstream(
+            "ws://127.0.0.1:9/",
+            headers={},
+            proxy="socks5h://127.0.0.1:9",
+            max_size=1024,
+            logger=logging.getLogger("test"),
+        )

@@ -161,7 +161,7 @@ class _Leg(asyncio.Protocol):
         if self.protocol.state is _OPEN:
             self.protocol.fail(code, reason)
             self._write_out()
-        self.loop.call_later(CLOSE_GRACE, self._abort_if_open)
+        self.loop.call_later(CLOSE_GRACE, self.abort)
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake and wait until the connection is gone (the peer
@@ -178,6 +178,11 @@ class _Leg(asyncio.Protocol):
         if self._closed is None:
             self._closed = self.loop.create_future()
         await asyncio.shield(self._closed)
+
+    def abort(self) -> None:
+        """Drop the connection now, unless it is gone already."""
+        if not self._lost:
+            self.transport.abort()
 
     @property
     def remote_address(self) -> object:
@@ -257,16 +262,7 @@ class _Leg(asyncio.Protocol):
     def _expect_close(self) -> None:
         """The peer has CLOSE_GRACE to end the connection, then it is dropped."""
         if self._close_timer is None and not self._lost:
-            self._close_timer = self.loop.call_later(CLOSE_GRACE, self._abort_if_open)
-
-    def abort(self) -> None:
-        """Drop the connection now, unless it is gone already."""
-        if not self._lost:
-            self.transport.abort()
-
-    def _abort_if_open(self) -> None:
-        if not self._lost:
-            self.transport.abort()
+            self._close_timer = self.loop.call_later(CLOSE_GRACE, self.abort)
 
     def _deliver(self, data: bytes | bytearray | str, text: bool) -> None:
         owner = self.owner
@@ -319,7 +315,7 @@ class ClientLeg(_Leg):
     """The component's connection to the proxy. It counts as a pending handshake from
     its acceptance to its upgrade request, and starts TLS itself (see proxy.handshakes)."""
 
-    __slots__ = ("_listener", "_open_timer", "_pending", "_ticket", "request")
+    __slots__ = ("_listener", "_open_timer", "_pending", "_ticket", "_upgrade", "request")
 
     def __init__(self, listener: Listener, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(
@@ -335,6 +331,7 @@ class ClientLeg(_Leg):
         self._ticket: SessionTicket | None = None  # the client's place, given back when lost
         self._pending: PendingSlot | None = None  # until the upgrade request has arrived
         self._open_timer: asyncio.TimerHandle | None = None
+        self._upgrade: Response | None = None  # the 101, until the session starts
 
     def admit(self, ticket: SessionTicket) -> None:
         """Hold the session place this connection was given at the upgrade: it goes back
@@ -392,12 +389,27 @@ class ClientLeg(_Leg):
             response = protocol.reject(500, "Failed to open a WebSocket connection.\n")
         if response is None:
             response = protocol.accept(event)
+        if response.status_code == 101:
+            # Sent by finish_upgrade() when the session's task starts, which then opens
+            # upstream in the same step: a client that closes at once still finds its
+            # upstream connection under way, as with websockets' own server.
+            self._upgrade = response
+            self._listener.opened(self)
+            return
         protocol.send_response(response)
         self._write_out()
-        if protocol.state is _OPEN:
-            self._listener.opened(self)
-        else:  # refused, or a plain HTTP answer: the connection ends once it is written
-            self.transport.close()
+        self.transport.close()  # refused, or a plain HTTP answer: done once written
+
+    def finish_upgrade(self) -> bool:
+        """Send the accepted upgrade's 101; False if the connection went meanwhile."""
+        response, self._upgrade = self._upgrade, None
+        protocol = self.protocol
+        assert isinstance(protocol, ServerProtocol)
+        if response is None or self._lost or self.transport.is_closing():
+            return False
+        protocol.send_response(response)
+        self._write_out()
+        return True
 
     def _frame(self, frame: Frame) -> None:
         owner, opcode = self.owner, frame.opcode

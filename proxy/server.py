@@ -275,6 +275,8 @@ class ProxyServer:
         task.add_done_callback(self._handlers.discard)
 
     async def _handle(self, client: ClientLeg) -> None:
+        if not client.finish_upgrade():
+            return  # gone before its session started
         try:
             await self._run_session(client)
         except Exception:

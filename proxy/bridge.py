@@ -26,9 +26,7 @@ from http import HTTPStatus
 from typing import Any
 
 import anyio
-from websockets.asyncio.client import connect
-from websockets.asyncio.connection import Connection
-from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import InvalidHandshake, InvalidProxy, InvalidStatus, InvalidURI
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
@@ -51,9 +49,10 @@ from .function_calls import FunctionCaller
 from .legs import ClientLeg, Leg, UpstreamLeg
 from .logs import SessionLog
 from .metrics import ProxyMetrics
-from .outbox import CLOSE_GRACE, WRITE_LIMIT, Outbox
+from .outbox import CLOSE_GRACE, Outbox
 from .redaction import redact, redacting_logger
 from .session import ProxySession
+from .upstream import open_upstream
 
 __all__ = ["Bridge"]
 
@@ -125,12 +124,12 @@ class Bridge:
         self.to_upstream = self._outbox()
         # The next upstream session while a renewal prepares it (docs/protocol-mapping.md).
         self.next_upstream: UpstreamLeg | None = None
-        self.to_next_upstream: Outbox | None = None
+        self.to_next_upstream: Outbox[Leg] | None = None
         self._opening_next: anyio.CancelScope | None = None
         self._next_wanted = False
         self._upstream_bytes_before = 0  # written to upstream sessions renewed since
 
-    def _outbox(self) -> Outbox:
+    def _outbox(self) -> Outbox[Leg]:
         config = self.config
         return Outbox(
             limit_bytes=config.max_buffered_bytes,
@@ -271,7 +270,7 @@ class Bridge:
             self._crash()
         self._flush()
 
-    def _outbox_of(self, leg: Leg) -> Outbox | None:
+    def _outbox_of(self, leg: Leg) -> Outbox[Leg] | None:
         if leg is self.client:
             return self.to_client
         if leg is self.upstream:
@@ -302,17 +301,11 @@ class Bridge:
         failure: tuple[ErrorCode, str]
         try:
             with anyio.fail_after(config.upstream_connect_timeout):
-                upstream = await connect(
+                upstream = await open_upstream(
                     config.upstream_url,
-                    create_connection=UpstreamLeg,
+                    headers=headers,
                     proxy=config.upstream_proxy,
-                    additional_headers=headers,
                     max_size=config.hard_frame_bytes,
-                    write_limit=WRITE_LIMIT,
-                    compression=None,
-                    open_timeout=None,
-                    ping_interval=None,  # the bridge's timer pings (one timer, no task)
-                    close_timeout=CLOSE_GRACE,
                     logger=redacting_logger("proxy.upstream_ws", config.api_key),
                 )
         except InvalidStatus as refused:
@@ -328,10 +321,9 @@ class Bridge:
                 ErrorCode.UPSTREAM_UNAVAILABLE,
                 f"upstream did not answer within {config.upstream_connect_timeout:g} s",
             )
-        except (OSError, InvalidHandshake, InvalidURI) as exc:
+        except (OSError, InvalidHandshake, InvalidURI, InvalidProxy) as exc:
             failure = (ErrorCode.UPSTREAM_UNAVAILABLE, f"cannot reach upstream: {exc}")
         else:
-            assert isinstance(upstream, UpstreamLeg)
             return upstream
         code, description = failure
         return code, redact(description, config.api_key)
@@ -567,7 +559,7 @@ class Bridge:
             self.to_next_upstream.flush()
         self._rearm()
 
-    def _start_close(self, ws: Connection, code: int, reason: str) -> None:
+    def _start_close(self, ws: Leg, code: int, reason: str) -> None:
         if not self._spawn(_close(ws, code, reason)):
             ws.transport.abort()
 
@@ -599,7 +591,7 @@ class Bridge:
         self._flush()
 
 
-async def _close(ws: Connection, code: int, reason: str) -> None:
+async def _close(ws: Leg, code: int, reason: str) -> None:
     """The closing handshake, bounded: a peer that reads nothing cannot hold it open."""
     try:
         with anyio.move_on_after(CLOSE_GRACE):

@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
-from websockets.proxy import get_proxy
-from websockets.uri import parse_uri
 
 from .function_policy import FunctionEndpointPolicy
 from .session_options import SessionOptions
 from .settings import DEFAULT_UPSTREAM_URL, ServerSettings
+from .upstream import proxy_from_environment
 from .worker_board import WorkerBoard
 
 __all__ = ["DEEPGRAM_PATH", "DEFAULT_UPSTREAM_URL", "ProxyConfig"]
@@ -59,7 +58,7 @@ class ProxyConfig(ServerSettings):
     def upstream_proxy(self) -> str | None:
         """The HTTP/SOCKS proxy for upstream from the environment (`HTTPS_PROXY`, ...),
         looked up once: websockets would scan the whole environment at every connect."""
-        return get_proxy(parse_uri(self.upstream_url))
+        return proxy_from_environment(self.upstream_url)
 
     @functools.cached_property
     def function_policy(self) -> FunctionEndpointPolicy:

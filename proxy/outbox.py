@@ -24,11 +24,29 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-from websockets.asyncio.connection import Connection
 from websockets.protocol import State
 
 from .bounds import CLOSE_GRACE, WRITE_LIMIT
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from websockets.protocol import Protocol as WebSocketProtocol
+
+
+class Leg(Protocol):
+    """What an outbox writes through (a leg of `proxy.legs`; named here by shape, so
+    the legs import the outbox and not the other way round)."""
+
+    protocol: WebSocketProtocol
+    transport: asyncio.Transport
+    paused: bool
+
+
+LegT = TypeVar("LegT", bound=Leg)
+
 
 __all__ = ["CLOSE_GRACE", "WRITE_LIMIT", "Outbox"]
 
@@ -40,7 +58,7 @@ _OPEN = State.OPEN
 _Entry = tuple[bytes, bool] | tuple[int, str]
 
 
-class Outbox:
+class Outbox(Generic[LegT]):
     """The outgoing frames of one WebSocket (see the module docstring)."""
 
     __slots__ = (
@@ -65,14 +83,14 @@ class Outbox:
         *,
         limit_bytes: int,
         stall_timeout: float,
-        start_close: Callable[[Connection, int, str], None],
+        start_close: Callable[[LegT, int, str], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._limit = limit_bytes
         self._stall_timeout = stall_timeout
         self._start_close = start_close  # runs the closing handshake (bounded) for us
         self._clock = clock
-        self.ws: Connection | None = None  # attached once the socket exists
+        self.ws: LegT | None = None  # attached once the socket exists
         self._queue: deque[_Entry] | None = None  # made when a frame first has to wait
         self.queued_bytes = 0
         self._unflushed = 0  # payload bytes serialized since the last flush
@@ -83,7 +101,7 @@ class Outbox:
         self.stalled = False
         self.closed = False
 
-    def attach(self, ws: Connection) -> None:
+    def attach(self, ws: LegT) -> None:
         self.ws = ws
         if self._queue:
             self._progress_at = self._clock()
@@ -217,7 +235,7 @@ class Outbox:
 
     # ------------------------------------------------------------ internals
 
-    def _serialize(self, ws: Connection, payload: bytes, text: bool) -> None:
+    def _serialize(self, ws: LegT, payload: bytes, text: bool) -> None:
         protocol = ws.protocol
         if protocol.state is not State.OPEN:
             return  # closing: the legs see the close
@@ -228,7 +246,7 @@ class Outbox:
         else:
             protocol.send_binary(payload)
 
-    def _write_serialized(self, ws: Connection) -> None:
+    def _write_serialized(self, ws: LegT) -> None:
         if self._unflushed:
             self._unflushed = 0
             chunks = ws.protocol.data_to_send()

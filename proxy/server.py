@@ -11,6 +11,7 @@ limit (503). Plain HTTP requests get the health endpoints or the optional static
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import itertools
 import logging
@@ -21,9 +22,11 @@ from http import HTTPStatus
 from urllib.parse import urlsplit
 
 import anyio
-from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from .access import (
@@ -41,10 +44,10 @@ from .bridge import Bridge
 from .config import DEFAULT_UPSTREAM_URL, ProxyConfig
 from .function_calls import FunctionCaller
 from .handshakes import PendingHandshakes
-from .legs import ClientLeg
+from .legs import ClientLeg, SelectSubprotocol
 from .limits import Admission, ConnectionRate, Refusal, counting_key
 from .metrics import CONTENT_TYPE, ProxyMetrics
-from .outbox import CLOSE_GRACE, WRITE_LIMIT
+from .outbox import CLOSE_GRACE
 from .redaction import redacting_logger
 
 __all__ = ["DEFAULT_UPSTREAM_URL", "ProxyConfig", "ProxyServer"]
@@ -64,7 +67,9 @@ class ProxyServer:
     def __init__(self, config: ProxyConfig) -> None:
         self.config = config
         self.draining = False
-        self._server: Server | None = None
+        self._server: asyncio.Server | None = None
+        self._legs: set[ClientLeg] = set()  # every accepted connection not yet lost
+        self._handlers: set[asyncio.Task[None]] = set()
         self._idle: anyio.Event | None = None  # created on the serving loop
         self._admission = Admission(
             config.max_sessions, config.max_sessions_per_ip, on_change=self._publish_room
@@ -111,35 +116,34 @@ class ProxyServer:
         self._idle = anyio.Event()
         self._idle.set()
         self._publish_room()
-        self._server = await serve(
-            self._handle,
+        loop = asyncio.get_running_loop()
+        # TLS is started per connection, once it is let in (handshakes.py); no
+        # compression (audio does not compress; deflate would cost CPU per frame); no
+        # keepalive task (each session's timer pings both legs).
+        listener = _Listener(self, self._pending, self.config.hard_frame_bytes)
+        self._server = await loop.create_server(
+            lambda: ClientLeg(listener, loop),
             self.config.host,
             self.config.port,
-            process_request=self._check_request,
-            ssl=None,  # TLS is started per connection, once it is let in (handshakes.py)
             reuse_port=self.config.reuse_port,
-            select_subprotocol=_token_subprotocol,
-            server_header=None,  # no version banner
-            # Messages go straight to the session (legs.py); pending handshakes counted.
-            create_connection=ClientLeg.for_server(self._pending),
-            open_timeout=_OPEN_TIMEOUT,
-            max_size=self.config.hard_frame_bytes,
-            write_limit=WRITE_LIMIT,
-            compression=None,  # audio does not compress; deflate would cost CPU per frame
-            ping_interval=None,  # each session's timer pings both legs (no task per socket)
-            close_timeout=CLOSE_GRACE,
-            logger=redacting_logger(
-                "proxy.client_ws", self.config.api_key, self.config.client_token
-            ),
         )
 
     async def stop(self) -> None:
         """Close every session (1001 going away) and stop listening."""
         self._pending.abort_all()
-        if self._server is not None:
-            self._server.close(close_connections=True)
-            await self._server.wait_closed()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()  # no new connections
+            legs = list(self._legs)
+            for leg in legs:
+                if leg.state is not State.OPEN:
+                    leg.transport.abort()  # still in its handshake
+            closing = [asyncio.create_task(_close(leg, CloseCode.GOING_AWAY)) for leg in legs]
+            if closing:
+                await asyncio.wait(closing)
+            if self._handlers:
+                await asyncio.wait(list(self._handlers))
+            await server.wait_closed()
         await self.functions.aclose()
 
     async def drain(self, seconds: float) -> None:
@@ -171,7 +175,7 @@ class ProxyServer:
 
     # ------------------------------------------------------------ before the upgrade
 
-    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _check_request(self, connection: ClientLeg, request: Request) -> Response | None:
         path = urlsplit(request.path).path
         if path == "/healthz":
             return _plain(HTTPStatus.OK, "ok\n")
@@ -184,7 +188,9 @@ class ProxyServer:
             return _plain(HTTPStatus.OK, self.metrics.render(), CONTENT_TYPE)
         if path not in self.config.paths:
             if self.config.http_handler is not None:
-                return self.config.http_handler(connection, request)
+                # The handler reads the request only (the connection is websockets'
+                # type in its signature).
+                return self.config.http_handler(connection, request)  # type: ignore[arg-type]
             return _plain(HTTPStatus.NOT_FOUND, f"no endpoint at {path}\n")
         headers = request.headers
         hosts, origins = headers.get_all("Host"), headers.get_all("Origin")
@@ -205,7 +211,8 @@ class ProxyServer:
             return self._refuse(
                 "draining", HTTPStatus.SERVICE_UNAVAILABLE, "the proxy is shutting down\n"
             )
-        peer = connection.remote_address[0] if connection.remote_address else "?"
+        remote = connection.remote_address
+        peer = remote[0] if isinstance(remote, tuple) and remote else "?"
         forwarded = ", ".join(headers.get_all("X-Forwarded-For")) or None
         try:
             address = client_address(str(peer), forwarded, self._trusted)
@@ -235,7 +242,6 @@ class ProxyServer:
             )
         # Released when the session ends, or when the connection is lost if the upgrade
         # fails after this point: a torn handshake cannot keep a place.
-        assert isinstance(connection, ClientLeg)
         connection.admit(ticket)
         return None
 
@@ -261,8 +267,23 @@ class ProxyServer:
 
     # ------------------------------------------------------------ sessions
 
-    async def _handle(self, client: ServerConnection) -> None:
-        assert isinstance(client, ClientLeg)  # its place is given back when it is lost
+    def _opened(self, client: ClientLeg) -> None:
+        task = asyncio.get_running_loop().create_task(self._handle(client))
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+
+    async def _handle(self, client: ClientLeg) -> None:
+        if not client.finish_upgrade():
+            return  # gone before its session started
+        try:
+            await self._run_session(client)
+        except Exception:
+            log.exception("connection handler failed")
+            await _close(client, CloseCode.INTERNAL_ERROR)
+        else:
+            await _close(client, CloseCode.NORMAL_CLOSURE)
+
+    async def _run_session(self, client: ClientLeg) -> None:
         if self._idle is None or self._idle.is_set():
             self._idle = anyio.Event()
         session_id = f"s{next(self._session_ids):x}"
@@ -283,8 +304,45 @@ class ProxyServer:
             bridge.log.info("client gone")
 
 
+class _Listener:
+    """What each client leg needs from the server (legs.Listener)."""
+
+    __slots__ = ("logger", "max_size", "open_timeout", "pending", "select_subprotocol", "server")
+
+    def __init__(self, server: ProxyServer, pending: PendingHandshakes, max_size: int) -> None:
+        self.server = server
+        self.pending = pending
+        self.open_timeout = _OPEN_TIMEOUT
+        self.max_size = max_size
+        self.select_subprotocol: SelectSubprotocol = _token_subprotocol
+        self.logger: logging.Logger = redacting_logger(
+            "proxy.client_ws", server.config.api_key, server.config.client_token
+        )
+
+    def check_request(self, leg: ClientLeg, request: Request) -> Response | None:
+        return self.server._check_request(leg, request)
+
+    def opened(self, leg: ClientLeg) -> None:
+        self.server._opened(leg)
+
+    def accepted(self, leg: ClientLeg) -> None:
+        self.server._legs.add(leg)
+
+    def gone(self, leg: ClientLeg) -> None:
+        self.server._legs.discard(leg)
+
+
+async def _close(leg: ClientLeg, code: int) -> None:
+    """The closing handshake, bounded; the connection is dropped past CLOSE_GRACE."""
+    if leg.state is State.CLOSED:
+        return
+    with anyio.move_on_after(CLOSE_GRACE):
+        await leg.close(code)
+    leg.abort()
+
+
 def _token_subprotocol(
-    connection: ServerConnection, offered: Sequence[Subprotocol]
+    protocol: ServerProtocol, offered: Sequence[Subprotocol]
 ) -> Subprotocol | None:
     """Answer Deepgram's `token, <key>` (or `bearer`) convention; never refuse others."""
     return next((name for name in offered if name.lower() in TOKEN_SUBPROTOCOLS), None)
@@ -305,6 +363,6 @@ def _plain(
     return Response(status.value, status.phrase, headers, body)
 
 
-def _peer(connection: ServerConnection) -> str:
+def _peer(connection: ClientLeg) -> str:
     address = connection.remote_address
-    return f"{address[0]}:{address[1]}" if address else "?"
+    return f"{address[0]}:{address[1]}" if isinstance(address, tuple) and address else "?"

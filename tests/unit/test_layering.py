@@ -43,6 +43,7 @@ PROXY_SHELL = frozenset(
         "proxy.runner",
         "proxy.server",
         "proxy.test_app",
+        "proxy.upstream",
         "proxy.worker_board",
         "proxy.workers",
     }

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from proxy.function_calls import FunctionCaller
+from proxy.function_http import FunctionCaller
 from proxy.function_policy import FunctionEndpointPolicy, FunctionRequest
 
 ANSWER = b'{"temperature": 21}'

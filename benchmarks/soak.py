@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.client import ComponentClient
 from harness.mock_openai import MockRealtime, silence_pcm16, tone_pcm16
-from proxy.function_calls import KEEPALIVE_CONNECTIONS
+from proxy.function_http import KEEPALIVE_CONNECTIONS
 
 KEY = "sk-soak-mock-key-0000"
 WEATHER = b'{"temperature": 21}'

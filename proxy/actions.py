@@ -12,7 +12,7 @@ from .function_policy import FunctionRequest
 
 __all__ = [
     "Action",
-    "CallFunction",
+    "CallEndpoint",
     "CloseClient",
     "CloseNextUpstream",
     "CloseUpstream",
@@ -48,7 +48,7 @@ class CloseUpstream:
 
 
 @dataclass(frozen=True, slots=True)
-class CallFunction:
+class CallEndpoint:
     """Send a server-side function's checked request; answer with `function_result`."""
 
     call_id: str
@@ -88,7 +88,7 @@ Action = (
     | SendUpstream
     | CloseClient
     | CloseUpstream
-    | CallFunction
+    | CallEndpoint
     | OpenNextUpstream
     | SendNextUpstream
     | SwitchUpstream

@@ -34,7 +34,7 @@ from websockets.protocol import State
 
 from .actions import (
     Action,
-    CallFunction,
+    CallEndpoint,
     CloseClient,
     CloseNextUpstream,
     CloseUpstream,
@@ -46,7 +46,7 @@ from .actions import (
 )
 from .config import ProxyConfig
 from .errors import ErrorCode
-from .function_calls import FunctionCaller
+from .function_http import FunctionCaller
 from .legs import ClientLeg, Leg, UpstreamLeg
 from .logs import SessionLog
 from .metrics import ProxyMetrics
@@ -516,7 +516,7 @@ class Bridge:
             self.to_client.close(action.code, action.reason)
         elif isinstance(action, CloseUpstream):
             self.to_upstream.close(action.code, action.reason)
-        elif isinstance(action, CallFunction):
+        elif isinstance(action, CallEndpoint):
             self._spawn(self._call_function(action))
             return
         elif isinstance(action, OpenNextUpstream):
@@ -590,7 +590,7 @@ class Bridge:
             if upstream is not None:
                 upstream.transport.abort()
 
-    async def _call_function(self, call: CallFunction) -> None:
+    async def _call_function(self, call: CallEndpoint) -> None:
         try:
             output, failure = await self.functions.call(call.request)
         except Exception:  # a bug, not the endpoint's fault: the model is still answered

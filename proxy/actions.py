@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .function_policy import FunctionRequest
+from .function_endpoints import EndpointRequest
 
 __all__ = [
     "Action",
@@ -53,7 +53,7 @@ class CallEndpoint:
 
     call_id: str
     name: str
-    request: FunctionRequest
+    request: EndpointRequest  # a function_policy.FunctionRequest, opaque to the core
 
 
 # Renewing the upstream session before the service's cap (PROTOCOL.md section 3b).

@@ -18,8 +18,7 @@ from . import translate
 from .actions import Action, CallEndpoint
 from .client_messages import FunctionCallResponse
 from .errors import ErrorCode, WarningCode
-from .function_policy import EndpointForbidden, EndpointRefused
-from .function_policy import FunctionRequest as EndpointRequest
+from .function_endpoints import EndpointForbidden, EndpointRefused, EndpointRequest
 from .pending_calls import PendingCall
 from .response_gate import ANSWER
 from .server_messages import FunctionCallCancelled, FunctionRef

@@ -19,6 +19,7 @@ import http.cookiejar
 import anyio
 import httpx
 
+from .function_endpoints import EndpointRequest
 from .function_policy import FunctionRequest
 
 __all__ = ["KEEPALIVE_CONNECTIONS", "MAX_CONNECTIONS", "FunctionCaller"]
@@ -61,8 +62,10 @@ class FunctionCaller:
         if client is not None:
             await client.aclose()
 
-    async def call(self, request: FunctionRequest) -> tuple[str | None, str | None]:
+    async def call(self, request: EndpointRequest) -> tuple[str | None, str | None]:
         """(answer, None) or (None, why); never raises for a peer's fault."""
+        if not isinstance(request, FunctionRequest):  # only the server's policy makes them
+            raise TypeError(f"not a checked FunctionRequest: {type(request).__name__}")
         client = self._shared()
         try:
             with anyio.fail_after(self.timeout):

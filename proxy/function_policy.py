@@ -8,7 +8,9 @@ encoded unreserved characters decoded, dot segments removed: what a server would
 checked, and that same `httpx.URL` object is what the request carries: no later step
 can turn `/functions/../admin` into `/admin` after the check. What cannot be normalised
 safely (an encoded slash, backslash or percent sign, a malformed escape, `..;`) is
-refused. No I/O here: the network shell (`proxy.function_calls`) sends the request.
+refused. No I/O here: `proxy.function_http` sends the request. Parsing with the HTTP
+client makes this the network shell's module: the session core sees the policy only
+through `proxy.function_endpoints.EndpointPolicy`, handed to it in its options.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 import httpx
 import orjson
 
+from .function_endpoints import EndpointForbidden, EndpointRefused
 from .validation import shown
 
 __all__ = [
@@ -78,14 +81,6 @@ _ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # Encoded bytes a server may decode into a separator, or decode twice: no safe form.
 _UNSAFE_ESCAPES = frozenset({0x2F, 0x5C, 0x25, 0x00})  # / \ % NUL
-
-
-class EndpointForbidden(ValueError):
-    """The endpoint is a fine URL, but not one the operator allowed."""
-
-
-class EndpointRefused(ValueError):
-    """The endpoint (or the request it makes) is not one the proxy will send at all."""
 
 
 @dataclass(frozen=True, slots=True)

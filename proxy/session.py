@@ -204,7 +204,7 @@ class ProxySession(Opening, Responses, BargeIn, FunctionCalls, Deadlines, Renewi
         if self.phase is _CLOSED:
             return []
         if self.gate.state is not _IDLE:
-            self._response_deadline = self._clock() + self.options.response_timeout
+            self._response_timer()  # any frame is a sign of life
         if not isinstance(data, str) and data.startswith(IGNORED_PREFIXES):
             return []  # an event the proxy never acts on (see upstream_events)
         try:

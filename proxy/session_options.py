@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from .function_policy import NO_FUNCTIONS, FunctionEndpointPolicy
+from .function_endpoints import NO_ENDPOINTS, EndpointPolicy
 from .limits import MESSAGE_RATE
 from .renewal import DEFAULT_RENEW_MARGIN
 
@@ -36,8 +36,9 @@ class SessionOptions:
     turn_burst: int = 20
     message_rate: float = MESSAGE_RATE  # client messages a second, any kind
     log_content: bool = False
-    # Which server-side function calls the proxy makes (none by default).
-    functions: FunctionEndpointPolicy = NO_FUNCTIONS
+    # Which server-side function calls the proxy makes (none by default); the server
+    # gives its `proxy.function_policy.FunctionEndpointPolicy`.
+    functions: EndpointPolicy = NO_ENDPOINTS
 
 
 class SessionObserver(Protocol):

@@ -17,6 +17,7 @@ One rule for both (user speech from server VAD, `InjectAgentMessage` with
 from __future__ import annotations
 
 from . import translate
+from .phases import UserSpeech
 from .response_gate import GateState
 from .server_messages import UserStartedSpeaking
 from .session_state import SessionState
@@ -44,7 +45,6 @@ class BargeIn(SessionState):
         self._cancel_pending_calls()
 
     def _on_speech_started(self, event: SpeechStarted) -> None:
-        self._user_speaking = True
-        self._vad_ended_turn = False  # new speech goes into the buffer
+        self._user_speech = UserSpeech.SPEAKING  # new speech goes into the buffer
         self._to_client(UserStartedSpeaking())
         self._barge_in(upstream_cancels=True)

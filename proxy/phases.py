@@ -1,4 +1,5 @@
-"""The opening of a session as a transition table (the shape of h11's `_state.py`).
+"""A session's small state types: the opening as a transition table (the shape of
+h11's `_state.py`), and where the user's speech is.
 
 A session opens in this order: the upstream socket opens, the client's first `Settings`
 goes upstream, upstream confirms it (`session.updated`), and only then does everything
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["OPENING", "IllegalStep", "Phase", "Step", "advance"]
+__all__ = ["OPENING", "IllegalStep", "Phase", "Step", "UserSpeech", "advance"]
 
 
 class Phase(Enum):
@@ -57,3 +58,17 @@ def advance(phase: Phase, step: Step) -> Phase:
         return OPENING[phase, step]
     except KeyError:
         raise IllegalStep(f"{step.value!r} while {phase.value!r}") from None
+
+
+class UserSpeech(Enum):
+    """Where the user's speech is, as server VAD and ForceEndTurn tell it.
+
+    QUIET -> SPEAKING (speech started) -> COMMITTED (speech stopped, or the buffer was
+    committed: server VAD answers it, so a ForceEndTurn has nothing left to commit or ask
+    for) -> QUIET (the response that answers it ended). A response starting, or a
+    ForceEndTurn, ends SPEAKING too: the turn has ended, whatever VAD said.
+    """
+
+    QUIET = "quiet"
+    SPEAKING = "speaking"
+    COMMITTED = "committed by server VAD, not yet answered"

@@ -21,7 +21,7 @@ from .actions import (
     SwitchUpstream,
 )
 from .errors import ErrorCode, WarningCode
-from .phases import Phase
+from .phases import Phase, UserSpeech
 from .renewal import POLL_SECONDS, RenewalFailed, RenewalState
 from .session_state import SessionState, loggable
 
@@ -102,7 +102,7 @@ class Renewing(SessionState):
         return not (
             self.phase is not _READY
             or self.gate.busy
-            or self._user_speaking
+            or self._user_speech is UserSpeech.SPEAKING
             or self._pending
             or self._calls
             or self._updates

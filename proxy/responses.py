@@ -16,6 +16,7 @@ from . import base64_audio, translate
 from .actions import SendToClient
 from .client_messages import ForceEndTurn, InjectAgentMessage, InjectUserMessage
 from .errors import ErrorCode, WarningCode
+from .phases import UserSpeech
 from .response_gate import ANSWER, FORCED_ANSWER, GateState, Request, Speech
 from .server_messages import AgentAudioDone, AgentThinking, InjectionRefused
 from .session_state import SessionState
@@ -107,7 +108,8 @@ class Responses(SessionState):
         if speech is not None:
             self._speech_responses[response.id] = speech
         self.gate.created(response.id)
-        self._user_speaking = False  # a response answers a turn that has ended
+        if self._user_speech is UserSpeech.SPEAKING:
+            self._user_speech = UserSpeech.QUIET  # a response answers a turn that has ended
         self._response_timer()
         self._latency.response_started(self._clock())
         self._agent_turns.started(response.id, speech=speech is not None)
@@ -163,7 +165,8 @@ class Responses(SessionState):
             self.turns += 1
         # The turn VAD ended has been answered: audio from now on is a new utterance,
         # which a ForceEndTurn commits (a speaker too quiet for VAD, push-to-talk).
-        self._vad_ended_turn = False
+        if self._user_speech is UserSpeech.COMMITTED:
+            self._user_speech = UserSpeech.QUIET
         follow_up = self._calls.response_done(response_id)
         self._send_request(self.gate.done(response_id))
         if follow_up:
@@ -234,7 +237,7 @@ class Responses(SessionState):
             )
             return
         behavior = message.behavior or "default"
-        busy = self.gate.busy or self._user_speaking
+        busy = self.gate.busy or self._user_speech is UserSpeech.SPEAKING
         if (behavior == "default" and busy) or self.gate.full:
             self._to_client(InjectionRefused(message=message.text))
             return
@@ -247,9 +250,10 @@ class Responses(SessionState):
     # ------------------------------------------------------------ the user's turn
 
     def _on_force_end_turn(self, message: ForceEndTurn) -> None:
-        self._user_speaking = False  # the client ended the turn, whatever VAD said
+        if self._user_speech is UserSpeech.SPEAKING:
+            self._user_speech = UserSpeech.QUIET  # the client ended it, whatever VAD said
         self._upstream_audio(self.microphone.pause())
-        if self._vad_ended_turn or not self._audio_since_commit:
+        if self._user_speech is UserSpeech.COMMITTED or not self._audio_since_commit:
             # Server VAD already committed this speech and answers it on its own (or no
             # audio came since the last commit): a commit would be refused as empty,
             # and a response would answer the same utterance twice.

@@ -47,7 +47,7 @@ from .errors import ErrorCode, WarningCode
 from .function_calls import FunctionCalls
 from .limits import FloodState
 from .opening import Opening
-from .phases import Phase, Step, advance
+from .phases import Phase, Step, UserSpeech, advance
 from .renewal import is_cap_error
 from .renewing import Renewing
 from .response_gate import GateState
@@ -323,13 +323,13 @@ class ProxySession(Opening, Responses, BargeIn, FunctionCalls, Deadlines, Renewi
         pass
 
     def _leave_if_quiet(self) -> None:
-        busy = self.gate.busy or self._user_speaking or self._pending or self._calls
+        speaking = self._user_speech is UserSpeech.SPEAKING
+        busy = self.gate.busy or speaking or self._pending or self._calls
         if self._draining and not self.closed and not busy:
             self._close(1001, "server shutting down", reason="drained")
 
     def _on_speech_stopped(self, event: SpeechStopped) -> None:
-        self._user_speaking = False
-        self._vad_ended_turn = True  # server VAD commits the buffer and answers it
+        self._user_speech = UserSpeech.COMMITTED  # server VAD commits the buffer, answers it
         self._to_client(UserStoppedSpeaking())
         self._to_client(UtteranceEnd(last_word_end=round(event.audio_end_ms / 1000, 3)))
         self._turn_ended()
@@ -337,8 +337,7 @@ class ProxySession(Opening, Responses, BargeIn, FunctionCalls, Deadlines, Renewi
     def _on_audio_committed(self, event: AudioCommitted) -> None:
         # A committed buffer ends the user's turn even when speech_stopped never came
         # (ForceEndTurn, or a lost event): do not stay "speaking" forever.
-        self._user_speaking = False
-        self._vad_ended_turn = True
+        self._user_speech = UserSpeech.COMMITTED
         self._audio_since_commit = False
         self._leave_if_quiet()
 

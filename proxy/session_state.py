@@ -40,7 +40,7 @@ from .latency import TurnLatency
 from .limits import MESSAGE_BURST_SECONDS, Flood, TokenBucket
 from .logs import SessionLog
 from .pending_calls import PendingCalls
-from .phases import Phase, Step, advance
+from .phases import Phase, Step, UserSpeech, advance
 from .redaction import Redactor
 from .renewal import Renewal, RenewalState
 from .response_gate import Request, ResponseGate, Speech
@@ -95,9 +95,8 @@ class SessionState:
         "_tag",
         "_turn_bucket",
         "_updates",
-        "_user_speaking",
+        "_user_speech",
         "_user_transcript",
-        "_vad_ended_turn",
         "agent_audio",
         "audio",
         "close_reason",
@@ -152,10 +151,7 @@ class SessionState:
         self._speech_responses: dict[str, Speech] = {}  # response id -> exact text said
         self._agent_turns = AgentTurns()
         self._latency = TurnLatency()
-        self._user_speaking = False
-        # Server VAD ended the user's turn (speech stopped, buffer committed) and no
-        # speech started since: a ForceEndTurn has nothing left to commit or ask for.
-        self._vad_ended_turn = False
+        self._user_speech = UserSpeech.QUIET
         self._audio_since_commit = False  # audio went upstream since the last commit
         self._reported_items = RecentIds()
         self._reported_calls = RecentIds()

@@ -7,7 +7,10 @@ import sys
 
 import pytest
 
+from harness.mock_openai import tone_pcm16
 from proxy.phases import OPENING, IllegalStep, Phase, Step, advance
+from tests.unit import realtime_events as events
+from tests.unit.session_driver import Driver
 
 
 def test_the_session_core_imports_no_network_library() -> None:
@@ -36,3 +39,46 @@ def test_the_opening_moves_only_along_its_table() -> None:
         advance(Phase.READY, Step.SETTINGS_SENT)  # later Settings do not reopen the session
     assert all(advance(p, Step.CLOSE) is Phase.CLOSED for p in Phase)
     assert len(OPENING) == 4 + len(Phase)
+
+
+# ------------------------------------------------------------------ barge-in: one rule
+
+
+def test_an_interrupt_cancels_an_in_conversation_response_and_truncates_it() -> None:
+    # No server VAD cancels it for us: the proxy cancels, and cuts the item to what the
+    # user heard; the interrupting speech waits for the response to end.
+    driver = Driver()
+    driver.ready()
+    driver.client({"type": "InjectUserMessage", "content": "tell me"})
+    driver.respond()
+    driver.upstream(events.audio_delta("item_a", tone_pcm16(1000, rate=24000)))
+    driver.clock.advance(0.4)
+    interrupt = {"type": "InjectAgentMessage", "message": "Stop.", "behavior": "interrupt"}
+    out = driver.client(interrupt)
+    assert out.upstream_types() == ["response.cancel", "conversation.item.truncate"]
+    assert out.upstream[1]["audio_end_ms"] == 400
+    spoken = driver.finish()
+    assert spoken.upstream_types() == ["conversation.item.create", "response.create"]
+
+
+def test_an_interrupt_cancels_spoken_text_and_truncates_nothing() -> None:
+    driver = Driver()
+    driver.ready({"type": "Settings", "agent": {"greeting": "Hello there!"}})
+    driver.upstream(events.response_created("resp_greet", conversation_id=None))
+    driver.upstream(events.audio_delta("item_g", tone_pcm16(1000, rate=24000), "resp_greet"))
+    driver.clock.advance(0.4)
+    interrupt = {"type": "InjectAgentMessage", "message": "Stop.", "behavior": "interrupt"}
+    out = driver.client(interrupt)
+    assert out.upstream_types() == ["response.cancel"]
+
+
+def test_user_speech_leaves_an_in_conversation_response_to_server_vad() -> None:
+    # Server VAD's interrupt_response cancels it upstream: only the truncate is ours.
+    driver = Driver()
+    driver.ready()
+    driver.client({"type": "InjectUserMessage", "content": "tell me"})
+    driver.respond()
+    driver.upstream(events.audio_delta("item_a", tone_pcm16(1000, rate=24000)))
+    driver.clock.advance(0.4)
+    out = driver.upstream(events.speech_started())
+    assert out.upstream_types() == ["conversation.item.truncate"]

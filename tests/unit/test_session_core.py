@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import typing
 
 import pytest
 
 from harness.mock_openai import tone_pcm16
+from proxy.client_messages import ClientMessage
 from proxy.phases import OPENING, IllegalStep, Phase, Step, advance
+from proxy.session import CLIENT_HANDLERS, UPSTREAM_HANDLERS
+from proxy.upstream_events import UPSTREAM_EVENTS
 from tests.unit import realtime_events as events
 from tests.unit.session_driver import Driver
 
@@ -82,3 +86,12 @@ def test_user_speech_leaves_an_in_conversation_response_to_server_vad() -> None:
     driver.clock.advance(0.4)
     out = driver.upstream(events.speech_started())
     assert out.upstream_types() == ["conversation.item.truncate"]
+
+
+# ------------------------------------------------------------------ one dispatch
+
+
+def test_every_client_message_and_upstream_event_has_its_one_handler() -> None:
+    # A type added to the wire modules without a row here would fail at its first frame.
+    assert set(CLIENT_HANDLERS) == {bytes, *typing.get_args(ClientMessage)}
+    assert set(UPSTREAM_HANDLERS) == set(UPSTREAM_EVENTS.values())

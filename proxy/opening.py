@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import translate
-from .actions import Action, SendToClient
+from .actions import Action
 from .audio_formats import UnsupportedAudioFormat, negotiate
 from .client_messages import (
     ClientMessage,
@@ -30,7 +30,7 @@ from .client_messages import (
 from .errors import ErrorCode, WarningCode
 from .phases import Phase, Step, advance
 from .response_gate import GateState, Speech
-from .server_messages import SettingsApplied, SpeakUpdated, Welcome
+from .server_messages import ServerMessage, SettingsApplied, SpeakUpdated, Welcome
 from .session_state import SessionState, loggable
 from .updates import UPDATE_REPLIES, PendingUpdate, UpdateKind
 from .upstream_events import ErrorDetail, SessionCreated, SessionUpdated
@@ -106,30 +106,24 @@ class Opening(SessionState):
     # ------------------------------------------------------------ Settings
 
     def _on_settings(self, settings: Settings) -> None:
-        held = self._held
-        if held is None:  # Welcome went: all of it goes now
-            self._apply_settings(settings)
-            return
-        # Settings went upstream before session.created: what they tell the client (a
+        # Settings go upstream before session.created; what they tell the client (a
         # Warning, an Error) waits for Welcome, so the client hears Welcome first, as it
-        # did when Settings waited for session.created. Upstream frames go now.
-        mark = len(self._out)
-        self._apply_settings(settings)
-        produced = self._out[mark:]
-        del self._out[mark:]
-        for action in produced:
-            (held if isinstance(action, SendToClient) else self._out).append(action)
+        # did when Settings waited for session.created.
+        held = self._until_welcome
+        self._apply_settings(settings, self._to_client if held is None else held.append)
 
-    def _apply_settings(self, settings: Settings) -> None:
+    def _apply_settings(self, settings: Settings, tell: Callable[[ServerMessage], None]) -> None:
         first_settings = self.phase is Phase.NEEDS_SETTINGS
         try:
             audio = negotiate(settings.audio, None if first_settings else self.audio)
         except UnsupportedAudioFormat as exc:
-            self._error(ErrorCode.UNSUPPORTED_AUDIO_FORMAT, f"{exc}; Settings not applied")
+            code = ErrorCode.UNSUPPORTED_AUDIO_FORMAT
+            tell(self._error_message(code, f"{exc}; Settings not applied"))
             return
         ignored = translate.ignored_settings(settings)
         if ignored:
-            self._warn(WarningCode.SETTING_IGNORED, "accepted, not applied: " + "; ".join(ignored))
+            ignored_text = "accepted, not applied: " + "; ".join(ignored)
+            tell(self._warning_message(WarningCode.SETTING_IGNORED, ignored_text))
         self._upstream_audio(self.microphone.pause())
         self.audio = audio
         self.microphone.set_format(audio)
@@ -232,12 +226,13 @@ class Opening(SessionState):
         session_id = (event.session.id if event.session is not None else None) or ""
         self.log.upstream_session = loggable(session_id)
         self._created_deadline = None
-        held = self._held
+        held = self._until_welcome
         if held is None:
             return  # a second session.created is not ours to act on
-        self._held = None
+        self._until_welcome = None
         self._to_client(Welcome(request_id=session_id))
-        self._out.extend(held)  # what the session said since the socket opened
+        for message in held:  # what Settings told the client since the socket opened
+            self._to_client(message)
         self._socket_open()  # (a session not told the socket is open: this says it)
 
     def _on_session_updated(self, event: SessionUpdated) -> None:

@@ -246,7 +246,7 @@ class ProxySession(Opening, Responses, BargeIn, FunctionCalls, Deadlines, Renewi
         """Upstream closed its side (or the connection dropped)."""
         if self.closed:
             return []
-        if self._held is not None:  # no Welcome yet
+        if self._until_welcome is not None:  # no Welcome yet
             self._fail_upstream(
                 ErrorCode.UPSTREAM_CLOSED_BEFORE_SESSION_READY,
                 f"upstream closed before the session was ready (code {code})",

@@ -77,7 +77,6 @@ class SessionState:
         "_draining",
         "_ends_at",
         "_flood",
-        "_held",
         "_idle_deadline",
         "_ids",
         "_latency",
@@ -94,6 +93,7 @@ class SessionState:
         "_speech_responses",
         "_tag",
         "_turn_bucket",
+        "_until_welcome",
         "_updates",
         "_user_speech",
         "_user_transcript",
@@ -136,7 +136,7 @@ class SessionState:
         self.phase = Phase.CONNECTING
         # What a Settings told the client before Welcome, held until Welcome goes; None
         # once it went (so "welcomed" needs no flag of its own).
-        self._held: list[Action] | None = []
+        self._until_welcome: list[ServerMessage] | None = []
         self.settings: Settings | None = None  # the applied Settings (agent as updated)
         self.audio = DEFAULT_AUDIO
         # (message, size); a deque only once something waits (most sessions never queue).
@@ -244,12 +244,18 @@ class SessionState:
             self._out.append(SendUpstream(payload))
 
     def _error(self, code: ErrorCode, description: str) -> None:
-        self.log.info("error to client: %s: %s", code, description)
-        self._to_client(Error(description=description, code=code.value))
+        self._to_client(self._error_message(code, description))
 
     def _warn(self, code: WarningCode, description: str) -> None:
+        self._to_client(self._warning_message(code, description))
+
+    def _error_message(self, code: ErrorCode, description: str) -> Error:
+        self.log.info("error to client: %s: %s", code, description)
+        return Error(description=description, code=code.value)
+
+    def _warning_message(self, code: WarningCode, description: str) -> Warning:
         self.log.info("warning to client: %s: %s", code, description)
-        self._to_client(Warning(description=description, code=code.value))
+        return Warning(description=description, code=code.value)
 
     def _fail_upstream(self, code: ErrorCode, description: str) -> None:
         """Something is wrong with upstream: tell the client, close both sides."""
@@ -260,9 +266,9 @@ class SessionState:
 
     def _close(self, code: int, text: str, *, reason: str | None = None) -> None:
         """Close both sides; `reason` (default: `text`) labels why in the metrics."""
-        if self._held:
-            self._out.extend(self._held)  # no Welcome will come: say it all before closing
-        self._held = None
+        held, self._until_welcome = self._until_welcome, None
+        for message in held or ():  # no Welcome will come: say it all before closing
+            self._to_client(message)
         self.phase = advance(self.phase, Step.CLOSE)
         self.close_reason = reason or text.replace(" ", "_")
         self._forget()

@@ -41,7 +41,7 @@ class FunctionCalls(SessionState):
         self, call_id: str, output: str | None, failure: str | None
     ) -> list[Action]:
         """A server-side function endpoint answered (`output`) or failed (`failure`)."""
-        if self.closed or call_id in self._cancelled_calls:
+        if self.closed or call_id in self._calls.cancelled:
             return []
         self._server_call_done(call_id, output, failure)
         return self._take()
@@ -82,7 +82,7 @@ class FunctionCalls(SessionState):
                     + shown(message.name),
                 )
                 return
-        if call_id in self._server_call_ids:  # upstream must get one output per call
+        if call_id in self._calls.server_side_ids:  # upstream must get one output per call
             self._error(
                 ErrorCode.INVALID_MESSAGE,
                 f"FunctionCallResponse for {shown(call_id)} refused: that call is server-side "
@@ -93,7 +93,7 @@ class FunctionCalls(SessionState):
         name, arguments = (call.name, call.arguments) if call is not None else (message.name, "")
         self._function_history(call_id, name, arguments, message.content, client_side=True)
         self._upstream(translate.function_output_item(call_id, message.content))
-        if call_id in self._cancelled_calls:
+        if call_id in self._calls.cancelled:
             return  # kept in the conversation, but the user has moved on: no answer to it
         self._turn_ended()
         if call is None or follow_up:  # the other calls of its response still wait
@@ -103,16 +103,13 @@ class FunctionCalls(SessionState):
         cancelled = self._calls.cancel_all()
         if not cancelled:
             return
-        for call in cancelled:
-            self._cancelled_calls.add(call.call_id)
         refs = [FunctionRef(id=call.call_id, name=call.name) for call in cancelled]
         self._to_client(FunctionCallCancelled(functions=refs))
 
     def _on_function_call(self, event: FunctionArgumentsDone) -> None:
         call_id = event.call_id
-        if call_id in self._reported_calls:
+        if not self._calls.first_report(call_id):
             return
-        self._reported_calls.add(call_id)
         response_id = event.response_id or self.gate.response_id or ""
         request = self._endpoint_request(event.name, event.arguments)
         server_side = request is not None
@@ -150,7 +147,6 @@ class FunctionCalls(SessionState):
         self, call_id: str, name: str, arguments: str, request: EndpointRequest | str
     ) -> None:
         """The proxy answers this call: with `request`'s answer, or the failure given."""
-        self._server_call_ids.add(call_id)
         self._to_client(
             translate.function_call_request(call_id, name, arguments, client_side=False)
         )

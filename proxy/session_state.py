@@ -70,7 +70,6 @@ class SessionState:
         "_agent_turns",
         "_audio_since_commit",
         "_calls",
-        "_cancelled_calls",
         "_clock",
         "_created_deadline",
         "_debug",
@@ -86,10 +85,8 @@ class SessionState:
         "_pending",
         "_redactor",
         "_renewal",
-        "_reported_calls",
         "_reported_items",
         "_response_deadline",
-        "_server_call_ids",
         "_speech_responses",
         "_tag",
         "_turn_bucket",
@@ -154,10 +151,7 @@ class SessionState:
         self._user_speech = UserSpeech.QUIET
         self._audio_since_commit = False  # audio went upstream since the last commit
         self._reported_items = RecentIds()
-        self._reported_calls = RecentIds()
-        self._calls = PendingCalls()
-        self._cancelled_calls = RecentIds()
-        self._server_call_ids = RecentIds()  # calls the proxy answers, never the client
+        self._calls = PendingCalls()  # the function-call ledger
         self._user_transcript: tuple[str, str] = ("", "")  # (item id, text so far)
         self.turns = 0
 

@@ -8,6 +8,7 @@ followed by a long silence.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -24,8 +25,16 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from .client import component_fault
 from .speech import speech_pcm16
+from .utterances import PAUSE_S, utterances
 
-__all__ = ["AudioStats", "FakeMicrophone", "Frame", "VoiceAgentApp", "chromium_launch_args"]
+__all__ = [
+    "AudioStats",
+    "FakeMicrophone",
+    "Frame",
+    "PlayedAudio",
+    "VoiceAgentApp",
+    "chromium_launch_args",
+]
 
 SYSTEM_CHROMIUM = "/usr/bin/chromium"
 
@@ -111,6 +120,24 @@ class AudioStats:
 
 
 @dataclass(frozen=True)
+class PlayedAudio:
+    """What the page's speaker played: PCM16 little-endian mono at `rate` Hz.
+
+    Stretches of silence longer than half a second are shortened to half a second.
+    `dropped_samples` counts the oldest audio the page let go to stay within its
+    recording limit (0 unless a test outran it).
+    """
+
+    pcm16: bytes
+    rate: int
+    dropped_samples: int = 0
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm16) / 2 / self.rate
+
+
+@dataclass(frozen=True)
 class Frame:
     """One WebSocket frame the page sent or received."""
 
@@ -123,6 +150,13 @@ class Frame:
         if isinstance(self.payload, bytes):
             return "binary"
         return str(json.loads(self.payload).get("type"))
+
+
+# The messages that mark where an agent turn is (others, e.g. LatencyReport, are ignored).
+_TURN_MESSAGES = frozenset(
+    {"AgentThinking", "AgentStartedSpeaking", "AgentAudioDone", "ConversationText"}
+)
+RECORD_PLAYED_S = 60.0  # the played audio a page keeps, latest first: 2.9 MB at 24 kHz
 
 
 class VoiceAgentApp:
@@ -189,8 +223,16 @@ class VoiceAgentApp:
         functions: Iterable[str] = (),
         keep_alive_ms: int | None = None,
         token: str | None = None,
+        input_rate: int | None = None,
+        output_rate: int | None = None,
+        record_played_s: float = RECORD_PLAYED_S,
     ) -> VoiceAgentApp:
-        """Load the app pointed at `proxy_url` (default: the proxy under test)."""
+        """Load the app pointed at `proxy_url` (default: the proxy under test).
+
+        `input_rate` / `output_rate`: the linear16 rates of its microphone and speaker
+        (default 16 kHz in, 24 kHz out). The page records what its speaker plays (the
+        latest `record_played_s` seconds; 0: not at all) for `played_audio` and `heard`.
+        """
         query: dict[str, str] = {"proxyEndpoint": proxy_url or self.proxy_url}
         if greeting:
             query["greeting"] = greeting
@@ -202,8 +244,20 @@ class VoiceAgentApp:
             query["keepAliveMs"] = str(keep_alive_ms)
         if token:
             query["proxyAuthToken"] = token
+        if input_rate is not None:
+            query["inputRate"] = str(input_rate)
+        if output_rate is not None:
+            query["outputRate"] = str(output_rate)
+        if record_played_s > 0:
+            query["recordPlayed"] = f"{record_played_s:g}"
         self.page.goto(f"{self.app_url}?{urlencode(query)}")
         expect(self.testid("voice-agent")).to_be_visible()
+        if input_rate is not None or output_rate is not None:  # the page takes only valid ones
+            expect(self.testid("audio-rates")).to_have_text(
+                f"{input_rate or 16000} / {output_rate or 24000}"
+            )
+        if record_played_s > 0:
+            expect(self.testid("played-recording")).to_have_text("on")
         return self
 
     def testid(self, name: str) -> Locator:
@@ -306,6 +360,86 @@ class VoiceAgentApp:
         )
 
     # ------------------------------------------------------------ readings
+
+    def wait_until_quiet(self, timeout: float = 15.0) -> None:
+        """Wait until the agent is not speaking: its audio is done and played out, or cut.
+
+        A greeting or injected message shows its text before its audio starts, so this
+        also waits (up to `timeout`) until each assistant text shown has had its audio
+        end (`AgentAudioDone`), or the user spoke since.
+        """
+        deadline = time.monotonic() + timeout
+        while self._reply_audio_pending() and time.monotonic() < deadline:
+            self.page.wait_for_timeout(50)  # frames are recorded while Playwright waits
+        expect(self.testid("agent-state")).not_to_have_text("speaking", timeout=timeout * 1000)
+        expect(self.testid("audio-playing-status")).to_have_text("false", timeout=timeout * 1000)
+
+    def heard(self, *phrases: str, pause_s: float = PAUSE_S, timeout: float = 15.0) -> list[str]:
+        """What a listener heard the page say since the last call: for each utterance
+        in what its speaker played (stretches of sound between pauses of `pause_s`),
+        the phrase of `phrases` recognised in it, or "" when none was.
+
+        Waits first until the agent is quiet (`wait_until_quiet`), so a reply is taken
+        whole. `phrases` defaults to what the agent's replies said (their
+        `ConversationText`), as `ComponentClient.heard` does. Needs the ``speech`` extra
+        (pocketsphinx); without it, fails with one line saying how to install it.
+        """
+        from .recognition import recognise, require_recognition
+
+        require_recognition()
+        expected = list(phrases) or self.agent_texts()
+        self.wait_until_quiet(timeout)
+        played = self.played_audio()
+        return [
+            recognise(utterance, expected, rate=played.rate)
+            for utterance in utterances(played.pcm16, played.rate, pause_s=pause_s)
+        ]
+
+    def _reply_audio_pending(self) -> bool:
+        """Has an assistant text come before its audio ended (a greeting, an injected
+        message), with no AgentAudioDone (or barge-in) since?"""
+        pending = False
+        last = ""
+        for frame in self.frames:
+            if frame.direction != "received" or not isinstance(frame.payload, str):
+                continue
+            message = _json_object(frame.payload)
+            kind = str(message.get("type"))
+            if kind == "ConversationText" and message.get("role") == "assistant":
+                pending = pending or last != "AgentAudioDone"  # a reply's text follows its audio
+            elif kind in ("AgentAudioDone", "UserStartedSpeaking"):
+                pending = False
+            if kind in _TURN_MESSAGES:
+                last = kind
+        return pending
+
+    def agent_texts(self) -> list[str]:
+        """Every distinct text the agent's replies said (assistant `ConversationText`s
+        received), in order."""
+        texts = (
+            _json_object(frame.payload)
+            for frame in self.frames
+            if frame.direction == "received" and isinstance(frame.payload, str)
+        )
+        return list(
+            dict.fromkeys(
+                str(text.get("content"))
+                for text in texts
+                if text.get("type") == "ConversationText" and text.get("role") == "assistant"
+            )
+        )
+
+    def played_audio(self) -> PlayedAudio:
+        """What the page's speaker played since the last call (taken from the page's
+        audio output, after its scheduling and at its output rate, not from the frames)."""
+        taken = self.page.evaluate("() => window.voiceAgentApp.takePlayed()")
+        if taken is None:
+            raise AssertionError(
+                "the page does not record what it plays: open it with record_played_s > 0"
+            )
+        return PlayedAudio(
+            base64.b64decode(taken["pcm16"]), int(taken["rate"]), int(taken["dropped"])
+        )
 
     def assistant_messages(self) -> Locator:
         return self.testid("conversation-history").locator('li[data-role="assistant"]')

@@ -24,7 +24,16 @@ from urllib.parse import unquote_to_bytes, urlsplit
 import httpx
 import orjson
 
-from .function_endpoints import EndpointForbidden, EndpointRefused
+from .bounds import MAX_URL_CHARS
+from .function_endpoints import (
+    DEFAULT_MAX_ANSWER_BYTES,
+    DEFAULT_METHODS,
+    HTTP_METHODS,
+    EndpointForbidden,
+    EndpointRefused,
+    forwardable_header,
+    http_method,
+)
 from .validation import shown
 
 __all__ = [
@@ -45,37 +54,7 @@ __all__ = [
     "parse_rule",
 ]
 
-#: What a function definition may name as its method; the operator allows a subset.
-HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
-#: POST only by default: the arguments (user content) travel in the body, never in a URL
-#: that access logs along the way keep, and no verb that deletes or replaces is allowed.
-DEFAULT_METHODS = frozenset({"POST"})
-#: The answer as it is sent, JSON-escaped (a control byte becomes six): a model's context
-#: (32k tokens for gpt-realtime, says OpenAI's cookbook notebook "Context summarization
-#: with the Realtime API") holds about 128 KB of text, so 64 KiB is already a lot.
-DEFAULT_MAX_ANSWER_BYTES = 64 * 1024
-#: Longer request URLs (the endpoint, or with a GET's arguments) are refused; 8 KiB is
-#: what common servers accept.
-MAX_URL_CHARS = 8192
-
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-# Headers that say where a request goes or how it is framed: set by the proxy (httpx)
-# only; an operator cannot allow them (request smuggling, misrouting).
-_NEVER_FORWARDED = frozenset(
-    {
-        "host",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "upgrade",
-        "te",
-        "trailer",
-        "expect",
-    }
-)
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110)
 _BAD_VALUE = re.compile(r"[^\t\x20-\x7e]")  # CR, LF, NUL (header injection), non-ASCII
 _ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -284,24 +263,6 @@ def _rule_url(entry: str, text: str) -> httpx.URL:
     if url.port == 0 or "*" in url.host:
         raise ValueError(f"{entry!r}: no wildcard host and no port 0")
     return url
-
-
-def http_method(name: str) -> str:
-    """An allowed method's name, upper case; ValueError if a definition could not use it."""
-    method = name.strip().upper()
-    if method not in HTTP_METHODS:
-        raise ValueError(f"{name!r} is not one of {', '.join(sorted(HTTP_METHODS))}")
-    return method
-
-
-def forwardable_header(name: str) -> str:
-    """An allowed header's name, lower case; ValueError for one the proxy must set."""
-    header = name.strip().lower()
-    if not _TOKEN.fullmatch(header):
-        raise ValueError(f"{name!r} is not a header name")
-    if header in _NEVER_FORWARDED:
-        raise ValueError(f"{name!r} says where or how a request goes; the proxy sets it")
-    return header
 
 
 def escaped_size(text: str) -> int:

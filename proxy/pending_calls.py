@@ -17,10 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .audio_path import RecentIds
+from .bounds import MAX_RUNNING_CALLS as _MAX_RUNNING
 
 __all__ = ["PendingCall", "PendingCalls"]
-
-_MAX_RUNNING = 16
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from harness.browser import VoiceAgentApp
 from harness.mock_openai import MockRealtime
 from harness.pytest_plugin import ProxyEndpoint
-from harness.test_app import http_response
+from proxy.test_app import http_response
 
 
 def test_connect_sends_settings_first_and_shows_settings_applied(
@@ -29,6 +29,7 @@ def test_connect_sends_settings_first_and_shows_settings_applied(
     session = mock_openai.sent("session.created")[0]["session"]
     expect(voice_app.testid("session-id")).to_have_text(session["id"])
     update = mock_openai.wait_for_sync("session.update")["session"]
+    assert update["model"] == "gpt-realtime"
     assert update["instructions"] == "You are a helpful voice assistant. Keep answers short."
     expect(voice_app.testid("agent-error-count")).to_have_text("0")
 

@@ -1,6 +1,6 @@
 """The browser fixtures as another repo gets them: sync browser tests and async tests in
-one file, in one process, a screenshot of the app when a browser test fails, and the
-README's browser example."""
+one file, in one process, a screenshot of the app when a browser test fails, the
+README's browser example and the test-app reference's example of words heard."""
 
 from __future__ import annotations
 
@@ -36,12 +36,16 @@ def test_browser_and_async_tests_share_one_run_and_failures_leave_a_screenshot(
     pytester.makepyfile(test_outside=OUTSIDE_TESTS)
     readme = example_files(ROOT / "README.md")  # the README's browser example runs too
     (pytester.path / "test_spoken_question.py").write_text(readme["test_spoken_question.py"])
+    heard = example_files(ROOT / "docs" / "reference" / "test-app.md")
+    (pytester.path / "test_heard_in_the_browser.py").write_text(
+        heard["test_heard_in_the_browser.py"]
+    )
 
     result = pytester.runpytest_subprocess(
         "-v", "--screenshot=only-on-failure", "--output=artifacts", timeout=120
     )
 
-    result.assert_outcomes(passed=3, failed=1)
+    result.assert_outcomes(passed=4, failed=1)
     # The async test ran before the browser started (see pytest_collection_modifyitems).
     result.stdout.re_match_lines(
         [r".*test_async_after_it_in_the_file PASSED", r".*test_browser_first_in_the_file.* PASSED"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import wave
 from pathlib import Path
+from unittest.mock import MagicMock
 
 import pytest
 
-from harness.browser import FakeMicrophone, chromium_launch_args
+from harness import recognition
+from harness.browser import FakeMicrophone, Frame, VoiceAgentApp, chromium_launch_args
 from harness.mock_openai import tone_pcm16
 
 
@@ -73,3 +76,35 @@ def test_a_wav_file_is_loaded_at_its_own_rate(microphone: FakeMicrophone, tmp_pa
     assert microphone.load_wav(source) == 0.25
     with wave.open(str(microphone.path)) as wav:
         assert wav.getframerate() == 48000
+
+
+def test_heard_without_pocketsphinx_says_how_to_install_it_before_touching_the_page(
+    microphone: FakeMicrophone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recognition.importlib.util, "find_spec", lambda name: None)
+    page = MagicMock()
+    app = VoiceAgentApp(page, "http://127.0.0.1:1/", "ws://127.0.0.1:2/", microphone)
+    with pytest.raises(recognition.RecognitionUnavailable, match=r"^recognition needs"):
+        app.heard("what time is it")
+    page.evaluate.assert_not_called()
+
+
+def _received(*messages: dict[str, str]) -> list[Frame]:
+    return [Frame("received", json.dumps(message)) for message in messages]
+
+
+def test_a_greetings_text_before_its_audio_keeps_heard_waiting_until_its_audio_ends(
+    microphone: FakeMicrophone,
+) -> None:
+    app = VoiceAgentApp(MagicMock(), "http://127.0.0.1:1/", "ws://127.0.0.1:2/", microphone)
+    greeting = {"type": "ConversationText", "role": "assistant", "content": "Hello!"}
+    app.frames = _received({"type": "SettingsApplied"}, greeting)
+    assert app._reply_audio_pending()  # the text came first: its audio is still to come
+    app.frames += _received({"type": "AgentStartedSpeaking"}, {"type": "AgentAudioDone"})
+    assert not app._reply_audio_pending()
+    # A reply's text follows its audio: nothing to wait for.
+    app.frames += _received({"type": "AgentThinking"}, {"type": "AgentStartedSpeaking"})
+    app.frames += [Frame("received", b"\0\0")]
+    app.frames += _received({"type": "AgentAudioDone"}, {"type": "LatencyReport"}, greeting)
+    assert not app._reply_audio_pending()
+    assert app.agent_texts() == ["Hello!"]

@@ -1,6 +1,7 @@
-// Runs in the AudioWorklet of a 16 kHz AudioContext: turns the microphone's float
-// samples into little-endian PCM16 frames of 20 ms and posts them to the page.
-const FRAME_SAMPLES = 320; // 20 ms at 16 kHz, what the component sends per frame
+// Runs in the AudioWorklet of the microphone's AudioContext (at the page's input rate):
+// turns the microphone's float samples into little-endian PCM16 frames of 20 ms and
+// posts them to the page.
+const FRAME_SAMPLES = Math.round(sampleRate / 50); // 20 ms, what the component sends per frame
 
 class Pcm16Capture extends AudioWorkletProcessor {
   constructor() {

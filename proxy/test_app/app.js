@@ -1,7 +1,7 @@
 // Binds the VoiceAgent, microphone and speaker to the page. Every number a test reads
 // is in the DOM under a data-testid named as in the dg_react_agent test-app.
 import { VoiceAgent } from "./agent.js";
-import { openMicrophone, Speaker } from "./audio.js";
+import { INPUT_RATE, OUTPUT_RATE, openMicrophone, Speaker } from "./audio.js";
 
 const query = new URLSearchParams(location.search);
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
@@ -46,8 +46,18 @@ function endpointFromQuery() {
   return url.toString();
 }
 
+// A rate the proxy takes for linear16 (8 to 48 kHz); anything else is the default.
+const LINEAR16_RATES = [8000, 16000, 24000, 32000, 44100, 48000];
+function rateFromQuery(name, fallback) {
+  if (!query.has(name)) return fallback;
+  const rate = Number(query.get(name));
+  return LINEAR16_RATES.includes(rate) ? rate : fallback;
+}
+
 const endpoint = endpointFromQuery();
 const options = {
+  inputRate: rateFromQuery("inputRate", INPUT_RATE),
+  outputRate: rateFromQuery("outputRate", OUTPUT_RATE),
   prompt: query.get("prompt") || undefined,
   greeting: query.get("greeting") || undefined,
   keepAliveMs: query.has("keepAliveMs") ? Number(query.get("keepAliveMs")) : undefined,
@@ -56,7 +66,7 @@ const options = {
   },
 };
 const agent = new VoiceAgent(endpoint, options);
-const speaker = new Speaker();
+const speaker = new Speaker(options.outputRate);
 let microphone = null;
 let agentState = "idle";
 let audioDone = true; // AgentAudioDone seen for the current response
@@ -245,7 +255,7 @@ function sendText(text) {
 async function startMicrophone() {
   if (microphone) return;
   await connect();
-  microphone = await openMicrophone((frame) => agent.sendAudio(frame));
+  microphone = await openMicrophone(options.inputRate, (frame) => agent.sendAudio(frame));
   setText("mic-status", "Enabled");
   $("microphone-button").textContent = "Stop microphone";
   log("Microphone on");
@@ -289,13 +299,28 @@ $("stop-button").addEventListener("click", () => {
 });
 
 if (endpoint) setText("connection-proxy-endpoint", endpoint);
+setText("audio-rates", `${options.inputRate} / ${options.outputRate}`);
+
+// recordPlayed=SECONDS: record what the speaker plays (the latest SECONDS of it), for
+// tests that check what was heard. The recorder is ready before anything can play.
+const recordSeconds = Number(query.get("recordPlayed") || 0);
+if (recordSeconds > 0) {
+  speaker
+    .record(Math.min(recordSeconds, 600))
+    .then(() => setText("played-recording", "on"))
+    .catch((error) => log(`Recording played audio: ${error.message}`));
+}
 
 // For tests: register a function handler before connecting, or read the app's state.
 window.voiceAgentApp = {
   agent,
   speaker,
+  options,
   registerFunction(definition, handler) {
     functions.set(definition.name, { definition, handler });
   },
   history: () => agent.history.slice(),
+  /** What the speaker played since the last call ({rate, pcm16 (base64), dropped}), or
+   * null when the page was not opened with recordPlayed. */
+  takePlayed: () => (speaker.recorder ? speaker.recorder.take() : null),
 };

@@ -8,7 +8,7 @@ export class VoiceAgent extends EventTarget {
   /**
    * @param {string} endpoint  proxy WebSocket URL
    * @param {object} options   {prompt, greeting, functions: [{name, description, parameters}],
-   *                            keepAliveMs}
+   *                            keepAliveMs, inputRate, outputRate}
    */
   constructor(endpoint, options = {}) {
     super();
@@ -127,6 +127,8 @@ export class VoiceAgent extends EventTarget {
     const agent = {
       listen: { provider: { type: "deepgram", model: "nova-3" } },
       think: {
+        // The Realtime model the proxy's upstream uses; a chat model name (the
+        // component's default) would be accepted with a Warning on every connection.
         provider: { type: "open_ai", model: "gpt-realtime" },
         prompt: prompt || "You are a helpful voice assistant. Keep answers short.",
       },
@@ -142,8 +144,8 @@ export class VoiceAgent extends EventTarget {
     return {
       type: "Settings",
       audio: {
-        input: { encoding: "linear16", sample_rate: 16000 },
-        output: { encoding: "linear16", sample_rate: 24000 },
+        input: { encoding: "linear16", sample_rate: this.options.inputRate ?? 16000 },
+        output: { encoding: "linear16", sample_rate: this.options.outputRate ?? 24000 },
       },
       agent,
     };

@@ -16,6 +16,7 @@ import orjson
 
 from . import translate
 from .actions import Action, CallEndpoint
+from .bounds import MAX_SERVER_CALLS
 from .client_messages import FunctionCallResponse
 from .errors import ErrorCode, WarningCode
 from .function_endpoints import EndpointForbidden, EndpointRefused, EndpointRequest
@@ -27,9 +28,7 @@ from .session_state import SessionState
 from .upstream_events import FunctionArgumentsDone
 from .validation import shown
 
-__all__ = ["MAX_SERVER_CALLS", "FunctionCalls"]
-
-MAX_SERVER_CALLS = 4  # server-side function calls in flight per session
+__all__ = ["FunctionCalls"]
 
 
 class FunctionCalls(SessionState):

@@ -25,6 +25,7 @@ import orjson
 from . import translate
 from .actions import Action, CloseNextUpstream, CloseUpstream
 from .barge_in import BargeIn
+from .bounds import MAX_TRANSCRIPT_CHARS as _MAX_TRANSCRIPT_CHARS
 from .client_messages import (
     CLIENT_MESSAGE_TYPES,
     ClientMessage,
@@ -85,7 +86,6 @@ _COMMIT_EMPTY = "input_audio_buffer_commit_empty"
 _ALLOWED_TYPES = ", ".join(sorted(CLIENT_MESSAGE_TYPES))
 # Each one asks upstream for a response: they share the turn rate.
 _TURN_MESSAGES = (InjectUserMessage, InjectAgentMessage, FunctionCallResponse, ForceEndTurn)
-_MAX_TRANSCRIPT_CHARS = 64 * 1024
 
 # Compared on every frame: module names are cheaper to reach than Enum members.
 _CLOSED = Phase.CLOSED

@@ -6,7 +6,7 @@ A tiny HTTP server answers on 127.0.0.1 in another thread; the event loop makes 
 calls one after another and its own thread's CPU time is counted (`time.thread_time`),
 so the server's work and the resolver's threads are left out. "per call" makes a new
 `httpx.AsyncClient` for each call, as the proxy did before issue 17 (it loads the CA
-bundle each time, even for http://); "shared" is `proxy.function_calls.FunctionCaller`,
+bundle each time, even for http://); "shared" is `proxy.function_http.FunctionCaller`,
 one client per server. Not a test; a measurement for issue 17, finding 3.
 """
 
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from proxy.function_calls import FunctionCaller
+from proxy.function_http import FunctionCaller
 from proxy.function_policy import FunctionEndpointPolicy, FunctionRequest
 
 ANSWER = b'{"temperature": 21}'

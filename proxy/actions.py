@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .function_policy import FunctionRequest
+from .function_endpoints import EndpointRequest
 
 __all__ = [
     "Action",
-    "CallFunction",
+    "CallEndpoint",
     "CloseClient",
     "CloseNextUpstream",
     "CloseUpstream",
@@ -48,12 +48,12 @@ class CloseUpstream:
 
 
 @dataclass(frozen=True, slots=True)
-class CallFunction:
+class CallEndpoint:
     """Send a server-side function's checked request; answer with `function_result`."""
 
     call_id: str
     name: str
-    request: FunctionRequest
+    request: EndpointRequest  # a function_policy.FunctionRequest, opaque to the core
 
 
 # Renewing the upstream session before the service's cap (docs/protocol-mapping.md,
@@ -89,7 +89,7 @@ Action = (
     | SendUpstream
     | CloseClient
     | CloseUpstream
-    | CallFunction
+    | CallEndpoint
     | OpenNextUpstream
     | SendNextUpstream
     | SwitchUpstream

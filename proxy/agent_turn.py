@@ -22,7 +22,7 @@ __all__ = ["AgentTurns"]
 
 
 @dataclass(slots=True)
-class _Turn:
+class _OpenTurn:
     speech: bool  # exact speech: its text went out when it was asked for
     held: str | None = None  # the item whose AgentAudioDone waits for its text
     audio_done_sent: bool = False
@@ -35,13 +35,13 @@ class AgentTurns:
     __slots__ = ("_open",)
 
     def __init__(self) -> None:
-        self._open: dict[str, _Turn] = {}
+        self._open: dict[str, _OpenTurn] = {}
 
     def started(self, response_id: str, *, speech: bool) -> None:
         """response.created: the client gets AgentThinking."""
         if len(self._open) >= _MAX_OPEN and response_id not in self._open:
             del self._open[next(iter(self._open))]
-        self._open[response_id] = _Turn(speech)
+        self._open[response_id] = _OpenTurn(speech)
 
     def audio_done(self, response_id: str | None, item_id: str, *, text_out: bool) -> bool:
         """An item's audio is complete: True when AgentAudioDone should go now (its
@@ -82,7 +82,7 @@ class AgentTurns:
             return False
         return turn.held is not None or not turn.audio_done_sent
 
-    def _find(self, response_id: str | None) -> _Turn | None:
+    def _find(self, response_id: str | None) -> _OpenTurn | None:
         if response_id is not None:
             return self._open.get(response_id)
         # No id on the event: the latest response is meant.

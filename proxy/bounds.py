@@ -42,6 +42,12 @@ MAX_RUNNING_CALLS: Final = 16
 #: Item, call and response ids a session remembers (to drop duplicates and echoes of what
 #: it cancelled); older ones are forgotten, so a long session stays small.
 RECENT_IDS: Final = 256
+#: Server-side function calls (the proxy calls the endpoint) in flight at once per
+#: session; past it a call is answered with a failure: one session cannot fan out.
+MAX_SERVER_CALLS: Final = 4
+#: The user's transcript as it grows (transcription deltas) is cut at this many
+#: characters: upstream cannot make the proxy hold an unbounded string per item.
+MAX_TRANSCRIPT_CHARS: Final = 64 * 1024
 #: A message burst may be this many seconds' worth of the message rate (1000 messages
 #: at the default 500 a second).
 MESSAGE_BURST_SECONDS: Final = 2.0

@@ -32,7 +32,7 @@ from websockets.protocol import State
 
 from .actions import (
     Action,
-    CallFunction,
+    CallEndpoint,
     CloseClient,
     CloseNextUpstream,
     CloseUpstream,
@@ -45,7 +45,7 @@ from .actions import (
 from .bounds import TRAFFIC_REPORT_SECONDS as _REPORT_EVERY
 from .config import ProxyConfig
 from .errors import ErrorCode
-from .function_calls import FunctionCaller
+from .function_http import FunctionCaller
 from .legs import ClientLeg, Leg, UpstreamLeg
 from .logs import SessionLog
 from .metrics import ProxyMetrics
@@ -507,7 +507,7 @@ class Bridge:
             self.to_client.close(action.code, action.reason)
         elif isinstance(action, CloseUpstream):
             self.to_upstream.close(action.code, action.reason)
-        elif isinstance(action, CallFunction):
+        elif isinstance(action, CallEndpoint):
             self._spawn(self._call_function(action))
             return
         elif isinstance(action, OpenNextUpstream):
@@ -581,7 +581,7 @@ class Bridge:
             if upstream is not None:
                 upstream.transport.abort()
 
-    async def _call_function(self, call: CallFunction) -> None:
+    async def _call_function(self, call: CallEndpoint) -> None:
         try:
             output, failure = await self.functions.call(call.request)
         except Exception:  # a bug, not the endpoint's fault: the model is still answered

@@ -8,7 +8,9 @@ encoded unreserved characters decoded, dot segments removed: what a server would
 checked, and that same `httpx.URL` object is what the request carries: no later step
 can turn `/functions/../admin` into `/admin` after the check. What cannot be normalised
 safely (an encoded slash, backslash or percent sign, a malformed escape, `..;`) is
-refused. No I/O here: the network shell (`proxy.function_calls`) sends the request.
+refused. No I/O here: `proxy.function_http` sends the request. Parsing with the HTTP
+client makes this the network shell's module: the session core sees the policy only
+through `proxy.function_endpoints.EndpointPolicy`, handed to it in its options.
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ import httpx
 import orjson
 
 from .bounds import MAX_URL_CHARS
+from .function_endpoints import (
+    DEFAULT_MAX_ANSWER_BYTES,
+    DEFAULT_METHODS,
+    HTTP_METHODS,
+    EndpointForbidden,
+    EndpointRefused,
+    forwardable_header,
+    http_method,
+)
 from .validation import shown
 
 __all__ = [
@@ -43,47 +54,12 @@ __all__ = [
     "parse_rule",
 ]
 
-#: What a function definition may name as its method; the operator allows a subset.
-HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
-#: POST only by default: the arguments (user content) travel in the body, never in a URL
-#: that access logs along the way keep, and no verb that deletes or replaces is allowed.
-DEFAULT_METHODS = frozenset({"POST"})
-#: The answer as it is sent, JSON-escaped (a control byte becomes six): a model's context
-#: (32k tokens for gpt-realtime, says OpenAI's cookbook notebook "Context summarization
-#: with the Realtime API") holds about 128 KB of text, so 64 KiB is already a lot.
-DEFAULT_MAX_ANSWER_BYTES = 64 * 1024
-
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-# Headers that say where a request goes or how it is framed: set by the proxy (httpx)
-# only; an operator cannot allow them (request smuggling, misrouting).
-_NEVER_FORWARDED = frozenset(
-    {
-        "host",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "upgrade",
-        "te",
-        "trailer",
-        "expect",
-    }
-)
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110)
 _BAD_VALUE = re.compile(r"[^\t\x20-\x7e]")  # CR, LF, NUL (header injection), non-ASCII
 _ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # Encoded bytes a server may decode into a separator, or decode twice: no safe form.
 _UNSAFE_ESCAPES = frozenset({0x2F, 0x5C, 0x25, 0x00})  # / \ % NUL
-
-
-class EndpointForbidden(ValueError):
-    """The endpoint is a fine URL, but not one the operator allowed."""
-
-
-class EndpointRefused(ValueError):
-    """The endpoint (or the request it makes) is not one the proxy will send at all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,24 +263,6 @@ def _rule_url(entry: str, text: str) -> httpx.URL:
     if url.port == 0 or "*" in url.host:
         raise ValueError(f"{entry!r}: no wildcard host and no port 0")
     return url
-
-
-def http_method(name: str) -> str:
-    """An allowed method's name, upper case; ValueError if a definition could not use it."""
-    method = name.strip().upper()
-    if method not in HTTP_METHODS:
-        raise ValueError(f"{name!r} is not one of {', '.join(sorted(HTTP_METHODS))}")
-    return method
-
-
-def forwardable_header(name: str) -> str:
-    """An allowed header's name, lower case; ValueError for one the proxy must set."""
-    header = name.strip().lower()
-    if not _TOKEN.fullmatch(header):
-        raise ValueError(f"{name!r} is not a header name")
-    if header in _NEVER_FORWARDED:
-        raise ValueError(f"{name!r} says where or how a request goes; the proxy sets it")
-    return header
 
 
 def escaped_size(text: str) -> int:

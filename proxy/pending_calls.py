@@ -1,17 +1,22 @@
-"""Function calls waiting for their output, and when the follow-up response is due.
+"""The function-call ledger of a session: calls waiting for their output, when the
+follow-up response is due, and the ids a session must remember about calls.
 
 One response may hold several function calls (the model calls in parallel). The
 follow-up response (the model's answer that uses the outputs) is asked for once, when
 that response has ended and every one of its calls has its output, client-side and
 server-side alike; asking after the first output makes the model answer twice.
-Calls cancelled by barge-in are forgotten: the user has moved on, nothing waits for them.
-No I/O.
+Calls cancelled by barge-in are forgotten: the user has moved on, nothing waits for them
+(their ids are remembered, so a late output is not answered). The ledger also remembers
+which calls were reported to the client (upstream may announce one twice) and which the
+proxy answers (a client's output for one is refused: upstream must get one per call).
+The remembered ids are bounded (`RecentIds`). No I/O.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .audio_path import RecentIds
 from .bounds import MAX_RUNNING_CALLS as _MAX_RUNNING
 
 __all__ = ["PendingCall", "PendingCalls"]
@@ -27,15 +32,18 @@ class PendingCall:
 
 
 class PendingCalls:
-    """The calls of one session that wait for their output."""
+    """The function-call ledger of one session (see the module docstring)."""
 
-    __slots__ = ("_calls", "_running")
+    __slots__ = ("_calls", "_running", "cancelled", "reported", "server_side_ids")
 
     def __init__(self) -> None:
         self._calls: dict[str, PendingCall] = {}
         # Responses still running that hold calls (a dict keeps them in order, so the
         # oldest can go should upstream never end one).
         self._running: dict[str, None] = {}
+        self.reported = RecentIds()  # calls told to the client (or answered) already
+        self.cancelled = RecentIds()  # cancelled by barge-in: nothing answers them
+        self.server_side_ids = RecentIds()  # calls the proxy answers, never the client
 
     def __bool__(self) -> bool:
         return bool(self._calls)
@@ -43,8 +51,17 @@ class PendingCalls:
     def __len__(self) -> int:
         return len(self._calls)
 
+    def first_report(self, call_id: str) -> bool:
+        """True the first time upstream announces `call_id` (then it is remembered)."""
+        if call_id in self.reported:
+            return False
+        self.reported.add(call_id)
+        return True
+
     def add(self, call: PendingCall) -> None:
         self._calls[call.call_id] = call
+        if call.server_side:
+            self.server_side_ids.add(call.call_id)
         if call.response_id and call.response_id not in self._running:
             if len(self._running) >= _MAX_RUNNING:
                 del self._running[next(iter(self._running))]
@@ -80,6 +97,8 @@ class PendingCalls:
     def cancel_all(self) -> list[PendingCall]:
         """Barge-in: every pending call is cancelled; no follow-up will be asked for."""
         cancelled = list(self._calls.values())
+        for call in cancelled:
+            self.cancelled.add(call.call_id)
         self._calls.clear()
         self._running.clear()
         return cancelled

@@ -4,10 +4,10 @@ The Realtime API refuses a second in-conversation response while one runs
 (`conversation_already_has_active_response`), and the agent must never talk over itself.
 So every response the proxy wants goes through this gate, in order:
 
-- `Turn`: answer the conversation (after a user message, a function result, ForceEndTurn).
-  Turns asked for while the gate is busy share the next response: none is lost. A turn
-  only a ForceEndTurn asked for (`FORCED_TURN`) can be withdrawn: its commit may come
-  back empty because server VAD had already committed, and answered, the same speech.
+- `Answer`: answer the conversation (after a user message, a function result, ForceEndTurn).
+  Answers asked for while the gate is busy share the next response: none is lost. An
+  answer only a ForceEndTurn asked for (`FORCED_ANSWER`) can be withdrawn: its commit may
+  come back empty because server VAD had already committed, and answered, the same speech.
 - `Speech`: say an exact text (the greeting, an InjectAgentMessage).
 
 States: IDLE -> REQUESTED (our response.create is on its way) -> ACTIVE (upstream
@@ -23,14 +23,14 @@ from enum import Enum
 from .bounds import MAX_QUEUED_RESPONSES as MAX_QUEUED
 
 __all__ = [
-    "FORCED_TURN",
+    "ANSWER",
+    "FORCED_ANSWER",
     "MAX_QUEUED",
-    "TURN",
+    "Answer",
     "GateState",
     "Request",
     "ResponseGate",
     "Speech",
-    "Turn",
 ]
 
 
@@ -41,7 +41,7 @@ class GateState(Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class Turn:
+class Answer:
     """A response to the conversation so far; `forced` when only ForceEndTurn asked."""
 
     forced: bool = False
@@ -55,9 +55,9 @@ class Speech:
     greeting: bool = False
 
 
-Request = Turn | Speech
-TURN = Turn()
-FORCED_TURN = Turn(forced=True)
+Request = Answer | Speech
+ANSWER = Answer()
+FORCED_ANSWER = Answer(forced=True)
 
 
 class ResponseGate:
@@ -92,14 +92,14 @@ class ResponseGate:
     def ask(self, request: Request, *, urgent: bool = False) -> Request | None:
         """Queue `request` (first in line when `urgent`); returns it when it should be
         sent now."""
-        if isinstance(request, Turn):
-            waiting = next((i for i, r in enumerate(self._queue) if isinstance(r, Turn)), None)
+        if isinstance(request, Answer):
+            waiting = next((i for i, r in enumerate(self._queue) if isinstance(r, Answer)), None)
             if waiting is not None:
                 # Shares the turn response already waiting (not one on its way: that one
                 # answers only what was in the conversation when it was asked for). A
                 # turn someone else asked for too can no longer be withdrawn.
                 if not request.forced:
-                    self._queue[waiting] = TURN
+                    self._queue[waiting] = ANSWER
                 return None
         if urgent:
             self._queue.insert(0, request)
@@ -142,9 +142,9 @@ class ResponseGate:
         """The turn only a ForceEndTurn asked for is not wanted: server VAD committed the
         same speech and answers it. Dropped from the queue, or, when already on its way,
         never sent again (upstream may still refuse it as racing that answer)."""
-        if FORCED_TURN in self._queue:
-            self._queue.remove(FORCED_TURN)
-        if self.request == FORCED_TURN:
+        if FORCED_ANSWER in self._queue:
+            self._queue.remove(FORCED_ANSWER)
+        if self.request == FORCED_ANSWER:
             self._withdrawn = True
 
     def abandon(self) -> Request | None:

@@ -42,7 +42,7 @@ from .access import (
 from .bounds import OPEN_TIMEOUT as _OPEN_TIMEOUT
 from .bridge import Bridge
 from .config import DEFAULT_UPSTREAM_URL, ProxyConfig
-from .function_calls import FunctionCaller
+from .function_http import FunctionCaller
 from .handshakes import PendingHandshakes
 from .legs import ClientLeg, SelectSubprotocol
 from .limits import Admission, ConnectionRate, Refusal, counting_key

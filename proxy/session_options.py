@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from .function_policy import NO_FUNCTIONS, FunctionEndpointPolicy
+from .function_endpoints import NO_ENDPOINTS, EndpointPolicy
 from .settings import SERVER_DEFAULTS as _DEFAULTS
 
 __all__ = ["SessionObserver", "SessionOptions", "Unobserved"]
@@ -34,8 +34,9 @@ class SessionOptions:
     turn_burst: int = _DEFAULTS.turn_burst
     message_rate: float = _DEFAULTS.message_rate
     log_content: bool = _DEFAULTS.log_content
-    # Which server-side function calls the proxy makes (none by default).
-    functions: FunctionEndpointPolicy = NO_FUNCTIONS
+    # Which server-side function calls the proxy makes (none by default); the server
+    # gives its `proxy.function_policy.FunctionEndpointPolicy`.
+    functions: EndpointPolicy = NO_ENDPOINTS
 
 
 class SessionObserver(Protocol):

@@ -21,12 +21,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .function_policy import (
+from .function_endpoints import (
     DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_METHODS,
     forwardable_header,
     http_method,
-    parse_rule,
 )
 
 __all__ = [
@@ -111,6 +110,16 @@ def _log_format(value: str) -> str:
     if chosen not in ("text", "json"):
         raise argparse.ArgumentTypeError(f"unknown log format {value!r}; use text or json")
     return chosen
+
+
+def _endpoint_rule(entry: str) -> Any:
+    """An allow-list entry checked as the server will use it. Its URL is normalised by
+    the HTTP client that sends the calls (`proxy.function_policy`), imported only when
+    an entry is parsed: the session core takes its defaults from this module and must
+    not import an HTTP client."""
+    from .function_policy import parse_rule
+
+    return parse_rule(entry)
 
 
 def _checked(parse: Callable[[str], Any]) -> Callable[[str], str]:
@@ -365,7 +374,7 @@ class ServerSettings:
         "function endpoints the proxy may call (server-side functions; repeatable): host, "
         "host:port (http or https), or http(s)://host[:port]/path-prefix",
         group="functions",
-        parse=_checked(parse_rule),
+        parse=_checked(_endpoint_rule),
         collect=frozenset,
     )
     function_methods: frozenset[str] = option(

@@ -11,7 +11,7 @@ from harness.component_schema import validate_component_message
 from harness.schema import validate_client_event
 from proxy.actions import (
     Action,
-    CallFunction,
+    CallEndpoint,
     CloseClient,
     CloseNextUpstream,
     CloseUpstream,
@@ -46,7 +46,7 @@ class Outcome:
     upstream: list[dict[str, Any]] = field(default_factory=list)
     client_close: CloseClient | None = None
     upstream_close: CloseUpstream | None = None
-    calls: list[CallFunction] = field(default_factory=list)
+    calls: list[CallEndpoint] = field(default_factory=list)
     # Renewal (docs/protocol-mapping.md): the next upstream session.
     opened_next: bool = False
     to_next: list[dict[str, Any]] = field(default_factory=list)
@@ -97,7 +97,7 @@ def decode(actions: list[Action]) -> Outcome:
             outcome.client_close = action
         elif isinstance(action, CloseUpstream):
             outcome.upstream_close = action
-        elif isinstance(action, CallFunction):
+        elif isinstance(action, CallEndpoint):
             outcome.calls.append(action)
     return outcome
 

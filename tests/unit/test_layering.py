@@ -34,7 +34,7 @@ PROXY_SHELL = frozenset(
         "proxy.bridge",
         "proxy.cli",
         "proxy.config",
-        "proxy.function_calls",
+        "proxy.function_http",
         "proxy.handshakes",
         "proxy.legs",
         "proxy.metrics",

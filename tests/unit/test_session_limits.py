@@ -357,7 +357,7 @@ def test_long_sessions_do_not_grow_their_bookkeeping() -> None:
         driver.client({"type": "FunctionCallResponse", "id": f"call_{n}", "content": "ok"})
     session = driver.session
     assert len(session._reported_items) <= 256
-    assert len(session._reported_calls) <= 256
+    assert len(session._calls.reported) <= 256
     assert len(session._calls) == 0
 
 

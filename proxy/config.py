@@ -14,7 +14,7 @@ from websockets.uri import parse_uri
 
 from .function_policy import DEFAULT_MAX_ANSWER_BYTES, DEFAULT_METHODS, FunctionEndpointPolicy
 from .limits import MESSAGE_RATE
-from .renewal import DEFAULT_RENEW_MARGIN
+from .renewal import DEFAULT_RENEW_MARGIN, DEFAULT_RENEW_MIN_INTERVAL, DEFAULT_RENEW_MIN_LIFETIME
 from .session_options import SessionOptions
 from .worker_board import WorkerBoard
 
@@ -73,6 +73,9 @@ class ProxyConfig:
     ping_interval: float = 10.0
     ping_timeout: float = 10.0
     session_renew_margin: float = DEFAULT_RENEW_MARGIN  # before the service's session cap
+    # Sessions shorter than this in all are not renewed; one renewal per interval at most.
+    session_renew_min_lifetime: float = DEFAULT_RENEW_MIN_LIFETIME
+    session_renew_min_interval: float = DEFAULT_RENEW_MIN_INTERVAL
     audio_batch_ms: int = 100
 
     # Server-side functions (proxy.function_policy: endpoints the proxy may call, with
@@ -134,6 +137,8 @@ class ProxyConfig:
             max_session_seconds=self.max_session_seconds,
             flood_close_seconds=self.flood_close_seconds,
             session_renew_margin=self.session_renew_margin,
+            session_renew_min_lifetime=self.session_renew_min_lifetime,
+            session_renew_min_interval=self.session_renew_min_interval,
             turn_rate=self.turn_rate,
             turn_burst=self.turn_burst,
             message_rate=self.message_rate,

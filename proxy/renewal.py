@@ -45,6 +45,8 @@ from .validation import InvalidMessage, decode, too_deep
 __all__ = [
     "ANSWER_WAIT",
     "DEFAULT_RENEW_MARGIN",
+    "DEFAULT_RENEW_MIN_INTERVAL",
+    "DEFAULT_RENEW_MIN_LIFETIME",
     "MAX_ATTEMPTS",
     "MAX_CARRIED_CHARS",
     "MAX_CARRIED_ITEMS",
@@ -71,6 +73,14 @@ DEFAULT_RENEW_MARGIN: Final = 300.0
 #: 500 items bound the `conversation.item.create` events (each one a round trip). When
 #: the record is over either bound, its oldest entries go first: the model would lose
 #: those first anyway, and the recent turns are what the next answer depends on.
+#: An upstream that hands out short sessions (a fault, or hostile) must not make the proxy
+#: open sessions without end for one client: a session whose whole life (from its
+#: `session.created` to its `expires_at`) is under `DEFAULT_RENEW_MIN_LIFETIME` is not
+#: renewed, and one client connection renews at most once per `DEFAULT_RENEW_MIN_INTERVAL`
+#: (the service's sessions last 60 minutes: one renewal an hour). Either refusal ends the
+#: session at its cap, as with renewal off.
+DEFAULT_RENEW_MIN_LIFETIME: Final = 600.0
+DEFAULT_RENEW_MIN_INTERVAL: Final = 600.0
 MAX_CARRIED_ITEMS: Final = 500
 MAX_CARRIED_CHARS: Final = 64_000
 #: A spoken turn's transcript comes after its commit, often after the answer. The switch
@@ -307,8 +317,17 @@ class Renewal:
         ready_timeout: float,
         event_id: Callable[[str], str],
         wall_clock: Callable[[], float],
+        *,
+        min_lifetime: float = 0.0,
+        min_interval: float = 0.0,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.margin = margin
+        self.min_lifetime = min_lifetime
+        self.min_interval = min_interval
+        self._warn = warn  # told once when renewal is refused (see DEFAULT_RENEW_MIN_*)
+        self._refusal_told = False
+        self._switched_at: float | None = None
         self._wall_clock = wall_clock  # only to read expires_at (epoch seconds)
         self.ready_timeout = ready_timeout
         self._event_id = event_id
@@ -326,6 +345,7 @@ class Renewal:
     def _reset_next(self) -> None:
         self.next_session_id = ""
         self.next_expires: float | None = None
+        self.next_lifetime: float | None = None
         self.confirm_by: float | None = None
         # input_audio_buffer.append payloads, the newest sent to the current session.
         self.recent_audio: deque[bytes] = deque(maxlen=RECENT_AUDIO_BATCHES)
@@ -347,9 +367,35 @@ class Renewal:
         if self.margin <= 0:
             self.state = RenewalState.FAILED  # renewal is off: the session ends at its cap
             return
+        self._plan(expires, expires - now, now)
+
+    def _plan(self, expires: float, lifetime: float, now: float) -> None:
+        """When to renew a session that ends at `expires` and lasts `lifetime` in all."""
+        self.expires, self.due_at = expires, None
+        if lifetime < self.min_lifetime:
+            self._refuse(
+                f"the upstream session lasts {lifetime:.0f} s, under the "
+                f"{self.min_lifetime:g} s a session must last to be renewed"
+            )
+            return
         margin = min(self.margin, (expires - now) / 2)  # never in a session's first half
-        self.due_at = expires - margin
+        due = expires - margin
+        if self._switched_at is not None:
+            due = max(due, self._switched_at + self.min_interval)
+            if due >= expires - 1.0:
+                self._refuse(
+                    f"the last renewal was under {self.min_interval:g} s before this "
+                    "session's end (at most one renewal in that time)"
+                )
+                return
+        self.due_at = due
         self.state = RenewalState.IDLE
+
+    def _refuse(self, why: str) -> None:
+        self.state = RenewalState.FAILED  # the session ends at its cap
+        if self._warn is not None and not self._refusal_told:
+            self._refusal_told = True
+            self._warn(f"upstream session renewal refused: {why}")
 
     def observe(self, event: object, now: float) -> None:
         """An event of the current session (validated): what the record needs. Most
@@ -508,6 +554,8 @@ class Renewal:
             self.next_session_id = (session.id if session else None) or ""
             expires_at = session.expires_at if session else None
             self.next_expires = _monotonic(expires_at, now, self._wall_clock())
+            if self.next_expires is not None:
+                self.next_lifetime = self.next_expires - now
         elif isinstance(event, SessionUpdated):
             self._update_pending = None
         elif isinstance(event, ItemDone) and kind in _ACK_EVENTS:
@@ -531,15 +579,15 @@ class Renewal:
 
     def switched(self, now: float) -> None:
         """The next session is now the current one."""
-        expires = self.next_expires
+        expires, lifetime = self.next_expires, self.next_lifetime
         self.renewals += 1
         self.attempts = 0
+        self._switched_at = now
         self._reset_next()
         self.state = RenewalState.IDLE
         self.expires = self.due_at = None
-        if expires is not None:
-            margin = min(self.margin, (expires - now) / 2)
-            self.expires, self.due_at = expires, expires - margin
+        if expires is not None and lifetime is not None:
+            self._plan(expires, lifetime, now)
 
     def failed(self, now: float) -> bool:
         """The next session cannot be used: True when another will be tried later."""

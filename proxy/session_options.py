@@ -7,7 +7,7 @@ from typing import Protocol
 
 from .function_policy import NO_FUNCTIONS, FunctionEndpointPolicy
 from .limits import MESSAGE_RATE
-from .renewal import DEFAULT_RENEW_MARGIN
+from .renewal import DEFAULT_RENEW_MARGIN, DEFAULT_RENEW_MIN_INTERVAL, DEFAULT_RENEW_MIN_LIFETIME
 
 __all__ = ["SessionObserver", "SessionOptions", "Unobserved"]
 
@@ -32,6 +32,10 @@ class SessionOptions:
     # Seconds before the service's session cap (`expires_at`) from which a new upstream
     # session is prepared and switched to (0: never; the session ends at the cap).
     session_renew_margin: float = DEFAULT_RENEW_MARGIN
+    # No renewal of a session that lasts under this in all, nor within this of the last
+    # renewal (a short-lived upstream must not make the proxy open sessions without end).
+    session_renew_min_lifetime: float = DEFAULT_RENEW_MIN_LIFETIME
+    session_renew_min_interval: float = DEFAULT_RENEW_MIN_INTERVAL
     turn_rate: float = 5.0
     turn_burst: int = 20
     message_rate: float = MESSAGE_RATE  # client messages a second, any kind

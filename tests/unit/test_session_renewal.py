@@ -49,6 +49,9 @@ QUIET_OPTIONS: dict[str, Any] = {
     "keepalive_only_timeout": 10 * HOUR,
     "response_timeout": 10 * HOUR,
     "max_session_seconds": 0,  # no time limit: the deadlines seen are renewal's own
+    # The tests renew short sessions, often: no floor, no rate limit unless a test sets one.
+    "session_renew_min_lifetime": 0,
+    "session_renew_min_interval": 0,
 }
 
 
@@ -457,6 +460,46 @@ def test_a_short_session_is_renewed_in_its_second_half_and_again_after() -> None
     assert sent[0]["session"] == driver.first_update["session"]
     assert [text for _, text in _items(sent)] == ["One", "Two", "Three", "Four"]
     assert _merged(driver.confirm_next(sent, session_id="sess_3")).switched
+
+
+def test_a_session_shorter_than_the_floor_is_not_renewed() -> None:
+    driver = Renewing(session_renew_min_lifetime=600)
+    driver.open(lifetime=300)
+    assert not driver.tick(299).opened_next
+    out = driver.tick(1)
+    assert out.only("Error")["code"] == ErrorCode.UPSTREAM_SESSION_EXPIRED
+    assert not out.opened_next
+
+
+def test_renewals_are_at_most_one_per_interval() -> None:
+    driver = Renewing(session_renew_min_interval=60)
+    driver.open(lifetime=20)
+    assert driver.tick(10).opened_next
+    sent = driver.connect_next().to_next
+    assert _merged(driver.confirm_next(sent, lifetime=20)).switched
+    # The second session would be due in 10 s, but the last renewal was just now.
+    assert not driver.tick(19).opened_next
+    assert driver.tick(1).only("Error")["code"] == ErrorCode.UPSTREAM_SESSION_EXPIRED
+
+
+def test_a_refused_renewal_is_told_once_in_the_log() -> None:
+    told: list[str] = []
+    renewal = Renewal(
+        300,
+        15,
+        lambda purpose: f"proxy_t_{purpose}_1",
+        lambda: WALL,
+        min_lifetime=600,
+        min_interval=600,
+        warn=told.append,
+    )
+    renewal.session_expires(WALL + 100, 0.0, WALL)
+    renewal.session_expires(WALL + 200, 0.0, WALL)
+    assert renewal.next_deadline == 200.0 and not renewal.is_due(199.0)
+    assert len(told) == 1 and "100 s" in told[0] and "600 s" in told[0]
+    renewal = Renewal(300, 15, lambda p: f"proxy_t_{p}_1", lambda: WALL, min_lifetime=600)
+    renewal.session_expires(WALL + 3600, 0.0, WALL)
+    assert renewal.is_due(3300.0)  # an hour's session is renewed as before
 
 
 def test_without_expires_at_nothing_is_renewed() -> None:

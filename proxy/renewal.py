@@ -54,6 +54,7 @@ __all__ = [
     "RECENT_AUDIO_BATCHES",
     "RETRY_SECONDS",
     "TRANSCRIPT_WAIT",
+    "TRUNCATED_MARK",
     "AppliedSettings",
     "ConversationRecord",
     "Renewal",
@@ -83,6 +84,11 @@ DEFAULT_RENEW_MIN_LIFETIME: Final = 600.0
 DEFAULT_RENEW_MIN_INTERVAL: Final = 600.0
 MAX_CARRIED_ITEMS: Final = 500
 MAX_CARRIED_CHARS: Final = 64_000
+#: No one entry (a long message, a large function output) may take more than this share
+#: of the character bound: it is cut, with `TRUNCATED_MARK` at its end, rather than
+#: pushing the whole conversation out of the record.
+ENTRY_SHARE: Final = 4
+TRUNCATED_MARK: Final = " [... cut by the proxy when the upstream session was renewed]"
 #: A spoken turn's transcript comes after its commit, often after the answer. The switch
 #: waits for it this long (a transcription that never comes does not block renewal).
 TRANSCRIPT_WAIT: Final = 5.0
@@ -152,7 +158,7 @@ class ConversationRecord:
         """A user or assistant text turn (once per `key`)."""
         if not text or (key is not None and key in self._keys):
             return
-        self._add(key, _text_item(role, text[: self.max_chars]), now)
+        self._add(key, _text_item(role, self._cut(text)), now)
 
     def spoken_turn(self, item_id: str, now: float) -> None:
         """The user's audio became item `item_id`: its transcript comes later."""
@@ -164,7 +170,7 @@ class ConversationRecord:
         if entry is None:
             self.message("user", text, key=item_id, now=now)
         elif entry.item is None and text.strip():
-            entry.item = _text_item("user", text[: self.max_chars])
+            entry.item = _text_item("user", self._cut(text))
             entry.chars = len(entry.item["content"][0]["text"])
             self.chars += entry.chars
             self._trim()
@@ -172,12 +178,13 @@ class ConversationRecord:
     def function_call(self, call_id: str, name: str, arguments: str, now: float) -> None:
         if call_id not in self._keys:
             item = {"type": "function_call", "call_id": call_id, "name": name}
-            item["arguments"] = arguments
+            item["arguments"] = arguments = self._cut(arguments)
             self._add(call_id, item, now, chars=len(name) + len(arguments))
 
     def function_output(self, call_id: str, output: str, now: float) -> None:
         key = f"output:{call_id}"
         if key not in self._keys:
+            output = self._cut(output)
             item = {"type": "function_call_output", "call_id": call_id, "output": output}
             self._add(key, item, now, chars=len(output))
 
@@ -236,8 +243,25 @@ class ConversationRecord:
         entries = self._entries
         while len(entries) > 1 and (len(entries) > self.max_items or self.chars > self.max_chars):
             dropped = entries.popleft()
-            self.chars -= dropped.chars
-            del self._keys[dropped.key]
+            self._drop(dropped)
+            if dropped.item is not None and dropped.item["type"] == "function_call":
+                output = self._keys.get(f"output:{dropped.key}")  # alone it means nothing
+                if output is not None:
+                    entries.remove(output)
+                    self._drop(output)
+
+    def _drop(self, entry: _Entry) -> None:
+        self.chars -= entry.chars
+        del self._keys[entry.key]
+
+    def _cut(self, text: str) -> str:
+        """`text`, cut to an entry's share of the character bound (marked as cut)."""
+        limit = self.max_chars // ENTRY_SHARE
+        if len(text) <= limit:
+            return text
+        if limit <= len(TRUNCATED_MARK):
+            return text[:limit]
+        return text[: limit - len(TRUNCATED_MARK)] + TRUNCATED_MARK
 
 
 def _text_item(role: str, text: str) -> dict[str, Any]:

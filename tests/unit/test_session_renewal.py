@@ -16,7 +16,7 @@ import pytest
 
 from harness.mock_openai import tone_pcm16
 from proxy.errors import ErrorCode, WarningCode
-from proxy.renewal import ConversationRecord, Renewal
+from proxy.renewal import MAX_CARRIED_CHARS, TRUNCATED_MARK, ConversationRecord, Renewal
 from proxy.session import ProxySession
 from proxy.session_options import SessionOptions
 from tests.unit import realtime_events as events
@@ -520,12 +520,37 @@ def test_the_record_drops_the_oldest_entries_past_its_bounds() -> None:
         "turn 3",
         "turn 4",
     ]
-    record = ConversationRecord(max_items=100, max_chars=10)
-    record.message("user", "a" * 6)
-    record.message("assistant", "b" * 6)
-    assert len(record) == 1 and record.chars == 6
-    record.message("user", "c" * 50)  # one entry longer than the bound is cut to it
-    assert record.chars == 10
+    record = ConversationRecord(max_items=100, max_chars=20)
+    for letter in "abcde":
+        record.message("user", letter * 5)
+    assert len(record) == 4 and record.chars == 20  # "a" * 5 went first
+    record.message("user", "f" * 50)  # one entry longer than its share is cut to it
+    assert len(record) == 4 and record.chars == 20
+
+
+def test_one_large_entry_is_cut_and_the_conversation_stays() -> None:
+    record = ConversationRecord()  # the default bounds
+    for n in range(10):
+        record.message("user", f"question {n}", key=f"u{n}")
+        record.message("assistant", f"answer {n}", key=f"a{n}")
+    record.function_call("call_1", "lookup", '{"q": "x"}', 0.0)
+    record.function_output("call_1", "x" * 64_000, 0.0)  # under the 64 KiB answer limit
+    record.message("user", "y" * 100_000)
+    items = [item for _, item in record.after(0, 0.0)[0]]
+    assert len(items) == 23  # every turn, the call, its output, the long message
+    output, long_message = items[21]["output"], items[22]["content"][0]["text"]
+    for text in (output, long_message):
+        assert len(text) == MAX_CARRIED_CHARS // 4 and text.endswith(TRUNCATED_MARK)
+    assert record.chars <= MAX_CARRIED_CHARS
+
+
+def test_a_call_and_its_output_are_dropped_together() -> None:
+    record = ConversationRecord(max_items=3)
+    record.function_call("call_1", "f", "{}", 0.0)
+    record.function_output("call_1", "out", 0.0)
+    record.message("user", "one")
+    record.message("assistant", "two")  # over the bound: the call goes, and its output
+    assert [item["type"] for _, item in record.after(0, 0.0)[0]] == ["message", "message"]
 
 
 def test_a_function_output_whose_call_was_dropped_is_not_carried() -> None:

@@ -5,16 +5,21 @@ follow-up response (the model's answer that uses the outputs) is asked for once,
 that response has ended and every one of its calls has its output, client-side and
 server-side alike; asking after the first output makes the model answer twice.
 Calls cancelled by barge-in are forgotten: the user has moved on, nothing waits for them.
-No I/O.
+At most `MAX_PENDING` calls wait at once: an upstream that calls without end (a fault,
+or hostile) cannot grow the table; a call past it is answered at once with `FULL` as
+its failure, so the model is not left waiting for it. No I/O.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PendingCall", "PendingCalls"]
+__all__ = ["FULL", "MAX_PENDING", "PendingCall", "PendingCalls"]
 
 _MAX_RUNNING = 16
+#: A model calls a few functions at once; 64 waiting for their output is far past that.
+MAX_PENDING = 64
+FULL = f"more than {MAX_PENDING} function calls are waiting for their output"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +48,16 @@ class PendingCalls:
     def __len__(self) -> int:
         return len(self._calls)
 
-    def add(self, call: PendingCall) -> None:
+    def add(self, call: PendingCall) -> bool:
+        """Wait for `call`'s output; False (and nothing kept) when `MAX_PENDING` wait."""
+        if len(self._calls) >= MAX_PENDING and call.call_id not in self._calls:
+            return False
         self._calls[call.call_id] = call
         if call.response_id and call.response_id not in self._running:
             if len(self._running) >= _MAX_RUNNING:
                 del self._running[next(iter(self._running))]
             self._running[call.response_id] = None
+        return True
 
     def get(self, call_id: str) -> PendingCall | None:
         return self._calls.get(call_id)

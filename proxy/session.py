@@ -75,7 +75,7 @@ from .function_policy import EndpointForbidden, EndpointRefused, FunctionRequest
 from .latency import TurnLatency
 from .limits import MESSAGE_BURST_SECONDS, Flood, FloodState, TokenBucket
 from .logs import SessionLog
-from .pending_calls import PendingCall, PendingCalls
+from .pending_calls import FULL, PendingCall, PendingCalls
 from .redaction import Redactor
 from .renewal import POLL_SECONDS, Renewal, RenewalFailed, RenewalState, is_cap_error
 from .response_gate import FORCED_TURN, TURN, GateState, Request, ResponseGate, Speech
@@ -1117,7 +1117,9 @@ class ProxySession:
         response_id = event.response_id or self.gate.response_id or ""
         request = self._endpoint_request(event.name, event.arguments)
         server_side = request is not None
-        self._calls.add(PendingCall(call_id, event.name, event.arguments, response_id, server_side))
+        call = PendingCall(call_id, event.name, event.arguments, response_id, server_side)
+        if not self._calls.add(call):
+            request = FULL  # answered at once: the model is not left waiting
         if request is None:
             self._to_client(
                 translate.function_call_request(

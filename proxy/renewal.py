@@ -345,12 +345,14 @@ class Renewal:
         min_lifetime: float = 0.0,
         min_interval: float = 0.0,
         warn: Callable[[str], None] | None = None,
+        counted: Callable[[str], None] | None = None,
     ) -> None:
         self.margin = margin
         self.min_lifetime = min_lifetime
         self.min_interval = min_interval
         self._warn = warn  # told once when renewal is refused (see DEFAULT_RENEW_MIN_*)
         self._refusal_told = False
+        self._counted = counted  # "renewed" or "refused", for the metrics
         self._switched_at: float | None = None
         self._wall_clock = wall_clock  # only to read expires_at (epoch seconds)
         self.ready_timeout = ready_timeout
@@ -417,6 +419,8 @@ class Renewal:
 
     def _refuse(self, why: str) -> None:
         self.state = RenewalState.FAILED  # the session ends at its cap
+        if self._counted is not None:
+            self._counted("refused")
         if self._warn is not None and not self._refusal_told:
             self._refusal_told = True
             self._warn(f"upstream session renewal refused: {why}")
@@ -605,6 +609,8 @@ class Renewal:
         """The next session is now the current one."""
         expires, lifetime = self.next_expires, self.next_lifetime
         self.renewals += 1
+        if self._counted is not None:
+            self._counted("renewed")
         self.attempts = 0
         self._switched_at = now
         self._reset_next()

@@ -326,6 +326,7 @@ class ProxySession:
             min_lifetime=options.session_renew_min_lifetime,
             min_interval=options.session_renew_min_interval,
             warn=self.log.warning,
+            counted=self.observer.renewal,
         )
 
     # ------------------------------------------------------------ inputs

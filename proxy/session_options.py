@@ -50,6 +50,9 @@ class SessionObserver(Protocol):
     def settings_applied(self, seconds: float) -> None: ...
     def turn_done(self, latency: float | None) -> None: ...
     def upstream_error(self, code: str) -> None: ...
+    def renewal(self, outcome: str) -> None:
+        """An upstream session was `renewed`, or its renewal `refused` (too short-lived,
+        or renewed too recently)."""
 
 
 class Unobserved:
@@ -62,4 +65,7 @@ class Unobserved:
         pass
 
     def upstream_error(self, code: str) -> None:
+        pass
+
+    def renewal(self, outcome: str) -> None:
         pass

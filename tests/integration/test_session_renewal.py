@@ -245,6 +245,8 @@ async def test_short_upstream_sessions_are_not_renewed_by_default(
         assert error["code"] == "upstream_session_expired"
         assert await client.wait_closed() == 1011
         assert len(mock_openai.connections) == 1
+        metrics = endpoint.server.metrics.render().decode()
+        assert 'voice_proxy_renewals_total{outcome="refused"} 1.0' in metrics
     finally:
         await client.close()
 
@@ -263,5 +265,8 @@ async def test_one_client_renews_at_most_once_per_interval(
         assert error["code"] == "upstream_session_expired"
         assert len([m for m in client.received("Warning") if _is_renewal(m)]) == 1
         assert len(mock_openai.connections) == 2
+        metrics = endpoint.server.metrics.render().decode()
+        assert 'voice_proxy_renewals_total{outcome="renewed"} 1.0' in metrics
+        assert 'voice_proxy_renewals_total{outcome="refused"} 1.0' in metrics
     finally:
         await client.close()

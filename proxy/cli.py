@@ -21,7 +21,11 @@ from .function_policy import (
     parse_rule,
 )
 from .limits import MESSAGE_RATE
-from .renewal import DEFAULT_RENEW_MARGIN
+from .renewal import (
+    DEFAULT_RENEW_MARGIN,
+    DEFAULT_RENEW_MIN_INTERVAL,
+    DEFAULT_RENEW_MIN_LIFETIME,
+)
 
 __all__ = ["client_token", "parse_args", "repeated"]
 
@@ -217,6 +221,22 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         "seconds before the OpenAI session's cap (expires_at) from which a new upstream "
         "session takes over at a quiet moment, with the conversation carried over (0: never; "
         "the client then gets Error {upstream_session_expired} at the cap)",
+    )
+    option(
+        "--session-renew-min-lifetime",
+        "OPENAI_PROXY_SESSION_RENEW_MIN_LIFETIME",
+        _non_negative,
+        DEFAULT_RENEW_MIN_LIFETIME,
+        "an upstream session that lasts less than this many seconds in all is not renewed "
+        "(it ends at its cap): an upstream handing out short sessions cannot make the proxy "
+        "open sessions without end",
+    )
+    option(
+        "--session-renew-min-interval",
+        "OPENAI_PROXY_SESSION_RENEW_MIN_INTERVAL",
+        _non_negative,
+        DEFAULT_RENEW_MIN_INTERVAL,
+        "at most one upstream session renewal per client connection in this many seconds",
     )
     option(
         "--function-endpoint-allow",

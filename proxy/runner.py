@@ -106,6 +106,8 @@ async def serve_until_signalled(
         max_session_seconds=args.max_session_seconds,
         flood_close_seconds=args.flood_close_seconds,
         session_renew_margin=args.session_renew_margin,
+        session_renew_min_lifetime=args.session_renew_min_lifetime,
+        session_renew_min_interval=args.session_renew_min_interval,
         function_hosts=frozenset(repeated(args, "function_endpoint_allow")),
         function_methods=frozenset(repeated(args, "function_endpoint_method")),
         function_headers=frozenset(repeated(args, "function_endpoint_header")),

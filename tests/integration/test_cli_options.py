@@ -40,6 +40,8 @@ OPTIONS_AND_ENV = {
     "--max-pending-handshakes": "OPENAI_PROXY_MAX_PENDING_HANDSHAKES",
     "--max-pending-handshakes-per-ip": "OPENAI_PROXY_MAX_PENDING_HANDSHAKES_PER_IP",
     "--session-renew-margin": "OPENAI_PROXY_SESSION_RENEW_MARGIN",
+    "--session-renew-min-lifetime": "OPENAI_PROXY_SESSION_RENEW_MIN_LIFETIME",
+    "--session-renew-min-interval": "OPENAI_PROXY_SESSION_RENEW_MIN_INTERVAL",
     "--function-endpoint-allow": "OPENAI_PROXY_FUNCTION_ENDPOINT_ALLOW",
     "--function-endpoint-method": "OPENAI_PROXY_FUNCTION_ENDPOINT_METHODS",
     "--function-endpoint-header": "OPENAI_PROXY_FUNCTION_ENDPOINT_HEADERS",

@@ -64,6 +64,7 @@ from scale import ramp
 from stats import percentile
 
 from harness.client import ComponentClient
+from proxy.settings import SERVER_DEFAULTS, environment_for
 
 #: Issue 11: what the TypeScript reference proxy measured, and the targets.
 REFERENCE = {
@@ -111,20 +112,23 @@ def proxy_command(workers: int) -> list[str]:
 
 
 def proxy_env(mock_url: str, sessions: int) -> dict[str, str]:
+    handshakes = max(SERVER_DEFAULTS.max_pending_handshakes, sessions)
     return clean_env(
         OPENAI_API_KEY=MOCK_KEY,
-        OPENAI_REALTIME_URL=mock_url,
-        LOG_LEVEL="WARNING",
-        # Every session comes from 127.0.0.1, and the turns go back to back.
-        OPENAI_PROXY_MAX_SESSIONS=str(sessions),
-        OPENAI_PROXY_MAX_SESSIONS_PER_IP=str(sessions),
-        OPENAI_PROXY_TURN_RATE="100000",
-        OPENAI_PROXY_TURN_BURST="100000",
-        OPENAI_PROXY_MESSAGE_RATE="1000000",  # the audio row sends as fast as it can
-        # ... and the connects row opens sessions back to back, many at once.
-        OPENAI_PROXY_CONNECTION_RATE="0",
-        OPENAI_PROXY_MAX_PENDING_HANDSHAKES=str(max(128, sessions)),
-        OPENAI_PROXY_MAX_PENDING_HANDSHAKES_PER_IP=str(max(128, sessions)),
+        **environment_for(
+            upstream_url=mock_url,
+            log_level="WARNING",
+            # Every session comes from 127.0.0.1, and the turns go back to back.
+            max_sessions=sessions,
+            max_sessions_per_ip=sessions,
+            turn_rate=100000,
+            turn_burst=100000,
+            message_rate=1000000,  # the audio row sends as fast as it can
+            # ... and the connects row opens sessions back to back, many at once.
+            connection_rate=0,
+            max_pending_handshakes=handshakes,
+            max_pending_handshakes_per_ip=handshakes,
+        ),
     )
 
 

@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.client import ComponentClient
 from harness.mock_openai import MockRealtime, silence_pcm16, tone_pcm16
-from proxy.function_calls import KEEPALIVE_CONNECTIONS
+from proxy.bounds import KEEPALIVE_FUNCTION_CONNECTIONS
+from proxy.settings import command_line_for, environment_for
 
 KEY = "sk-soak-mock-key-0000"
 WEATHER = b'{"temperature": 21}'
@@ -163,19 +164,27 @@ async def soak(args: argparse.Namespace) -> int:
     functions = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Weather)
     threading.Thread(target=functions.serve_forever, daemon=True).start()
     function_port = int(functions.server_address[1])
+    options = command_line_for(
+        port=0,
+        log_level="warning",
+        turn_rate=50,
+        function_hosts=[f"http://127.0.0.1:{function_port}/fn"],
+        # Every session comes from 127.0.0.1, many at once.
+        max_sessions_per_ip=10000,
+        connection_rate=0,
+        max_pending_handshakes=10000,
+        max_pending_handshakes_per_ip=10000,
+    )
     proxy = subprocess.Popen(
-        [
-            sys.executable, "-m", "proxy", "--port", "0", "--log-level", "warning",
-            "--max-sessions-per-ip", "10000", "--turn-rate", "50",
-            "--function-endpoint-allow", f"http://127.0.0.1:{function_port}/fn",
-            # Every session comes from 127.0.0.1, many at once.
-            "--connection-rate", "0", "--max-pending-handshakes", "10000",
-            "--max-pending-handshakes-per-ip", "10000",
-        ],
-        env={"OPENAI_API_KEY": KEY, "OPENAI_REALTIME_URL": mock.url, "PATH": "/usr/bin:/bin"},
+        [sys.executable, "-m", "proxy", *options],
+        env={
+            "OPENAI_API_KEY": KEY,
+            "PATH": "/usr/bin:/bin",
+            **environment_for(upstream_url=mock.url),
+        },
         stdout=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     try:
         assert proxy.stdout is not None
         url = ""
@@ -242,7 +251,7 @@ def report(
         print(f"  after: {after}; after - baseline: {growth}")
         ok &= not lost and answered == asked and after["sessions"] == 0
         # The function client's idle connections stay open for reuse: a bounded pool.
-        ok &= after["fds"] <= baseline["fds"] + KEEPALIVE_CONNECTIONS
+        ok &= after["fds"] <= baseline["fds"] + KEEPALIVE_FUNCTION_CONNECTIONS
         ok &= after["tasks"] <= baseline["tasks"]
     if len(rounds) > 1:
         first, last = rounds[0][2]["rss_mib"], rounds[-1][2]["rss_mib"]

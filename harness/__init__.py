@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 # Where each name lives. Imported on first use: the package itself must import with the
-# runtime install only (the proxy serves `harness.test_app` and loads the pytest entry
+# runtime install only (the proxy starts `harness.mock_openai` and loads the pytest entry
 # point), while these need the [harness] extra (pydantic, the SDKs) or [e2e] (Playwright).
 _HOMES = {
     "AudioProfile": "audio_profile",

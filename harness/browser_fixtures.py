@@ -16,9 +16,10 @@ import pytest
 from playwright.sync_api import BrowserContext, Playwright
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from proxy.test_app import http_response
+
 from .background import BackgroundLoop
 from .browser import FakeMicrophone, VoiceAgentApp, chromium_launch_args
-from .test_app import http_response
 
 
 @pytest.fixture(scope="session")

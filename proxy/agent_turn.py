@@ -16,11 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["AgentTurns"]
+from .bounds import MAX_OPEN_RESPONSES as _MAX_OPEN
 
-#: Responses the client may have been told about at once (out-of-band speech can run
-#: beside an in-conversation response); older ones are forgotten.
-_MAX_OPEN = 8
+__all__ = ["AgentTurns"]
 
 
 @dataclass(slots=True)

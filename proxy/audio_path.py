@@ -14,11 +14,9 @@ from collections.abc import Iterable
 
 from . import translate
 from .audio_formats import ClientAudio, InputConverter, OutputConverter
+from .bounds import MAX_CLIENT_AUDIO_FRAME, RECENT_IDS
 
 __all__ = ["MAX_CLIENT_AUDIO_FRAME", "AgentAudio", "MicrophoneInput", "RecentIds"]
-
-#: Binary frames to the client are split to at most this size.
-MAX_CLIENT_AUDIO_FRAME = 64 * 1024
 
 
 class RecentIds:
@@ -30,7 +28,7 @@ class RecentIds:
 
     __slots__ = ("_ids", "_size")
 
-    def __init__(self, size: int = 256) -> None:
+    def __init__(self, size: int = RECENT_IDS) -> None:
         self._size = size
         self._ids: dict[str, None] = {}
 

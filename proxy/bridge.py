@@ -44,6 +44,7 @@ from .actions import (
     SendUpstream,
     SwitchUpstream,
 )
+from .bounds import TRAFFIC_REPORT_SECONDS as _REPORT_EVERY
 from .config import ProxyConfig
 from .errors import ErrorCode
 from .function_calls import FunctionCaller
@@ -57,8 +58,6 @@ from .session import ProxySession
 __all__ = ["Bridge"]
 
 log = logging.getLogger("proxy.session")
-
-_REPORT_EVERY = 1.0  # seconds between two additions of a session's traffic to the metrics
 
 
 class Bridge:

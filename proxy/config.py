@@ -1,7 +1,9 @@
-"""Everything an operator can set, with the defaults of PROTOCOL.md sections 11 and 12."""
+"""What a server runs with: the settings of `proxy.settings` (every option and bound,
+with its default, once) and the objects made at start (TLS context, the test-app)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ssl
 from collections.abc import Callable
@@ -12,80 +14,26 @@ from websockets.http11 import Request, Response
 from websockets.proxy import get_proxy
 from websockets.uri import parse_uri
 
-from .function_policy import DEFAULT_MAX_ANSWER_BYTES, DEFAULT_METHODS, FunctionEndpointPolicy
-from .limits import MESSAGE_RATE
-from .renewal import DEFAULT_RENEW_MARGIN, DEFAULT_RENEW_MIN_INTERVAL, DEFAULT_RENEW_MIN_LIFETIME
+from .function_policy import FunctionEndpointPolicy
 from .session_options import SessionOptions
+from .settings import DEFAULT_UPSTREAM_URL, ServerSettings
 from .worker_board import WorkerBoard
 
 __all__ = ["DEEPGRAM_PATH", "DEFAULT_UPSTREAM_URL", "ProxyConfig"]
 
-DEFAULT_UPSTREAM_URL = "wss://api.openai.com/v1/realtime?model=gpt-realtime"
 DEEPGRAM_PATH = "/v1/agent/converse"  # Deepgram's own endpoint, for its SDKs
+#: The fields `ProxyConfig` passes on to each session by name (the session's part).
+_SESSION_FIELDS = tuple(f.name for f in dataclasses.fields(SessionOptions) if f.name != "functions")
 
 
 @dataclass(frozen=True)
-class ProxyConfig:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    path: str = "/openai"
+class ProxyConfig(ServerSettings):
+    """`ServerSettings` (keyword arguments of the same names) plus what is made at start."""
+
     extra_paths: tuple[str, ...] = (DEEPGRAM_PATH,)
-    upstream_url: str = DEFAULT_UPSTREAM_URL
     api_key: str | None = field(default=None, repr=False)
-
-    # Access (section 11).
     client_token: str | None = field(default=None, repr=False)
-    allowed_origins: tuple[str, ...] = ()
     same_origin_pages: bool = False  # pages this proxy serves may connect back to it
-    max_sessions: int = 1000
-    max_sessions_per_ip: int = 20
-    trusted_proxies: tuple[str, ...] = ()  # IPs or CIDRs whose X-Forwarded-For is believed
-    # Per-address limits count an IPv6 client by its network of this many bits (one
-    # subscriber gets a whole /64); IPv4 by its address.
-    ipv6_prefix: int = 64
-    # New sessions a second per address (token bucket; 0: off), before the upgrade.
-    connection_rate: float = 1.0
-    connection_burst: int = 20
-    # Connections whose upgrade request has not arrived (TLS handshakes included), in
-    # all and per client address (trusted proxies count in the total only).
-    max_pending_handshakes: int = 128
-    max_pending_handshakes_per_ip: int = 8
-
-    # Limits and timeouts.
-    turn_rate: float = 5.0
-    turn_burst: int = 20
-    message_rate: float = MESSAGE_RATE  # client messages a second, any kind
-    max_frame_bytes: int = 1 << 20  # larger: Error frame_too_large
-    hard_frame_bytes: int = 16 << 20  # larger: close 1009 (client), 1011 (upstream)
-    max_buffered_bytes: int = 8 << 20  # per session and direction
-    stall_timeout: float = 10.0  # a peer that reads nothing while frames wait
-    upstream_connect_timeout: float = 10.0
-    ready_timeout: float = 15.0
-    response_timeout: float = 30.0
-    client_idle_timeout: float = 60.0
-    # A client that sends nothing but KeepAlive (no audio, no other message) this long
-    # is closed; and no session lasts longer than max_session_seconds (0: no limit).
-    keepalive_only_timeout: float = 600.0
-    max_session_seconds: float = 4 * 3600.0
-    # A client past the message rate for this many seconds on end is closed (0: never).
-    flood_close_seconds: float = 5.0
-    # A peer that stopped answering (half-open) is failed within interval + timeout.
-    ping_interval: float = 10.0
-    ping_timeout: float = 10.0
-    session_renew_margin: float = DEFAULT_RENEW_MARGIN  # before the service's session cap
-    # Sessions shorter than this in all are not renewed; one renewal per interval at most.
-    session_renew_min_lifetime: float = DEFAULT_RENEW_MIN_LIFETIME
-    session_renew_min_interval: float = DEFAULT_RENEW_MIN_INTERVAL
-    audio_batch_ms: int = 100
-
-    # Server-side functions (proxy.function_policy: endpoints the proxy may call, with
-    # which methods and headers, and how large an answer) and logging.
-    function_hosts: frozenset[str] = frozenset()
-    function_methods: frozenset[str] = DEFAULT_METHODS
-    function_headers: frozenset[str] = frozenset()
-    function_max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
-    function_timeout: float = 10.0
-    log_content: bool = False
 
     # Serving: TLS (wss://) without a front proxy; SO_REUSEPORT for --workers.
     ssl: ssl.SSLContext | None = field(default=None, repr=False)
@@ -125,23 +73,5 @@ class ProxyConfig:
 
     @functools.cached_property
     def _session_options(self) -> SessionOptions:
-        return SessionOptions(
-            api_key=self.api_key,
-            max_frame_bytes=self.max_frame_bytes,
-            max_buffered_bytes=self.max_buffered_bytes,
-            audio_batch_ms=self.audio_batch_ms,
-            ready_timeout=self.ready_timeout,
-            response_timeout=self.response_timeout,
-            client_idle_timeout=self.client_idle_timeout,
-            keepalive_only_timeout=self.keepalive_only_timeout,
-            max_session_seconds=self.max_session_seconds,
-            flood_close_seconds=self.flood_close_seconds,
-            session_renew_margin=self.session_renew_margin,
-            session_renew_min_lifetime=self.session_renew_min_lifetime,
-            session_renew_min_interval=self.session_renew_min_interval,
-            turn_rate=self.turn_rate,
-            turn_burst=self.turn_burst,
-            message_rate=self.message_rate,
-            log_content=self.log_content,
-            functions=self.function_policy,
-        )
+        shared = {name: getattr(self, name) for name in _SESSION_FIELDS}
+        return SessionOptions(**shared, functions=self.function_policy)

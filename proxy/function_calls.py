@@ -19,15 +19,11 @@ import http.cookiejar
 import anyio
 import httpx
 
+from .bounds import KEEPALIVE_FUNCTION_CONNECTIONS as KEEPALIVE_CONNECTIONS
+from .bounds import MAX_FUNCTION_CONNECTIONS as MAX_CONNECTIONS
 from .function_policy import FunctionRequest
 
 __all__ = ["KEEPALIVE_CONNECTIONS", "MAX_CONNECTIONS", "FunctionCaller"]
-
-#: Connections open at once to function endpoints, for the whole server (a call past it
-#: waits for one, within its deadline): many sessions cannot open thousands to a backend.
-MAX_CONNECTIONS = 100
-#: Idle connections kept for reuse (each an open socket until it is used again).
-KEEPALIVE_CONNECTIONS = 10
 
 
 class FunctionCaller:

@@ -22,6 +22,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 import httpx
 import orjson
 
+from .bounds import MAX_URL_CHARS
 from .validation import shown
 
 __all__ = [
@@ -51,9 +52,6 @@ DEFAULT_METHODS = frozenset({"POST"})
 #: (32k tokens for gpt-realtime, says OpenAI's cookbook notebook "Context summarization
 #: with the Realtime API") holds about 128 KB of text, so 64 KiB is already a lot.
 DEFAULT_MAX_ANSWER_BYTES = 64 * 1024
-#: Longer request URLs (the endpoint, or with a GET's arguments) are refused; 8 KiB is
-#: what common servers accept.
-MAX_URL_CHARS = 8192
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Headers that say where a request goes or how it is framed: set by the proxy (httpx)

@@ -16,10 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
+from .bounds import (
+    FLOOD_QUIET_SECONDS,
+    MAX_TRACKED_ADDRESSES,
+    MESSAGE_BURST_SECONDS,
+    RATE_TABLE_PRUNE_SECONDS,
+)
+
 __all__ = [
     "FLOOD_QUIET_SECONDS",
     "MESSAGE_BURST_SECONDS",
-    "MESSAGE_RATE",
     "Admission",
     "ConnectionRate",
     "Flood",
@@ -30,15 +36,6 @@ __all__ = [
     "counting_key",
 ]
 
-#: Client messages a second per session, of any kind (audio frames, KeepAlive, ...):
-#: each costs CPU whatever its size, so a flood of tiny frames is bounded too. Audio in
-#: 20 ms frames is 50 a second; a browser's AudioWorklet posting 128-sample chunks at
-#: 48 kHz is 375. Operators (and benchmarks) change it with --message-rate.
-MESSAGE_RATE = 500.0
-#: A burst may be this many seconds' worth of the rate (1000 messages by default).
-MESSAGE_BURST_SECONDS = 2.0
-#: A flood ends when nothing was dropped for this long (the next drop starts a new one).
-FLOOD_QUIET_SECONDS = 1.0
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -148,7 +145,9 @@ class ConnectionRate:
     one. (Sharing one bucket among all new addresses instead would let one churning
     client lock every newcomer out.)"""
 
-    def __init__(self, rate: float, burst: int, *, max_tracked: int = 10_000) -> None:
+    def __init__(
+        self, rate: float, burst: int, *, max_tracked: int = MAX_TRACKED_ADDRESSES
+    ) -> None:
         self.rate = rate
         self.burst = max(1, burst)
         self.max_tracked = max_tracked
@@ -178,7 +177,7 @@ class ConnectionRate:
         return bucket.seconds_to_next()
 
     def _prune(self, now: float) -> None:
-        if now - self._pruned_at < 1.0:
+        if now - self._pruned_at < RATE_TABLE_PRUNE_SECONDS:
             return
         self._pruned_at = now
         self._buckets = {k: b for k, b in self._buckets.items() if not b.full_at(now)}

@@ -23,7 +23,7 @@ __all__ = ["JsonFormatter", "SessionLog", "TextFormatter", "configure_logging"]
 
 #: websockets' own per-connection lines ("connection open") carry no session id: they
 #: are shown at DEBUG only, where the proxy's own lines say the same with the ids.
-_WIRE_LOGGERS = ("proxy.client_ws", "proxy.upstream_ws", "harness.mock_openai.server.wire")
+_WIRE_LOGGERS = ("proxy.client_ws", "proxy.upstream_ws")
 #: The HTTP client of server-side functions logs each request's full URL at INFO (a GET's
 #: query holds the model's arguments: user content) and headers at DEBUG: below WARNING
 #: they are heard only with --log-content.

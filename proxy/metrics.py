@@ -26,12 +26,13 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from .bounds import MAX_ERROR_CODES as _MAX_ERROR_CODES
+
 __all__ = ["CONTENT_TYPE", "ProxyMetrics", "SessionMetrics", "multiprocess_dir"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 _CONNECT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_MAX_ERROR_CODES = 64
 _SAFE_LABEL = re.compile(r"[^a-z0-9_]")
 
 

@@ -28,12 +28,10 @@ from collections.abc import Callable
 from websockets.asyncio.connection import Connection
 from websockets.protocol import State
 
+from .bounds import CLOSE_GRACE, WRITE_LIMIT
+
 __all__ = ["CLOSE_GRACE", "WRITE_LIMIT", "Outbox"]
 
-#: The socket's write buffer may hold this much before frames queue here (passed to
-#: websockets as its `write_limit`, so the transport's flow control agrees).
-WRITE_LIMIT = 64 * 1024
-CLOSE_GRACE = 2.0  # seconds a close may take before the connection is dropped
 
 log = logging.getLogger("proxy.outbox")
 _OPEN = State.OPEN

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .bounds import MAX_PENDING_CALLS as MAX_PENDING
+from .bounds import MAX_RUNNING_CALLS as _MAX_RUNNING
+
 __all__ = ["FULL", "MAX_PENDING", "PendingCall", "PendingCalls"]
 
-_MAX_RUNNING = 16
-#: A model calls a few functions at once; 64 waiting for their output is far past that.
-MAX_PENDING = 64
 FULL = f"more than {MAX_PENDING} function calls are waiting for their output"
 
 

@@ -13,6 +13,8 @@ import logging
 import re
 from collections.abc import Iterable
 
+from .bounds import MAX_LOGGED_CHARS as _MAX_LOGGED
+
 __all__ = ["KeyRedactingFilter", "Redactor", "redact", "redact_secrets", "redacting_logger"]
 
 _HIDDEN = "[redacted]"
@@ -27,7 +29,7 @@ _TOKEN_PROTOCOL = re.compile(r"(\b(?:token|bearer)\s*,\s*)[^\s,\"']+", re.IGNORE
 # A masked credential: word characters around a run of mask characters. Bounded and
 # anchored at a word start, so a long word costs linear time (it runs on attacker text).
 _MASKED = re.compile(r"(?<![\w-])[\w-]{0,64}(?:\*{3,}|•{3,}|…|\.{3,}|x{4,})[\w-]{0,64}")
-_MAX_LOGGED = 4096  # characters of one log message
+
 _FRAME_DUMP = re.compile(r"^([<>] (?:TEXT|BINARY|CONT) ).*?(\[\d+ bytes\])?$", re.DOTALL)
 
 

@@ -28,6 +28,19 @@ from typing import Any, Final
 
 import orjson
 
+from .bounds import (
+    CAP_EARLY_SECONDS,
+    CARRIED_ENTRY_SHARE,
+    MAX_CARRIED_CHARS,
+    MAX_CARRIED_ITEMS,
+    RECENT_AUDIO_BATCHES,
+    TRUNCATED_MARK,
+)
+from .bounds import RENEWAL_ANSWER_WAIT as ANSWER_WAIT
+from .bounds import RENEWAL_MAX_ATTEMPTS as MAX_ATTEMPTS
+from .bounds import RENEWAL_POLL_SECONDS as POLL_SECONDS
+from .bounds import RENEWAL_RETRY_SECONDS as RETRY_SECONDS
+from .bounds import RENEWAL_TRANSCRIPT_WAIT as TRANSCRIPT_WAIT
 from .upstream_events import (
     AudioCommitted,
     ErrorDetail,
@@ -44,9 +57,6 @@ from .validation import InvalidMessage, decode, too_deep
 
 __all__ = [
     "ANSWER_WAIT",
-    "DEFAULT_RENEW_MARGIN",
-    "DEFAULT_RENEW_MIN_INTERVAL",
-    "DEFAULT_RENEW_MIN_LIFETIME",
     "MAX_ATTEMPTS",
     "MAX_CARRIED_CHARS",
     "MAX_CARRIED_ITEMS",
@@ -63,50 +73,7 @@ __all__ = [
     "is_cap_error",
 ]
 
-#: Seconds before `expires_at` from which the proxy renews (at most half a session's life).
-#: Five minutes leaves room for many quiet moments (one between any two turns) and for a
-#: few minutes of clock skew between this host and the service.
-DEFAULT_RENEW_MARGIN: Final = 300.0
-#: What is carried over is bounded: the items and their text. gpt-realtime keeps 32k
-#: tokens of context (OpenAI cookbook, "Context summarization with the Realtime API";
-#: newer models keep more) and drops the oldest itself (`truncation: auto`); 64k characters
-#: (about 16k tokens) leave room for the instructions, the tools and the next turns, and
-#: 500 items bound the `conversation.item.create` events (each one a round trip). When
-#: the record is over either bound, its oldest entries go first: the model would lose
-#: those first anyway, and the recent turns are what the next answer depends on.
-#: An upstream that hands out short sessions (a fault, or hostile) must not make the proxy
-#: open sessions without end for one client: a session whose whole life (from its
-#: `session.created` to its `expires_at`) is under `DEFAULT_RENEW_MIN_LIFETIME` is not
-#: renewed, and one client connection renews at most once per `DEFAULT_RENEW_MIN_INTERVAL`
-#: (the service's sessions last 60 minutes: one renewal an hour). Either refusal ends the
-#: session at its cap, as with renewal off.
-DEFAULT_RENEW_MIN_LIFETIME: Final = 600.0
-DEFAULT_RENEW_MIN_INTERVAL: Final = 600.0
-MAX_CARRIED_ITEMS: Final = 500
-MAX_CARRIED_CHARS: Final = 64_000
-#: No one entry (a long message, a large function output) may take more than this share
-#: of the character bound: it is cut, with `TRUNCATED_MARK` at its end, rather than
-#: pushing the whole conversation out of the record.
-ENTRY_SHARE: Final = 4
-TRUNCATED_MARK: Final = " [... cut by the proxy when the upstream session was renewed]"
-#: A spoken turn's transcript comes after its commit, often after the answer. The switch
-#: waits for it this long (a transcription that never comes does not block renewal).
-TRANSCRIPT_WAIT: Final = 5.0
-#: With server VAD the service answers a turn on its own once the user stops speaking
-#: (`speech_stopped`, then `committed`, then `response.created`): that answer is waited
-#: for this long before the moment counts as quiet.
-ANSWER_WAIT: Final = 5.0
-#: While renewal waits for a quiet moment, it looks again this often: some moments turn
-#: quiet with time alone (the agent's audio played out, a transcript given up).
-POLL_SECONDS: Final = 0.5
-#: A next session that fails (refused, closed, silent) is tried again this much later,
-#: at most `MAX_ATTEMPTS` times in all, while the current session has time left.
-RETRY_SECONDS: Final = 15.0
-MAX_ATTEMPTS: Final = 3
-#: At the switch, the newest microphone audio the old session got goes to the new one
-#: too: speech that began just before the switch, too short for the old session's VAD to
-#: have noticed, reaches the new session whole (three batches: 300 ms by default).
-RECENT_AUDIO_BATCHES: Final = 3
+
 _CAP_ERROR_CODE: Final = "session_expired"
 _CAP_ERROR_TEXT: Final = "maximum duration"
 _ACK_EVENTS: Final = frozenset(
@@ -256,7 +223,7 @@ class ConversationRecord:
 
     def _cut(self, text: str) -> str:
         """`text`, cut to an entry's share of the character bound (marked as cut)."""
-        limit = self.max_chars // ENTRY_SHARE
+        limit = self.max_chars // CARRIED_ENTRY_SHARE
         if len(text) <= limit:
             return text
         if limit <= len(TRUNCATED_MARK):
@@ -350,7 +317,7 @@ class Renewal:
         self.margin = margin
         self.min_lifetime = min_lifetime
         self.min_interval = min_interval
-        self._warn = warn  # told once when renewal is refused (see DEFAULT_RENEW_MIN_*)
+        self._warn = warn  # told once when renewal is refused (too short-lived, too often)
         self._refusal_told = False
         self._counted = counted  # "renewed" or "refused", for the metrics
         self._switched_at: float | None = None
@@ -490,7 +457,7 @@ class Renewal:
     def expired(self, now: float) -> bool:
         """The current session is at its cap (a second early: `expires_at` is whole
         seconds and the service may close on the second)."""
-        return self.expires is not None and now >= self.expires - 1.0
+        return self.expires is not None and now >= self.expires - CAP_EARLY_SECONDS
 
     # -- the next session ------------------------------------------------------------
     def opening(self) -> None:

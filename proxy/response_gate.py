@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from .bounds import MAX_QUEUED_RESPONSES as MAX_QUEUED
+
 __all__ = [
     "FORCED_TURN",
     "MAX_QUEUED",
@@ -30,10 +32,6 @@ __all__ = [
     "Speech",
     "Turn",
 ]
-
-#: Responses that may wait at once. Turns share one, so only speech (InjectAgentMessage
-#: with `queue` or `interrupt`) could fill it: past this, it is refused.
-MAX_QUEUED = 16
 
 
 class GateState(Enum):

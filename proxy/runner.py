@@ -2,14 +2,13 @@
 line, serve, and on SIGTERM (or Ctrl-C) drain before exiting.
 
 Without OPENAI_API_KEY and --upstream-url the harness's mock OpenAI Realtime upstream
-starts in the same process, so the whole path works without an account.
+starts as a child process (`mock_upstream`), so the whole path works without an account.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import gc
 import logging
 import resource
@@ -19,18 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
-from websockets.asyncio.server import ServerConnection
-from websockets.http11 import Request, Response
 
 from .access import is_loopback, url_host
-from .cli import repeated
+from .cli import server_settings
 from .config import DEFAULT_UPSTREAM_URL, ProxyConfig
+from .mock_upstream import MOCK_KEY, built_in_mock
 from .server import ProxyServer
+from .test_app import app_handler
 from .worker_board import WorkerBoard
 
 __all__ = ["MOCK_KEY", "Announce", "serve_until_signalled"]
 
-MOCK_KEY = "mock-key-not-secret"  # what the built-in mock expects; not an OpenAI key
 log = logging.getLogger("proxy")
 
 
@@ -55,26 +53,36 @@ async def serve_until_signalled(
     worker_board: WorkerBoard | None = None,
 ) -> None:
     announce = announce or Announce()
-    mock = None
-    upstream_url = args.upstream_url
-    if not api_key and not upstream_url:
-        from harness.mock_openai import MockRealtime
-
-        if announce.print_lines:
-            print(
-                "No OPENAI_API_KEY set: using the built-in mock OpenAI Realtime upstream",
-                flush=True,
+    if api_key or args.upstream_url:
+        if not api_key:
+            log.warning(
+                "--upstream-url is set but OPENAI_API_KEY is not: upstream will refuse the "
+                "connection unless it needs no key"
             )
-        mock = MockRealtime(api_key=MOCK_KEY, journal=False)  # runs for as long as wanted
-        await mock.start(host="127.0.0.1", port=0)
-        api_key, upstream_url = MOCK_KEY, mock.url
-    elif upstream_url and not api_key:
-        log.warning(
-            "--upstream-url is set but OPENAI_API_KEY is not: upstream will refuse the "
-            "connection unless it needs no key"
-        )
+        await _serve(args, api_key, token, args.upstream_url, reuse_port, announce, worker_board)
+        return
+    # The mock is a child process (the proxy never imports the harness); one per process,
+    # so each worker has its own.
+    if announce.print_lines:
+        print("No OPENAI_API_KEY set: using the built-in mock OpenAI Realtime upstream", flush=True)
+    async with built_in_mock() as mock_url:
+        await _serve(args, MOCK_KEY, token, mock_url, reuse_port, announce, worker_board, mock=True)
+
+
+async def _serve(
+    args: argparse.Namespace,
+    api_key: str | None,
+    token: str | None,
+    upstream_url: str | None,
+    reuse_port: bool,
+    announce: Announce,
+    worker_board: WorkerBoard | None,
+    *,
+    mock: bool = False,
+) -> None:
+    """Serve until signalled and drained; `mock`: the upstream is the built-in mock."""
     loopback = is_loopback(args.host)
-    serve_app = args.test_app if args.test_app is not None else (mock is not None or loopback)
+    serve_app = args.test_app if args.test_app is not None else (mock or loopback)
     if not token and not loopback:
         log.warning(
             "listening on %s without a client token: anyone who can reach this port can "
@@ -82,41 +90,15 @@ async def serve_until_signalled(
             args.host,
         )
     config = ProxyConfig(
-        host=args.host,
-        port=args.port,
-        path=args.path,
+        **server_settings(args),
         upstream_url=upstream_url or DEFAULT_UPSTREAM_URL,
         api_key=api_key,
         client_token=token,
-        allowed_origins=tuple(repeated(args, "allow_origin")),
         same_origin_pages=serve_app,
-        trusted_proxies=tuple(repeated(args, "trusted_proxy")),
-        max_sessions=args.max_sessions,
-        max_sessions_per_ip=args.max_sessions_per_ip,
-        ipv6_prefix=args.ipv6_prefix,
-        connection_rate=args.connection_rate,
-        connection_burst=args.connection_burst,
-        max_pending_handshakes=args.max_pending_handshakes,
-        max_pending_handshakes_per_ip=args.max_pending_handshakes_per_ip,
-        turn_rate=args.turn_rate,
-        turn_burst=args.turn_burst,
-        message_rate=args.message_rate,
-        client_idle_timeout=args.client_idle_timeout,
-        keepalive_only_timeout=args.keepalive_only_timeout,
-        max_session_seconds=args.max_session_seconds,
-        flood_close_seconds=args.flood_close_seconds,
-        session_renew_margin=args.session_renew_margin,
-        session_renew_min_lifetime=args.session_renew_min_lifetime,
-        session_renew_min_interval=args.session_renew_min_interval,
-        function_hosts=frozenset(repeated(args, "function_endpoint_allow")),
-        function_methods=frozenset(repeated(args, "function_endpoint_method")),
-        function_headers=frozenset(repeated(args, "function_endpoint_header")),
-        function_max_answer_bytes=args.function_max_answer_bytes,
-        log_content=args.log_content,
         ssl=_tls(args.tls_cert, args.tls_key),
         reuse_port=reuse_port,
         worker_board=worker_board,
-        http_handler=_test_app_handler(args.path) if serve_app else None,
+        http_handler=app_handler(args.path) if serve_app else None,
     )
     _raise_file_limit(config.max_sessions)
     server = ProxyServer(config)
@@ -151,8 +133,6 @@ async def serve_until_signalled(
     finally:
         with anyio.CancelScope(shield=True):
             await server.stop()
-            if mock is not None:
-                await mock.stop()
     if announce.print_lines:
         print("proxy stopped", flush=True)
 
@@ -201,9 +181,3 @@ def _tls(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     except (OSError, ssl.SSLError) as exc:
         raise SystemExit(f"error: cannot load the TLS certificate or key: {exc}") from None
     return context
-
-
-def _test_app_handler(proxy_path: str) -> Callable[[ServerConnection, Request], Response]:
-    from harness.test_app import http_response
-
-    return functools.partial(http_response, proxy_path=proxy_path)

@@ -36,6 +36,7 @@ from .access import (
     trusted_host,
     url_host,
 )
+from .bounds import OPEN_TIMEOUT as _OPEN_TIMEOUT
 from .bridge import Bridge
 from .config import DEFAULT_UPSTREAM_URL, ProxyConfig
 from .function_calls import FunctionCaller
@@ -50,9 +51,6 @@ __all__ = ["DEFAULT_UPSTREAM_URL", "ProxyConfig", "ProxyServer"]
 
 log = logging.getLogger("proxy.server")
 
-#: Seconds a connection may take to finish its TLS handshake, and then to send its
-#: upgrade request (websockets' own default, which the first review found holding).
-_OPEN_TIMEOUT = 10.0
 
 _REFUSAL_TEXT = {
     Refusal.TOO_MANY_SESSIONS: "the proxy is at its session limit; try again later\n",

@@ -6,40 +6,36 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .function_policy import NO_FUNCTIONS, FunctionEndpointPolicy
-from .limits import MESSAGE_RATE
-from .renewal import DEFAULT_RENEW_MARGIN, DEFAULT_RENEW_MIN_INTERVAL, DEFAULT_RENEW_MIN_LIFETIME
+from .settings import SERVER_DEFAULTS as _DEFAULTS
 
 __all__ = ["SessionObserver", "SessionOptions", "Unobserved"]
 
 
 @dataclass(frozen=True, slots=True)
 class SessionOptions:
+    """The session's part of `proxy.settings.ServerSettings` (defaults, meaning and
+    help are there), as one small object all sessions share. `ProxyConfig` fills every
+    field of the same name."""
+
     api_key: str | None = None  # only to scrub it from texts
-    max_frame_bytes: int = 1 << 20
-    # What waits before the session is ready, in bytes (PROTOCOL.md section 11).
-    max_buffered_bytes: int = 8 << 20
-    # Input audio goes upstream in batches: at this many ms buffered, or after
-    # `audio_flush_delay` seconds; `audio_pause` seconds without audio flush the filter.
-    audio_batch_ms: int = 100
-    audio_flush_delay: float = 0.05
-    audio_pause: float = 0.3
-    ready_timeout: float = 15.0  # session.created / session.updated
-    response_timeout: float = 30.0  # an active response that says nothing
-    client_idle_timeout: float = 60.0
-    keepalive_only_timeout: float = 600.0  # only KeepAlive for this long: closed
-    max_session_seconds: float = 4 * 3600.0  # 0: no limit
-    flood_close_seconds: float = 5.0  # past the message rate this long: closed (0: never)
-    # Seconds before the service's session cap (`expires_at`) from which a new upstream
-    # session is prepared and switched to (0: never; the session ends at the cap).
-    session_renew_margin: float = DEFAULT_RENEW_MARGIN
-    # No renewal of a session that lasts under this in all, nor within this of the last
-    # renewal (a short-lived upstream must not make the proxy open sessions without end).
-    session_renew_min_lifetime: float = DEFAULT_RENEW_MIN_LIFETIME
-    session_renew_min_interval: float = DEFAULT_RENEW_MIN_INTERVAL
-    turn_rate: float = 5.0
-    turn_burst: int = 20
-    message_rate: float = MESSAGE_RATE  # client messages a second, any kind
-    log_content: bool = False
+    max_frame_bytes: int = _DEFAULTS.max_frame_bytes
+    max_buffered_bytes: int = _DEFAULTS.max_buffered_bytes
+    audio_batch_ms: int = _DEFAULTS.audio_batch_ms
+    audio_flush_delay: float = _DEFAULTS.audio_flush_delay
+    audio_pause: float = _DEFAULTS.audio_pause
+    ready_timeout: float = _DEFAULTS.ready_timeout
+    response_timeout: float = _DEFAULTS.response_timeout
+    client_idle_timeout: float = _DEFAULTS.client_idle_timeout
+    keepalive_only_timeout: float = _DEFAULTS.keepalive_only_timeout
+    max_session_seconds: float = _DEFAULTS.max_session_seconds
+    flood_close_seconds: float = _DEFAULTS.flood_close_seconds
+    session_renew_margin: float = _DEFAULTS.session_renew_margin
+    session_renew_min_lifetime: float = _DEFAULTS.session_renew_min_lifetime
+    session_renew_min_interval: float = _DEFAULTS.session_renew_min_interval
+    turn_rate: float = _DEFAULTS.turn_rate
+    turn_burst: int = _DEFAULTS.turn_burst
+    message_rate: float = _DEFAULTS.message_rate
+    log_content: bool = _DEFAULTS.log_content
     # Which server-side function calls the proxy makes (none by default).
     functions: FunctionEndpointPolicy = NO_FUNCTIONS
 

@@ -22,11 +22,11 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from .bounds import MAX_JSON_DEPTH as MAX_DEPTH
+
 __all__ = ["MAX_DEPTH", "InvalidMessage", "decode", "shown", "too_deep"]
 
-#: How deep JSON from either peer may nest (objects and arrays). Nothing the protocols
-#: carry needs more, and orjson cannot write back what nests past 255 levels.
-MAX_DEPTH = 32
+
 _SHOWN_CHARS = 64
 
 T = TypeVar("T")

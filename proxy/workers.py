@@ -39,14 +39,13 @@ from collections.abc import Callable, MutableSequence
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from .bounds import WORKER_POLL_SECONDS as _POLL
+from .bounds import WORKER_READY_TIMEOUT as _READY_TIMEOUT
+from .bounds import WORKER_RESTART_WINDOW as _RESTART_WINDOW
+from .bounds import WORKER_RESTARTS_ALLOWED as _RESTARTS_ALLOWED
 from .worker_board import ABSENT, WorkerBoard
 
 __all__ = ["run_workers"]
-
-_READY_TIMEOUT = 60.0
-_RESTARTS_ALLOWED = 5
-_RESTART_WINDOW = 60.0
-_POLL = 0.5  # how often the supervisor looks at the ready queue while workers serve
 
 
 def run_workers(args: argparse.Namespace, api_key: str | None, token: str | None) -> int:
@@ -220,6 +219,7 @@ def _worker(
     import anyio
 
     from .logs import configure_logging
+    from .mock_upstream import MockUnavailable
     from .runner import Announce, serve_until_signalled
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches it through the supervisor
@@ -241,6 +241,9 @@ def _worker(
     except OSError as exc:
         ready.put(f"error: worker {os.getpid()}: {exc}")
         sys.exit(1)
+    except MockUnavailable as exc:
+        ready.put(f"error: {exc}")
+        sys.exit(2)
     except SystemExit as exc:
         ready.put(str(exc))
         raise

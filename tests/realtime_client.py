@@ -13,6 +13,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
 from harness.mock_openai import MockRealtime
+from harness.mock_openai.admin import serve_admin_api
 from harness.schema import validate_server_event
 
 API_KEY = "sk-test-mock-key"
@@ -103,9 +104,12 @@ async def session(mock: MockRealtime, url: str | None = None) -> AsyncIterator[C
 
 
 @asynccontextmanager
-async def running_mock(**options: Any) -> AsyncIterator[MockRealtime]:
-    """A `MockRealtime` started on this loop (key `API_KEY`), stopped after."""
+async def running_mock(*, admin: bool = False, **options: Any) -> AsyncIterator[MockRealtime]:
+    """A `MockRealtime` started on this loop (key `API_KEY`), stopped after; with `admin`,
+    answering the admin API."""
     mock = MockRealtime(api_key=API_KEY, **options)
+    if admin:
+        serve_admin_api(mock)
     await mock.start()
     try:
         yield mock

@@ -17,10 +17,12 @@ and inject faults, responders compute answers, cassettes replay recorded session
 Every event it sends is validated against the SDK's GA schema first.
 
 Modules: `server` (the `MockRealtime` façade), `rules` (scripting), `reply` and
-`responders` (callable answers), `rules_json` and `admin` (scripting from any language),
-`replay` (cassettes), `service` (the default behaviour, no I/O), `connection` (serving
-one connection), `left_out` (fields the service drops), `responses`, `conversation`,
-`audio`, `journal`, `watch`, `steps`.
+`responders` (callable answers, given a `turn`), `rules_json` and `admin` (scripting
+from any language; the admin API wraps a server from outside), `replay` (cassettes),
+`service` (the default behaviour, no I/O), `connection` (serving one connection),
+`left_out` (fields the service drops), `responses` (the response runner and the runtime
+instructions), `conversation`, `audio`, `journal`, `watch`, `steps` (a script's steps:
+data).
 """
 
 from . import reply

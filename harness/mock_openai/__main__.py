@@ -16,6 +16,7 @@ import orjson
 from harness.cli import run_until_stopped, until_stopped
 from proxy.access import is_loopback
 
+from .admin import serve_admin_api
 from .server import REALTIME_PATH, MockRealtime
 
 
@@ -43,6 +44,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--replay", type=Path, default=None, help="a cassette (.jsonl) to serve instead"
     )
     parser.add_argument(
+        "--until-stdin-closes",
+        action="store_true",
+        help="also stop when stdin closes (a parent that runs it as a child, e.g. the proxy)",
+    )
+    parser.add_argument(
         "--voice",
         choices=("tone", "speech"),
         default="tone",
@@ -52,9 +58,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    mock = MockRealtime(
-        api_key=args.api_key, journal=not args.no_admin, admin=not args.no_admin, voice=args.voice
-    )
+    mock = MockRealtime(api_key=args.api_key, journal=not args.no_admin, voice=args.voice)
+    if not args.no_admin:
+        serve_admin_api(mock)
     if args.rules is not None:
         mock.load_rules(orjson.loads(args.rules.read_bytes()), source=str(args.rules))
     if args.replay is not None:
@@ -68,7 +74,7 @@ async def _serve(args: argparse.Namespace) -> None:
         if (warning := admin_exposure_warning(args.host)) is not None:
             print(warning, file=sys.stderr, flush=True)
     try:
-        await until_stopped()
+        await until_stopped(stdin_eof=args.until_stdin_closes)
     finally:
         await mock.stop()
         for failure in mock.failures:

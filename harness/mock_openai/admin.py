@@ -1,7 +1,8 @@
 """The mock's HTTP admin API: script and inspect it from any language.
 
-``MockRealtime(admin=True)`` (the default of ``python -m harness.mock_openai``) answers
-plain HTTP requests under ``/__admin/`` on its WebSocket port. Bodies and answers are
+``serve_admin_api(mock)`` (the default of ``python -m harness.mock_openai``) makes a
+`MockRealtime` answer plain HTTP requests under ``/__admin/`` on its WebSocket port: the
+API wraps the mock from outside, the mock knows nothing of it. Bodies and answers are
 JSON. Only the developer's own tools may use it: a loopback Host, and no Origin or a
 loopback page's (echoed back for CORS, never ``*``); see `admin_access`.
 
@@ -37,10 +38,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import traceback
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -49,11 +51,9 @@ from websockets.asyncio.server import ServerConnection
 from harness.schema import SchemaError
 
 from .admin_access import AdminAccess
+from .server import ADMIN_PATH, MockRealtime
 
-if TYPE_CHECKING:
-    from .server import MockRealtime
-
-__all__ = ["AdminApi", "admin_connection_class"]
+__all__ = ["AdminApi", "admin_connection_class", "serve_admin_api"]
 
 _MAX_HEAD: Final = 64 * 1024
 _MAX_BODY: Final = 16 * 2**20
@@ -235,6 +235,13 @@ def _describe_rule(rule: Any) -> dict[str, Any]:
         "hits": rule.hits,
         "met": rule.unmet() is None,
     }
+
+
+def serve_admin_api(mock: MockRealtime) -> AdminApi:
+    """Answer the admin API under ``/__admin/`` on `mock`'s port (before `start()`)."""
+    api = AdminApi(mock)
+    mock.add_front_door(functools.partial(admin_connection_class, api, ADMIN_PATH))
+    return api
 
 
 def admin_connection_class(

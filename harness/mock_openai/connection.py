@@ -28,23 +28,18 @@ from harness.recognition import recognise_async
 from harness.schema import SchemaError, decode_event, validate_server_event
 
 from .responders import steps_from
-from .responses import ResponseRun
-from .service import DEFAULT_MODEL
-from .steps import (
-    CloseConnection,
+from .responses import (
     Fail,
     FailureKind,
     Recognise,
     Resolve,
-    Send,
-    SendRaw,
-    Sleep,
+    ResponseRun,
     StartResponse,
     Step,
     StopResponse,
-    error_event,
-    new_id,
 )
+from .service import DEFAULT_MODEL
+from .steps import CloseConnection, Send, SendRaw, Sleep, error_event, new_id
 from .watch import Watch
 
 __all__ = ["ConnectionHost", "ConnectionRuntime", "MockConnection", "SessionModel"]

@@ -30,16 +30,8 @@ import orjson
 from harness.cassette import Cassette, Entry, audio_field_of
 
 from .audio import BYTES_PER_MS
-from .steps import (
-    CloseConnection,
-    Fail,
-    FailureKind,
-    Send,
-    SendRaw,
-    Sleep,
-    Step,
-    error_event,
-)
+from .responses import Fail, FailureKind, Step
+from .steps import CloseConnection, Send, SendRaw, Sleep, error_event
 
 __all__ = ["Cassette", "CassetteReplay", "ReplayedConnection"]
 

@@ -11,14 +11,20 @@ response.output_audio.done, response.output_audio_transcript.done,
 response.content_part.done, response.output_item.done, conversation.item.done,
 response.done. Text replies use response.output_text.delta/.done; function calls
 response.function_call_arguments.delta/.done.
+
+Also here, with the runner they drive: the runtime instructions the service model adds
+to a script's steps (start or stop a response, call a responder, recognise speech,
+record a failure). The steps themselves (`steps.py`) are data and import none of this.
 """
 
 from __future__ import annotations
 
 import base64
+import enum
 import re
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .audio import BYTES_PER_MS, Voice, base64_length, spoken_in
 from .conversation import Conversation, ItemRecord
@@ -29,17 +35,126 @@ from .steps import (
     ReplyAudio,
     ReplyOnlyInResponseDone,
     ReplyText,
+    Responder,
     RuleStep,
     Send,
+    SendError,
+    SendRaw,
     Sleep,
-    Step,
-    StopResponse,
     copy_json,
-    inline_steps,
+    error_event,
     new_id,
 )
+from .turn import Turn
 
-__all__ = ["ResponseRun", "words"]
+if TYPE_CHECKING:
+    from harness.recognition import Encoding
+
+__all__ = [
+    "Fail",
+    "FailureKind",
+    "Recognise",
+    "Resolve",
+    "ResponseRun",
+    "StartResponse",
+    "Step",
+    "StopResponse",
+    "inline_steps",
+    "words",
+]
+
+# --- runtime instructions: what the service model adds to the steps of a script ---------
+
+
+class FailureKind(enum.Enum):
+    """Why the mock records a failure; `MockRealtime` decides which ones count."""
+
+    MOCK = "the mock or a script went wrong"
+    INVALID_CLIENT_EVENT = "the client sent an event the real API rejects"
+    UNHANDLED_CLIENT_EVENT = "no rule handled a client event and the default refused it"
+    REPLAY_DIVERGED = "the client left the recorded cassette"
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """Record a failure in the mock (raised in the test by `MockRealtime.check()`)."""
+
+    message: str
+    kind: FailureKind = FailureKind.MOCK
+
+
+@dataclass(frozen=True, slots=True)
+class StartResponse:
+    """Pull `run.steps` concurrently with further client events."""
+
+    run: ResponseRun
+
+
+@dataclass(frozen=True, slots=True)
+class StopResponse:
+    """Stop pulling `run.steps` (the response was cancelled)."""
+
+    run: ResponseRun
+
+
+@dataclass(frozen=True, slots=True)
+class Resolve:
+    """Call a responder (awaiting it when async), then carry out `then(its steps)`.
+
+    The service model stays free of I/O: it hands the call to the connection, which
+    awaits it before reading the next client event, as a stall would."""
+
+    responder: Responder
+    turn: Turn
+    then: Callable[[Sequence[RuleStep]], Iterator[Step]]
+
+
+@dataclass(frozen=True, slots=True)
+class Recognise:
+    """Recognise which of `phrases` was said in a user turn's `audio` (as the session's
+    input format has it: `encoding` at `rate`), then carry out `then(what was heard)`
+    ("" for nothing). Decoding is slow for a loop: the connection runs it in a thread
+    and awaits it before reading the next client event, as it awaits a responder."""
+
+    audio: bytes
+    rate: int
+    encoding: Encoding
+    phrases: tuple[str, ...]
+    then: Callable[[str], Iterator[Step]]
+
+
+Step: TypeAlias = RuleStep | Fail | StartResponse | StopResponse | Resolve | Recognise
+
+
+def inline_steps(steps: Sequence[RuleStep], client_event_id: str | None = None) -> Iterator[Step]:
+    """The wire steps of rule steps outside any response: pauses, errors, events, raw
+    frames, a close (which ends them).
+
+    Replies, function calls, transcripts and handshake refusals are not inline steps and
+    are skipped here.
+    """
+    for step in steps:
+        if isinstance(step, Sleep | SendRaw):
+            yield step
+        elif isinstance(step, SendError):
+            yield Send(
+                error_event(
+                    step.code,
+                    step.message,
+                    param=step.param,
+                    type=step.type,
+                    # as the real service names the culprit (its server errors do not)
+                    client_event_id=client_event_id if step.attributed else None,
+                )
+            )
+        elif isinstance(step, Send):
+            yield Send(copy_json(step.event))
+        elif isinstance(step, CloseConnection):
+            yield step
+            return
+
+
+# --- the response runner ----------------------------------------------------------------
 
 #: Audio pacing of `reply_with_text` in an audio session.
 DEFAULT_CHUNKS, DEFAULT_CHUNK_MS = 3, 100

@@ -38,14 +38,24 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
-from .rules import Rule
+from .patterns import EventFilter
+from .rules import Rule, TextMatcher
 
-if TYPE_CHECKING:
-    from .server import MockRealtime
+__all__ = ["RULE_STEPS", "RuleTriggers", "rules_from_json"]
 
-__all__ = ["RULE_STEPS", "rules_from_json"]
+
+class RuleTriggers(Protocol):
+    """What JSON rules are added to: the triggers of `MockRealtime` (which calls
+    `rules_from_json` itself, so this module does not import it)."""
+
+    def on_user_text(self, text: TextMatcher = None) -> Rule: ...
+    def on_user_speech(self, phrase: str | None = None) -> Rule: ...
+    def on_function_output(self, name: str | None = None) -> Rule: ...
+    def on_client_event(self, type: str, where: EventFilter | None = None) -> Rule: ...
+    def on_connect(self) -> Rule: ...
+
 
 #: The `Rule` methods a JSON rule may call in ``do``.
 RULE_STEPS: Final = frozenset(
@@ -76,7 +86,7 @@ _TRIGGER_KEYS: Final[dict[str, frozenset[str]]] = {
 }
 
 
-def rules_from_json(mock: MockRealtime, data: Any, *, source: str = "JSON") -> list[Rule]:
+def rules_from_json(mock: RuleTriggers, data: Any, *, source: str = "JSON") -> list[Rule]:
     """Add the rules in `data` (one rule, a list, or ``{"rules": [...]}``) to `mock`.
 
     Raises ValueError naming the rule and what is wrong; then none of them is added.
@@ -101,7 +111,7 @@ def rules_from_json(mock: MockRealtime, data: Any, *, source: str = "JSON") -> l
     return added
 
 
-def _rule(mock: MockRealtime, spec: Any, site: str) -> Rule:
+def _rule(mock: RuleTriggers, spec: Any, site: str) -> Rule:
     if not isinstance(spec, Mapping):
         raise ValueError(f"a rule is an object, not {type(spec).__name__}")
     trigger = spec.get("on")
@@ -126,7 +136,7 @@ def _rule(mock: MockRealtime, spec: Any, site: str) -> Rule:
     return rule
 
 
-def _trigger(mock: MockRealtime, trigger: str, spec: Mapping[str, Any]) -> Rule:
+def _trigger(mock: RuleTriggers, trigger: str, spec: Mapping[str, Any]) -> Rule:
     if trigger == "user_text":
         text = spec.get("text")
         if isinstance(text, Mapping):

@@ -22,7 +22,7 @@ import threading
 import weakref
 from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 from urllib.parse import urlsplit
 
 import orjson
@@ -33,17 +33,17 @@ from harness.schema import validate_server_event
 from harness.speech import speech_available
 from proxy.redaction import redacting_logger
 
-from .admin import AdminApi, admin_connection_class
 from .audio import VoiceName, voice_named
 from .connection import ConnectionRuntime, MockConnection, SessionModel
 from .journal import Journal
 from .left_out import LeftOutFields
 from .patterns import EventFilter
 from .replay import Cassette, CassetteReplay
+from .responses import FailureKind
 from .rules import Match, Rule, RuleBook, TextMatcher, Trigger, check_phrase
 from .rules_json import rules_from_json
 from .service import DEFAULT_MODEL, SESSION_LIFETIME_S, RealtimeSession
-from .steps import FailureKind, RejectHandshake, new_id
+from .steps import RejectHandshake, new_id
 from .watch import Watch
 
 __all__ = ["ADMIN_PATH", "REALTIME_PATH", "MockRealtime"]
@@ -56,6 +56,8 @@ wire_log = redacting_logger(f"{__name__}.wire", None)
 
 REALTIME_PATH: Final = "/v1/realtime"
 ADMIN_PATH: Final = "/__admin"
+#: The listen host -> the connection class that serves it (see `add_front_door`).
+FrontDoor: TypeAlias = Callable[[str], type[ServerConnection]]
 
 _HTTP_ERRORS: Final[dict[int, tuple[str, str | None, str]]] = {
     400: ("invalid_request_error", None, "Bad request."),
@@ -95,18 +97,17 @@ class MockRealtime:
         api_key: str | None = None,
         *,
         journal: bool = True,
-        admin: bool = False,
         voice: VoiceName = "tone",
     ) -> None:
         """`api_key`: when set, only ``Authorization: Bearer <api_key>`` is accepted;
         otherwise any Bearer key is. `journal=False` keeps no record of the events either
         way (`received()`, `sent()`, `wait_for()` see nothing), so memory stays flat in
-        long-running use. `admin=True` also answers the HTTP admin API under
-        ``/__admin/`` on the same port (see `harness.mock_openai.admin`). `voice` is how
-        replies sound: ``"tone"`` (default) or ``"speech"`` (needs espeak-ng)."""
+        long-running use. `voice` is how replies sound: ``"tone"`` (default) or
+        ``"speech"`` (needs espeak-ng). The HTTP admin API wraps a mock from outside:
+        `harness.mock_openai.admin.serve_admin_api(mock)`."""
         self._api_key = api_key
         self._keep_journal = journal
-        self._admin = AdminApi(self) if admin else None
+        self._front_door: FrontDoor | None = None
         self._default_voice = voice_named(voice)
         self._voice = self._default_voice
         self._session_lifetime = SESSION_LIFETIME_S
@@ -145,7 +146,9 @@ class MockRealtime:
             host,
             port,
             process_request=self._process_request,
-            create_connection=admin_connection_class(self._admin, ADMIN_PATH, host),
+            create_connection=(
+                ServerConnection if self._front_door is None else self._front_door(host)
+            ),
             compression=None,
             max_size=16 * 2**20,
             ping_interval=None,
@@ -154,6 +157,14 @@ class MockRealtime:
         )
         self._host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
         self._port = int(self._server.sockets[0].getsockname()[1])
+
+    def add_front_door(self, front_door: FrontDoor) -> None:
+        """Before `start()`: serve each connection with the class `front_door(listen
+        host)` returns, a `ServerConnection` that may answer some requests itself (the
+        admin API's way in)."""
+        if self._server is not None:
+            raise RuntimeError("add the front door before start()")
+        self._front_door = front_door
 
     async def stop(self) -> None:
         """Close every connection (1001) and stop listening."""
@@ -175,7 +186,7 @@ class MockRealtime:
 
     @property
     def admin_url(self) -> str:
-        """``http://HOST:PORT/__admin`` (answered only when created with ``admin=True``)."""
+        """``http://HOST:PORT/__admin`` (answered only with `admin.serve_admin_api`)."""
         return f"http://{self._host}:{self._port}{ADMIN_PATH}"
 
     def reset(self) -> None:

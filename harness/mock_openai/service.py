@@ -38,27 +38,30 @@ from .audio import (
 )
 from .conversation import Conversation, ItemRecord
 from .responders import Turn
-from .responses import ResponseRun, words
+from .responses import (
+    Fail,
+    FailureKind,
+    Recognise,
+    Resolve,
+    ResponseRun,
+    StartResponse,
+    Step,
+    inline_steps,
+    words,
+)
 from .rules import Match, RuleBook, Trigger
 from .steps import (
     OUTPUT_STEPS,
     PASSIVE_STEPS,
     CloseConnection,
-    Fail,
-    FailureKind,
-    Recognise,
     ReplyAudio,
     ReplyText,
-    Resolve,
     Respond,
     RuleStep,
     Send,
-    StartResponse,
-    Step,
     TranscribeAs,
     copy_json,
     error_event,
-    inline_steps,
     new_id,
 )
 

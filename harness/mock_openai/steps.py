@@ -3,11 +3,14 @@
 A rule holds steps (`on_user_text("hi").stall(200).reply_with_audio("Hello")` is
 ``[Sleep(0.2), ReplyAudio("Hello")]``), a responder returns steps, and the service model
 (`service.py`) turns what a client sent into steps that the connection carries out.
+Steps are data: this module imports nothing of the mock that runs them (the runtime
+instructions the service adds, such as starting a response, live with the response
+runner in `responses.py`).
 
 Two kinds share the family:
 
 * **wire steps** the connection carries out as they are: send an event, send a raw
-  frame, pause, close, refuse the handshake, record a failure, start or stop a response;
+  frame, pause, close, refuse the handshake;
 * **content steps** the service model first turns into events, because their form depends
   on the session: a reply (audio + transcript, or text), a function call, an `error`
   naming the client event that caused it, the transcript of a spoken turn, or a
@@ -18,21 +21,16 @@ Also here: ids, JSON copies and the `error` event every step builder needs.
 
 from __future__ import annotations
 
-import enum
 import itertools
 import random
 import string
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import orjson
 
-if TYPE_CHECKING:
-    from harness.recognition import Encoding
-
-    from .responders import Turn
-    from .responses import ResponseRun
+from .turn import Turn
 
 __all__ = [
     "OUTPUT_STEPS",
@@ -41,14 +39,10 @@ __all__ = [
     "CallFunction",
     "CloseConnection",
     "EndResponse",
-    "Fail",
-    "FailureKind",
-    "Recognise",
     "RejectHandshake",
     "ReplyAudio",
     "ReplyOnlyInResponseDone",
     "ReplyText",
-    "Resolve",
     "Respond",
     "Responder",
     "ResponderResult",
@@ -57,13 +51,9 @@ __all__ = [
     "SendError",
     "SendRaw",
     "Sleep",
-    "StartResponse",
-    "Step",
-    "StopResponse",
     "TranscribeAs",
     "copy_json",
     "error_event",
-    "inline_steps",
     "new_id",
 ]
 
@@ -110,63 +100,6 @@ class RejectHandshake:
     """Refuse the WebSocket upgrade with this HTTP status (on_connect rules only)."""
 
     status: int = 401
-
-
-class FailureKind(enum.Enum):
-    """Why the mock records a failure; `MockRealtime` decides which ones count."""
-
-    MOCK = "the mock or a script went wrong"
-    INVALID_CLIENT_EVENT = "the client sent an event the real API rejects"
-    UNHANDLED_CLIENT_EVENT = "no rule handled a client event and the default refused it"
-    REPLAY_DIVERGED = "the client left the recorded cassette"
-
-
-@dataclass(frozen=True, slots=True)
-class Fail:
-    """Record a failure in the mock (raised in the test by `MockRealtime.check()`)."""
-
-    message: str
-    kind: FailureKind = FailureKind.MOCK
-
-
-@dataclass(frozen=True, slots=True)
-class StartResponse:
-    """Pull `run.steps` concurrently with further client events."""
-
-    run: ResponseRun
-
-
-@dataclass(frozen=True, slots=True)
-class StopResponse:
-    """Stop pulling `run.steps` (the response was cancelled)."""
-
-    run: ResponseRun
-
-
-@dataclass(frozen=True, slots=True)
-class Resolve:
-    """Call a responder (awaiting it when async), then carry out `then(its steps)`.
-
-    The service model stays free of I/O: it hands the call to the connection, which
-    awaits it before reading the next client event, as a stall would."""
-
-    responder: Responder
-    turn: Turn
-    then: Callable[[Sequence[RuleStep]], Iterator[Step]]
-
-
-@dataclass(frozen=True, slots=True)
-class Recognise:
-    """Recognise which of `phrases` was said in a user turn's `audio` (as the session's
-    input format has it: `encoding` at `rate`), then carry out `then(what was heard)`
-    ("" for nothing). Decoding is slow for a loop: the connection runs it in a thread
-    and awaits it before reading the next client event, as it awaits a responder."""
-
-    audio: bytes
-    rate: int
-    encoding: Encoding
-    phrases: tuple[str, ...]
-    then: Callable[[str], Iterator[Step]]
 
 
 # --- content steps -----------------------------------------------------------------------
@@ -324,8 +257,7 @@ RuleStep: TypeAlias = (
 #: None for the mock's default answer.
 ResponderResult: TypeAlias = RuleStep | str | Sequence[RuleStep | str] | None
 #: A callable that computes the reply when its rule fires, sync or async.
-Responder: TypeAlias = Callable[["Turn"], ResponderResult | Awaitable[ResponderResult]]
-Step: TypeAlias = RuleStep | Fail | StartResponse | StopResponse | Resolve | Recognise
+Responder: TypeAlias = Callable[[Turn], ResponderResult | Awaitable[ResponderResult]]
 
 #: Steps that produce the output items of a response.
 OUTPUT_STEPS: Final = (ReplyAudio, ReplyText, ReplyOnlyInResponseDone, EndResponse, CallFunction)
@@ -376,31 +308,3 @@ def error_event(
             "event_id": client_event_id,
         },
     }
-
-
-def inline_steps(steps: Sequence[RuleStep], client_event_id: str | None = None) -> Iterator[Step]:
-    """The wire steps of rule steps outside any response: pauses, errors, events, raw
-    frames, a close (which ends them).
-
-    Replies, function calls, transcripts and handshake refusals are not inline steps and
-    are skipped here.
-    """
-    for step in steps:
-        if isinstance(step, Sleep | SendRaw):
-            yield step
-        elif isinstance(step, SendError):
-            yield Send(
-                error_event(
-                    step.code,
-                    step.message,
-                    param=step.param,
-                    type=step.type,
-                    # as the real service names the culprit (its server errors do not)
-                    client_event_id=client_event_id if step.attributed else None,
-                )
-            )
-        elif isinstance(step, Send):
-            yield Send(copy_json(step.event))
-        elif isinstance(step, CloseConnection):
-            yield step
-            return

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from harness.browser import VoiceAgentApp
 from harness.mock_openai import MockRealtime
 from harness.pytest_plugin import ProxyEndpoint
-from harness.test_app import http_response
+from proxy.test_app import http_response
 
 
 def test_connect_sends_settings_first_and_shows_settings_applied(

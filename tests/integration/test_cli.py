@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from harness.client import ComponentClient
 from tests.processes import clean_env, running
@@ -76,3 +82,49 @@ def test_proxy_reports_a_taken_port() -> None:
         )
     assert result.returncode == 1
     assert "error" in result.stderr.lower()
+    assert "Traceback" not in result.stderr  # one line, even with the mock running
+
+
+def mock_children(proxy: int) -> list[int]:
+    """The proxy's built-in mock: a child process running the harness's mock."""
+    children = Path(f"/proc/{proxy}/task/{proxy}/children").read_text().split()
+    found = []
+    for child in map(int, children):
+        with contextlib.suppress(OSError):
+            if b"harness.mock_openai" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+    return found
+
+
+def gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie nobody has reaped yet."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+async def wait_gone(pid: int, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not gone(pid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return gone(pid)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
+async def test_the_built_in_mock_is_a_child_process_that_ends_with_the_proxy(
+    stop: signal.Signals,
+) -> None:
+    """The proxy imports nothing of the harness: its mock is a child process, stopped
+    after a drain, and gone even when the proxy dies without a word (its stdin closes)."""
+    with running(["-m", "proxy", "--port", "0"], clean_env(), r"listening on ws://") as (
+        process,
+        lines,
+    ):
+        (mock,) = mock_children(process.pid)
+        async with await ComponentClient.connect(re.findall(r"ws://\S+", lines[-1])[0]) as client:
+            await client.start()
+        process.send_signal(stop)
+        assert await asyncio.to_thread(process.wait, 15) == (0 if stop == signal.SIGTERM else -9)
+        assert await wait_gone(mock), f"the mock {mock} outlived the proxy"

@@ -12,42 +12,14 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from harness.client import ComponentClient
+from proxy.settings import operator_options
 from tests.processes import clean_env, listening_url, running
 
-OPTIONS_AND_ENV = {
-    "--host": "OPENAI_PROXY_HOST",
-    "--port": "OPENAI_PROXY_PORT",
-    "--path": "OPENAI_PROXY_PATH",
-    "--upstream-url": "OPENAI_REALTIME_URL",
-    "--log-level": "LOG_LEVEL",
-    "--log-content": "OPENAI_PROXY_LOG_CONTENT",
-    "--client-token": "OPENAI_PROXY_CLIENT_TOKEN",
-    "--client-token-file": "OPENAI_PROXY_CLIENT_TOKEN_FILE",
-    "--allow-origin": "OPENAI_PROXY_ALLOW_ORIGINS",
-    "--trusted-proxy": "OPENAI_PROXY_TRUSTED_PROXIES",
-    "--max-sessions": "OPENAI_PROXY_MAX_SESSIONS",
-    "--max-sessions-per-ip": "OPENAI_PROXY_MAX_SESSIONS_PER_IP",
-    "--turn-rate": "OPENAI_PROXY_TURN_RATE",
-    "--turn-burst": "OPENAI_PROXY_TURN_BURST",
-    "--message-rate": "OPENAI_PROXY_MESSAGE_RATE",
-    "--client-idle-timeout": "OPENAI_PROXY_CLIENT_IDLE_TIMEOUT",
-    "--keepalive-only-timeout": "OPENAI_PROXY_KEEPALIVE_ONLY_TIMEOUT",
-    "--max-session-seconds": "OPENAI_PROXY_MAX_SESSION_SECONDS",
-    "--flood-close-seconds": "OPENAI_PROXY_FLOOD_CLOSE_SECONDS",
-    "--ipv6-prefix": "OPENAI_PROXY_IPV6_PREFIX",
-    "--connection-rate": "OPENAI_PROXY_CONNECTION_RATE",
-    "--connection-burst": "OPENAI_PROXY_CONNECTION_BURST",
-    "--max-pending-handshakes": "OPENAI_PROXY_MAX_PENDING_HANDSHAKES",
-    "--max-pending-handshakes-per-ip": "OPENAI_PROXY_MAX_PENDING_HANDSHAKES_PER_IP",
-    "--session-renew-margin": "OPENAI_PROXY_SESSION_RENEW_MARGIN",
-    "--session-renew-min-lifetime": "OPENAI_PROXY_SESSION_RENEW_MIN_LIFETIME",
-    "--session-renew-min-interval": "OPENAI_PROXY_SESSION_RENEW_MIN_INTERVAL",
-    "--function-endpoint-allow": "OPENAI_PROXY_FUNCTION_ENDPOINT_ALLOW",
-    "--function-endpoint-method": "OPENAI_PROXY_FUNCTION_ENDPOINT_METHODS",
-    "--function-endpoint-header": "OPENAI_PROXY_FUNCTION_ENDPOINT_HEADERS",
-    "--function-max-answer-bytes": "OPENAI_PROXY_FUNCTION_MAX_ANSWER_BYTES",
-    "--test-app": "OPENAI_PROXY_TEST_APP",
-}
+# Generated from the one place options are declared; the README is written by hand, so
+# the checks against it below are what keep the two in step.
+OPTIONS_AND_ENV = {spec.flag: spec.env for _, spec, _ in operator_options()}
+DEFAULTS = {spec.flag: default for _, spec, default in operator_options()}
+NEGATED = {spec.negated[0]: spec.flag for _, spec, _ in operator_options() if spec.negated}
 
 
 def run_proxy(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -81,6 +53,29 @@ def test_every_option_in_help_has_a_row_in_the_readme_options_table() -> None:
         assert env in row or env.rsplit("_", 1)[-1] in row, (option, env)
 
 
+def test_every_readme_row_names_an_option_its_variable_and_its_default() -> None:
+    """Each row's flags are options with the variables the row names, and the default
+    the row gives is the one the proxy uses (changed in one place, it shows here)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `--")]
+    for row in rows:
+        flag_cell, env_cell, default_cell = row.split(" | ")[:3]
+        for shown in re.findall(r"`(--[a-z][a-z0-9-]*)`", flag_cell):
+            flag = NEGATED.get(shown, shown)  # --no-test-app: the --test-app option
+            assert flag in OPTIONS_AND_ENV, row
+            env = OPTIONS_AND_ENV[flag]
+            # `..._BURST` beside a full name: the same name with that end.
+            ends = re.findall(r"`\.\.\.(_[A-Z_]+)`", env_cell)
+            assert env in env_cell or any(env.endswith(end) for end in ends), (flag, row)
+            default = DEFAULTS[flag]
+            if isinstance(default, (frozenset, tuple)):
+                default = ", ".join(sorted(default))
+            elif isinstance(default, float):
+                default = f"{default:g}"
+            if default not in (None, False, ""):  # no default: the row says what happens
+                assert f"`{default}`" in default_cell, (flag, row)
+
+
 @pytest.mark.parametrize(
     ("args", "env", "says"),
     [
@@ -103,6 +98,8 @@ def test_every_option_in_help_has_a_row_in_the_readme_options_table() -> None:
         (["--function-endpoint-method", "TRACE"], {}, "'TRACE' is not one of"),
         (["--function-endpoint-header", "Host"], {}, "the proxy sets it"),
         (["--function-max-answer-bytes", "0"], {}, "must be 1 or more"),
+        ([], {"OPENAI_PROXY_TEST_APP": "maybe"}, "OPENAI_PROXY_TEST_APP='maybe'"),
+        ([], {"OPENAI_PROXY_LOG_CONTENT": "maybe"}, "OPENAI_PROXY_LOG_CONTENT='maybe'"),
     ],
 )
 def test_mistakes_are_one_line_errors_not_tracebacks(

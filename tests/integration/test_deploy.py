@@ -197,7 +197,7 @@ def test_the_dockerignore_keeps_the_context_to_the_build_inputs() -> None:
         assert not ignored(name), name
     for needed in (
         "proxy/server.py",
-        "harness/test_app/index.html",
+        "proxy/test_app/index.html",
         "harness/mock_openai/script.py",
     ):
         assert not ignored(needed), needed

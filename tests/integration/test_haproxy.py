@@ -24,7 +24,7 @@ from websockets.http11 import Request, Response
 from harness.background import BackgroundLoop
 from harness.mock_openai import MockRealtime
 from harness.pytest_plugin import MOCK_API_KEY, ProxyEndpoint
-from harness.test_app import http_response
+from proxy.test_app import http_response
 from tests.haproxy import (
     SHIPPED_CONFIG,
     RunningHAProxy,

@@ -161,7 +161,7 @@ def test_the_wheel_has_the_license_types_app_and_entry_points(
     wheel: Path, project: importlib.metadata.Distribution
 ) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"proxy/py.typed", "harness/py.typed", "harness/test_app/index.html"} <= names
+    assert {"proxy/py.typed", "harness/py.typed", "proxy/test_app/index.html"} <= names
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
     assert project.metadata["License-Expression"] == "MIT"
     points = {(ep.group, ep.name): ep.value for ep in project.entry_points}

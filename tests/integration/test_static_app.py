@@ -18,7 +18,7 @@ import pytest
 
 from harness.client import ComponentClient
 from harness.pytest_plugin import ProxyEndpoint
-from harness.test_app import APP_DIR, http_response
+from proxy.test_app import APP_DIR, http_response
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

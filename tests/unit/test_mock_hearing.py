@@ -11,9 +11,10 @@ import pytest
 
 from harness.mock_openai import MockRealtime
 from harness.mock_openai.audio import TurnAudio, silence_pcm16, tone_pcm16
+from harness.mock_openai.responses import Recognise, Step
 from harness.mock_openai.rules import Trigger
 from harness.mock_openai.service import RealtimeSession
-from harness.mock_openai.steps import Recognise, Send, Step
+from harness.mock_openai.steps import Send
 
 
 def test_a_speech_rule_with_words_fires_only_when_they_were_heard() -> None:

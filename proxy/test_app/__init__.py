@@ -1,15 +1,17 @@
 """The browser test-app: static files that behave towards a proxy as the component does.
 
 `http_response` serves them from any websockets server's `process_request`: the proxy
-uses it for `python -m proxy` at `/`, and the plugin's `voice_app_server` fixture runs a
-server that serves nothing else. It serves only the app's own regular files (GET and
-HEAD), with headers that keep other sites from framing or sniffing them, and never
-echoes the request's Host into a response.
+serves them at `/` (`app_handler`), so they live with the proxy; the harness's
+`voice_app_server` fixture runs a server that serves nothing else. It serves only the
+app's own regular files (GET and HEAD), with headers that keep other sites from framing
+or sniffing them, and never echoes the request's Host into a response.
 """
 
 from __future__ import annotations
 
+import functools
 import mimetypes
+from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -18,7 +20,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-__all__ = ["APP_DIR", "SECURITY_HEADERS", "http_response"]
+__all__ = ["APP_DIR", "SECURITY_HEADERS", "app_handler", "http_response"]
 
 APP_DIR = Path(__file__).parent.resolve()
 _SERVED_SUFFIXES = {".html", ".js", ".css"}
@@ -63,6 +65,11 @@ def http_response(
         return _response(request, HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
     content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
     return _response(request, HTTPStatus.OK, file.read_bytes(), content_type)
+
+
+def app_handler(proxy_path: str) -> Callable[[ServerConnection, Request], Response]:
+    """`http_response` for a proxy listening on `proxy_path`."""
+    return functools.partial(http_response, proxy_path=proxy_path)
 
 
 def _app_file(path: str) -> Path | None:

@@ -1,0 +1,113 @@
+"""Every setting once (issue 18): the command line, `ProxyConfig` and `SessionOptions`
+take their defaults from `proxy.settings`, and what an operator sets reaches the session."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from proxy.cli import parse_args, server_settings
+from proxy.config import ProxyConfig
+from proxy.session_options import SessionOptions
+from proxy.settings import ServerSettings, command_line_for, environment_for, operator_options
+
+
+@pytest.fixture(autouse=True)
+def no_option_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for _, spec, _ in operator_options():
+        monkeypatch.delenv(spec.env, raising=False)
+
+
+def test_the_command_line_with_nothing_set_gives_the_config_defaults() -> None:
+    from_cli = ProxyConfig(**server_settings(parse_args([])))
+    assert from_cli == ProxyConfig()
+
+
+def test_session_options_default_to_the_server_settings() -> None:
+    settings = ServerSettings()
+    own = {"api_key", "functions"}  # made at start, not settings
+    for each in dataclasses.fields(SessionOptions):
+        if each.name not in own:
+            assert each.default == getattr(settings, each.name), each.name
+
+
+def test_every_session_option_reaches_the_session() -> None:
+    changed: dict[str, object] = {}
+    for each in dataclasses.fields(SessionOptions):
+        if each.name == "functions":
+            continue
+        default = each.default
+        changed[each.name] = (
+            "sk-test-key-0000"
+            if each.name == "api_key"
+            else not default
+            if isinstance(default, bool)
+            else default * 2 + 1  # type: ignore[operator]
+        )
+    options = ProxyConfig(**changed).session_options()  # type: ignore[arg-type]
+    for name, value in changed.items():
+        assert getattr(options, name) == value, name
+
+
+def test_options_come_from_the_environment_and_the_command_line_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_PROXY_TURN_RATE", "7.5")
+    monkeypatch.setenv("OPENAI_PROXY_ALLOW_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("OPENAI_PROXY_FUNCTION_ENDPOINT_METHODS", "GET,PUT")
+    monkeypatch.setenv("OPENAI_PROXY_LOG_CONTENT", "yes")
+    args = parse_args(["--function-endpoint-method", "PATCH", "--max-sessions", "3"])
+    config = ProxyConfig(**server_settings(args))
+    assert config.turn_rate == 7.5
+    assert config.allowed_origins == ("https://a.example", "https://b.example")
+    assert config.function_methods == frozenset({"PATCH"})  # not the environment's too
+    assert config.max_sessions == 3
+    assert config.log_content is True
+
+
+def test_repeated_flags_are_collected() -> None:
+    args = parse_args(["--trusted-proxy", "10.0.0.1", "--trusted-proxy", "10.0.0.0/8"])
+    assert args.trusted_proxies == ("10.0.0.1", "10.0.0.0/8")
+    assert args.function_methods == frozenset({"POST"})
+
+
+def test_every_option_parses_its_own_default_back() -> None:
+    """A value given as text has the type and meaning of the default (a port is a
+    number, not the text of one)."""
+    for name, spec, default in operator_options():
+        if default is None:
+            continue
+        if spec.collect is not None:
+            assert spec.collect(spec.parse(str(v)) for v in default) == default, name
+        else:
+            parsed = spec.parse(str(default))
+            assert parsed == default and type(parsed) is type(default), name
+
+
+def test_every_option_has_its_own_flag_and_variable() -> None:
+    specs = [spec for _, spec, _ in operator_options()]
+    flags = [spec.flag for spec in specs] + [spec.negated[0] for spec in specs if spec.negated]
+    assert len(set(flags)) == len(flags)
+    assert len({spec.env for spec in specs}) == len(specs)
+
+
+def test_tools_set_options_by_name_on_the_command_line_and_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    values = {
+        "port": 0,
+        "turn_rate": 50.0,
+        "function_hosts": frozenset({"http://127.0.0.1:9/fn", "h.example"}),
+        "log_content": True,
+        "test_app": False,
+    }
+    from_flags = parse_args(command_line_for(**values))
+    for name, value in environment_for(**values).items():
+        monkeypatch.setenv(name, value)
+    from_environment = parse_args([])
+    for name, value in values.items():
+        assert getattr(from_flags, name) == value, name
+        assert getattr(from_environment, name) == value, name
+    with pytest.raises(KeyError):
+        environment_for(turn_rates=1)  # a misspelt setting is an error, not ignored

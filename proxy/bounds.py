@@ -39,6 +39,10 @@ MAX_OPEN_RESPONSES: Final = 8
 #: Responses holding function calls that a session tracks as running at once; past it
 #: the oldest is forgotten (should upstream never end one).
 MAX_RUNNING_CALLS: Final = 16
+#: Function calls waiting for their output at once: a model calls a few functions at a
+#: time; past this (an upstream calling without end) a call is answered at once with a
+#: failure, so the table cannot grow and the model is not left waiting.
+MAX_PENDING_CALLS: Final = 64
 #: Item, call and response ids a session remembers (to drop duplicates and echoes of what
 #: it cancelled); older ones are forgotten, so a long session stays small.
 RECENT_IDS: Final = 256
@@ -66,6 +70,11 @@ FLOOD_QUIET_SECONDS: Final = 1.0
 #: and the recent turns are what the next answer depends on.
 MAX_CARRIED_ITEMS: Final = 500
 MAX_CARRIED_CHARS: Final = 64_000
+#: No one entry (a long message, a large function output) may take more than this share
+#: of the character bound: it is cut, with `TRUNCATED_MARK` at its end, rather than
+#: pushing the whole conversation out of the record.
+CARRIED_ENTRY_SHARE: Final = 4
+TRUNCATED_MARK: Final = " [... cut by the proxy when the upstream session was renewed]"
 #: A spoken turn's transcript comes after its commit, often after the answer. The switch
 #: waits for it this long (a transcription that never comes does not block renewal).
 RENEWAL_TRANSCRIPT_WAIT: Final = 5.0

@@ -72,6 +72,7 @@ class Bridge:
         "_opening_next",
         "_reported",
         "_reported_at",
+        "_retired",
         "_tasks",
         "_timer",
         "_timer_at",
@@ -128,6 +129,9 @@ class Bridge:
         self._opening_next: anyio.CancelScope | None = None
         self._next_wanted = False
         self._upstream_bytes_before = 0  # written to upstream sessions renewed since
+        # Renewed upstream sessions still closing (each close is bounded by CLOSE_GRACE;
+        # the session's end drops any that is left).
+        self._retired: list[UpstreamLeg] = []
 
     def _outbox(self) -> Outbox[Leg]:
         config = self.config
@@ -165,6 +169,9 @@ class Bridge:
         finally:
             if self.next_upstream is not None:
                 self.next_upstream.transport.abort()
+            for retired in self._retired:
+                if retired.protocol.state is not State.CLOSED:
+                    retired.transport.abort()
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
@@ -385,17 +392,21 @@ class Bridge:
             outbox.close(code, reason)
 
     def _switch_upstream(self) -> None:
-        """The next session takes over: the old one is closed after what it was sent."""
+        """The next session takes over; the old one is closed at once. What still waited
+        for it is dropped: the new session got the conversation and the settings, and the
+        old one may have stopped reading (its close is bounded: `_close`)."""
         old, new, outbox = self.upstream, self.next_upstream, self.to_next_upstream
         if new is None or outbox is None:  # lost meanwhile: the session hears of it
             return
         self._upstream_bytes_before += self.to_upstream.bytes_out
-        self.to_upstream.close(CloseCode.NORMAL_CLOSURE, "session renewed")
+        self.to_upstream.abandon(CloseCode.NORMAL_CLOSURE, "session renewed")
         self.upstream, self.to_upstream = new, outbox
         self.next_upstream = self.to_next_upstream = None
         self._next_wanted = False
         if old is not None:
             old.release()  # what it still says is ignored; its closing handshake completes
+            self._retired = [leg for leg in self._retired if leg.protocol.state is not State.CLOSED]
+            self._retired.append(old)
         if self._holding:
             new.hold()
 

@@ -20,7 +20,7 @@ from .bounds import MAX_SERVER_CALLS
 from .client_messages import FunctionCallResponse
 from .errors import ErrorCode, WarningCode
 from .function_endpoints import EndpointForbidden, EndpointRefused, EndpointRequest
-from .pending_calls import PendingCall
+from .pending_calls import FULL, PendingCall
 from .response_gate import ANSWER
 from .server_messages import FunctionCallCancelled, FunctionRef
 from .server_messages import FunctionCallResponse as FunctionCallResult_ToClient
@@ -112,7 +112,9 @@ class FunctionCalls(SessionState):
         response_id = event.response_id or self.gate.response_id or ""
         request = self._endpoint_request(event.name, event.arguments)
         server_side = request is not None
-        self._calls.add(PendingCall(call_id, event.name, event.arguments, response_id, server_side))
+        call = PendingCall(call_id, event.name, event.arguments, response_id, server_side)
+        if not self._calls.add(call):
+            request = FULL  # answered at once: the model is not left waiting
         if request is None:
             self._to_client(
                 translate.function_call_request(

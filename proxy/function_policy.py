@@ -137,7 +137,12 @@ class FunctionEndpointPolicy:
             )
         sent: list[tuple[str, str]] = []
         dropped: list[str] = []
+        seen: set[str] = set()  # header names are case-insensitive: the first one counts
         for name, value in (headers or {}).items():
+            if name.lower() in seen:
+                dropped.append(name)
+                continue
+            seen.add(name.lower())
             if name.lower() not in self.headers:
                 dropped.append(name)
             elif _BAD_VALUE.search(value) or len(value) > MAX_URL_CHARS:
@@ -286,4 +291,12 @@ def _query(arguments: str) -> dict[str, str]:
         values = orjson.loads(arguments or "{}")
     except orjson.JSONDecodeError:
         return {}
-    return {str(k): str(v) for k, v in values.items()} if isinstance(values, dict) else {}
+    if not isinstance(values, dict):
+        return {}
+    return {str(k): _query_value(v) for k, v in values.items()}
+
+
+def _query_value(value: object) -> str:
+    """A string as it is; any other JSON value as JSON (`true`, `null`, `[1, 2]`), never
+    as Python would write it (`True`, `None`, `[1, 2]` with other spacing)."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()

@@ -141,9 +141,9 @@ class ConnectionRate:
 
     The table is bounded: buckets that have refilled (the same as new ones) are dropped
     when it is full, at most once a second; while it stays full (more addresses churning
-    at once than it holds), new addresses share one bucket."""
-
-    _OVERFLOW = "*"
+    at once than it holds), a new address takes the place of the least recently seen
+    one. (Sharing one bucket among all new addresses instead would let one churning
+    client lock every newcomer out.)"""
 
     def __init__(
         self, rate: float, burst: int, *, max_tracked: int = MAX_TRACKED_ADDRESSES
@@ -162,15 +162,16 @@ class ConnectionRate:
         seconds until it may (for Retry-After)."""
         if self.rate <= 0:
             return 0.0
-        bucket = self._buckets.get(key)
+        buckets = self._buckets
+        bucket = buckets.pop(key, None)  # put back last: the dict runs least recent first
         if bucket is None:
-            if len(self._buckets) >= self.max_tracked:
+            if len(buckets) >= self.max_tracked:
                 self._prune(now)
-            if len(self._buckets) >= self.max_tracked:
-                key = self._OVERFLOW
-                bucket = self._buckets.get(key)
-            if bucket is None:
-                bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, now)
+                buckets = self._buckets
+            if len(buckets) >= self.max_tracked:
+                del buckets[next(iter(buckets))]  # the least recently seen address
+            bucket = TokenBucket(self.rate, self.burst, now)
+        buckets[key] = bucket
         if bucket.take(now):
             return 0.0
         return bucket.seconds_to_next()

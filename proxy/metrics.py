@@ -85,6 +85,12 @@ class ProxyMetrics:
             ["code"],
             registry=own,
         )
+        self.renewals = Counter(
+            "voice_proxy_renewals",
+            "Upstream session renewals: renewed, or refused (too short-lived or too often).",
+            ["outcome"],
+            registry=own,
+        )
         self.bytes = Counter(
             "voice_proxy_bytes",
             "Frame payload bytes, by direction.",
@@ -168,3 +174,6 @@ class SessionMetrics:
 
     def upstream_error(self, code: str) -> None:
         self._metrics.upstream_error(code)
+
+    def renewal(self, outcome: str) -> None:
+        self._metrics.renewals.labels(outcome=outcome).inc()

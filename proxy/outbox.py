@@ -207,6 +207,13 @@ class Outbox(Generic[LegT]):
             return
         self._queue.append((code, reason))
 
+    def abandon(self, code: int, reason: str) -> None:
+        """Close now, dropping what waits: for a peer whose unsent frames no longer
+        matter (a renewed upstream session), which may have stopped reading."""
+        self._forget()
+        self.stalled = False
+        self.close(code, reason)
+
     def writes_paused(self) -> None:
         """The socket's write buffer went over its limit (the transport paused writing)."""
         self._paused_at = self._clock()

@@ -9,7 +9,10 @@ Calls cancelled by barge-in are forgotten: the user has moved on, nothing waits 
 (their ids are remembered, so a late output is not answered). The ledger also remembers
 which calls were reported to the client (upstream may announce one twice) and which the
 proxy answers (a client's output for one is refused: upstream must get one per call).
-The remembered ids are bounded (`RecentIds`). No I/O.
+The remembered ids are bounded (`RecentIds`). At most `MAX_PENDING` calls wait at once:
+an upstream that calls without end (a fault, or hostile) cannot grow the table; a call
+past it is answered at once with `FULL` as its failure, so the model is not left waiting
+for it. No I/O.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .audio_path import RecentIds
+from .bounds import MAX_PENDING_CALLS as MAX_PENDING
 from .bounds import MAX_RUNNING_CALLS as _MAX_RUNNING
 
-__all__ = ["PendingCall", "PendingCalls"]
+__all__ = ["FULL", "MAX_PENDING", "PendingCall", "PendingCalls"]
+
+FULL = f"more than {MAX_PENDING} function calls are waiting for their output"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +64,10 @@ class PendingCalls:
         self.reported.add(call_id)
         return True
 
-    def add(self, call: PendingCall) -> None:
+    def add(self, call: PendingCall) -> bool:
+        """Wait for `call`'s output; False (and nothing kept) when `MAX_PENDING` wait."""
+        if len(self._calls) >= MAX_PENDING and call.call_id not in self._calls:
+            return False
         self._calls[call.call_id] = call
         if call.server_side:
             self.server_side_ids.add(call.call_id)
@@ -66,6 +75,7 @@ class PendingCalls:
             if len(self._running) >= _MAX_RUNNING:
                 del self._running[next(iter(self._running))]
             self._running[call.response_id] = None
+        return True
 
     def get(self, call_id: str) -> PendingCall | None:
         return self._calls.get(call_id)

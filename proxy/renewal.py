@@ -30,7 +30,14 @@ from typing import Any, Final
 
 import orjson
 
-from .bounds import CAP_EARLY_SECONDS, MAX_CARRIED_CHARS, MAX_CARRIED_ITEMS, RECENT_AUDIO_BATCHES
+from .bounds import (
+    CAP_EARLY_SECONDS,
+    CARRIED_ENTRY_SHARE,
+    MAX_CARRIED_CHARS,
+    MAX_CARRIED_ITEMS,
+    RECENT_AUDIO_BATCHES,
+    TRUNCATED_MARK,
+)
 from .bounds import RENEWAL_ANSWER_WAIT as ANSWER_WAIT
 from .bounds import RENEWAL_MAX_ATTEMPTS as MAX_ATTEMPTS
 from .bounds import RENEWAL_POLL_SECONDS as POLL_SECONDS
@@ -59,6 +66,7 @@ __all__ = [
     "RECENT_AUDIO_BATCHES",
     "RETRY_SECONDS",
     "TRANSCRIPT_WAIT",
+    "TRUNCATED_MARK",
     "AppliedSettings",
     "ConversationRecord",
     "Renewal",
@@ -119,7 +127,7 @@ class ConversationRecord:
         """A user or assistant text turn (once per `key`)."""
         if not text or (key is not None and key in self._keys):
             return
-        self._add(key, _text_item(role, text[: self.max_chars]), now)
+        self._add(key, _text_item(role, self._cut(text)), now)
 
     def spoken_turn(self, item_id: str, now: float) -> None:
         """The user's audio became item `item_id`: its transcript comes later."""
@@ -131,7 +139,7 @@ class ConversationRecord:
         if entry is None:
             self.message("user", text, key=item_id, now=now)
         elif entry.item is None and text.strip():
-            entry.item = _text_item("user", text[: self.max_chars])
+            entry.item = _text_item("user", self._cut(text))
             entry.chars = len(entry.item["content"][0]["text"])
             self.chars += entry.chars
             self._trim()
@@ -139,12 +147,13 @@ class ConversationRecord:
     def function_call(self, call_id: str, name: str, arguments: str, now: float) -> None:
         if call_id not in self._keys:
             item = {"type": "function_call", "call_id": call_id, "name": name}
-            item["arguments"] = arguments
+            item["arguments"] = arguments = self._cut(arguments)
             self._add(call_id, item, now, chars=len(name) + len(arguments))
 
     def function_output(self, call_id: str, output: str, now: float) -> None:
         key = f"output:{call_id}"
         if key not in self._keys:
+            output = self._cut(output)
             item = {"type": "function_call_output", "call_id": call_id, "output": output}
             self._add(key, item, now, chars=len(output))
 
@@ -203,8 +212,25 @@ class ConversationRecord:
         entries = self._entries
         while len(entries) > 1 and (len(entries) > self.max_items or self.chars > self.max_chars):
             dropped = entries.popleft()
-            self.chars -= dropped.chars
-            del self._keys[dropped.key]
+            self._drop(dropped)
+            if dropped.item is not None and dropped.item["type"] == "function_call":
+                output = self._keys.get(f"output:{dropped.key}")  # alone it means nothing
+                if output is not None:
+                    entries.remove(output)
+                    self._drop(output)
+
+    def _drop(self, entry: _Entry) -> None:
+        self.chars -= entry.chars
+        del self._keys[entry.key]
+
+    def _cut(self, text: str) -> str:
+        """`text`, cut to an entry's share of the character bound (marked as cut)."""
+        limit = self.max_chars // CARRIED_ENTRY_SHARE
+        if len(text) <= limit:
+            return text
+        if limit <= len(TRUNCATED_MARK):
+            return text[:limit]
+        return text[: limit - len(TRUNCATED_MARK)] + TRUNCATED_MARK
 
 
 def _text_item(role: str, text: str) -> dict[str, Any]:
@@ -284,8 +310,19 @@ class Renewal:
         ready_timeout: float,
         event_id: Callable[[str], str],
         wall_clock: Callable[[], float],
+        *,
+        min_lifetime: float = 0.0,
+        min_interval: float = 0.0,
+        warn: Callable[[str], None] | None = None,
+        counted: Callable[[str], None] | None = None,
     ) -> None:
         self.margin = margin
+        self.min_lifetime = min_lifetime
+        self.min_interval = min_interval
+        self._warn = warn  # told once when renewal is refused (too short-lived, too often)
+        self._refusal_told = False
+        self._counted = counted  # "renewed" or "refused", for the metrics
+        self._switched_at: float | None = None
         self._wall_clock = wall_clock  # only to read expires_at (epoch seconds)
         self.ready_timeout = ready_timeout
         self._event_id = event_id
@@ -303,6 +340,7 @@ class Renewal:
     def _reset_next(self) -> None:
         self.next_session_id = ""
         self.next_expires: float | None = None
+        self.next_lifetime: float | None = None
         self.confirm_by: float | None = None
         # input_audio_buffer.append payloads, the newest sent to the current session.
         self.recent_audio: deque[bytes] = deque(maxlen=RECENT_AUDIO_BATCHES)
@@ -324,9 +362,37 @@ class Renewal:
         if self.margin <= 0:
             self.state = RenewalState.FAILED  # renewal is off: the session ends at its cap
             return
+        self._plan(expires, expires - now, now)
+
+    def _plan(self, expires: float, lifetime: float, now: float) -> None:
+        """When to renew a session that ends at `expires` and lasts `lifetime` in all."""
+        self.expires, self.due_at = expires, None
+        if lifetime < self.min_lifetime:
+            self._refuse(
+                f"the upstream session lasts {lifetime:.0f} s, under the "
+                f"{self.min_lifetime:g} s a session must last to be renewed"
+            )
+            return
         margin = min(self.margin, (expires - now) / 2)  # never in a session's first half
-        self.due_at = expires - margin
+        due = expires - margin
+        if self._switched_at is not None:
+            due = max(due, self._switched_at + self.min_interval)
+            if due >= expires - 1.0:
+                self._refuse(
+                    f"the last renewal was under {self.min_interval:g} s before this "
+                    "session's end (at most one renewal in that time)"
+                )
+                return
+        self.due_at = due
         self.state = RenewalState.IDLE
+
+    def _refuse(self, why: str) -> None:
+        self.state = RenewalState.FAILED  # the session ends at its cap
+        if self._counted is not None:
+            self._counted("refused")
+        if self._warn is not None and not self._refusal_told:
+            self._refusal_told = True
+            self._warn(f"upstream session renewal refused: {why}")
 
     def observe(self, event: object, now: float) -> None:
         """An event of the current session (validated): what the record needs. Most
@@ -485,6 +551,8 @@ class Renewal:
             self.next_session_id = (session.id if session else None) or ""
             expires_at = session.expires_at if session else None
             self.next_expires = _monotonic(expires_at, now, self._wall_clock())
+            if self.next_expires is not None:
+                self.next_lifetime = self.next_expires - now
         elif isinstance(event, SessionUpdated):
             self._update_pending = None
         elif isinstance(event, ItemDone) and kind in _ACK_EVENTS:
@@ -508,15 +576,17 @@ class Renewal:
 
     def switched(self, now: float) -> None:
         """The next session is now the current one."""
-        expires = self.next_expires
+        expires, lifetime = self.next_expires, self.next_lifetime
         self.renewals += 1
+        if self._counted is not None:
+            self._counted("renewed")
         self.attempts = 0
+        self._switched_at = now
         self._reset_next()
         self.state = RenewalState.IDLE
         self.expires = self.due_at = None
-        if expires is not None:
-            margin = min(self.margin, (expires - now) / 2)
-            self.expires, self.due_at = expires, expires - margin
+        if expires is not None and lifetime is not None:
+            self._plan(expires, lifetime, now)
 
     def failed(self, now: float) -> bool:
         """The next session cannot be used: True when another will be tried later."""

@@ -30,6 +30,8 @@ class SessionOptions:
     max_session_seconds: float = _DEFAULTS.max_session_seconds
     flood_close_seconds: float = _DEFAULTS.flood_close_seconds
     session_renew_margin: float = _DEFAULTS.session_renew_margin
+    session_renew_min_lifetime: float = _DEFAULTS.session_renew_min_lifetime
+    session_renew_min_interval: float = _DEFAULTS.session_renew_min_interval
     turn_rate: float = _DEFAULTS.turn_rate
     turn_burst: int = _DEFAULTS.turn_burst
     message_rate: float = _DEFAULTS.message_rate
@@ -45,6 +47,9 @@ class SessionObserver(Protocol):
     def settings_applied(self, seconds: float) -> None: ...
     def turn_done(self, latency: float | None) -> None: ...
     def upstream_error(self, code: str) -> None: ...
+    def renewal(self, outcome: str) -> None:
+        """An upstream session was `renewed`, or its renewal `refused` (too short-lived,
+        or renewed too recently)."""
 
 
 class Unobserved:
@@ -57,4 +62,7 @@ class Unobserved:
         pass
 
     def upstream_error(self, code: str) -> None:
+        pass
+
+    def renewal(self, outcome: str) -> None:
         pass

@@ -178,7 +178,14 @@ class SessionState:
         lifetime = options.max_session_seconds
         self._ends_at = now + lifetime if lifetime > 0 else math.inf
         self._renewal = Renewal(
-            options.session_renew_margin, options.ready_timeout, self._event_id, wall_clock
+            options.session_renew_margin,
+            options.ready_timeout,
+            self._event_id,
+            wall_clock,
+            min_lifetime=options.session_renew_min_lifetime,
+            min_interval=options.session_renew_min_interval,
+            warn=self.log.warning,
+            counted=self.observer.renewal,
         )
 
     @property

@@ -364,6 +364,29 @@ class ServerSettings:
         group="session",
         parse=_non_negative,
     )
+    # A faulty or hostile upstream handing out short sessions must not make the proxy open
+    # sessions without end for one client: a session shorter than this in all (from its
+    # session.created to its expires_at) is not renewed, and one client connection is
+    # renewed at most once per interval (the service's sessions last 60 minutes). Either
+    # refusal ends the session at its cap, as with renewal off.
+    session_renew_min_lifetime: float = option(
+        600.0,
+        "--session-renew-min-lifetime",
+        "OPENAI_PROXY_SESSION_RENEW_MIN_LIFETIME",
+        "an upstream session that lasts less than this many seconds in all is not renewed "
+        "(it ends at its cap): an upstream handing out short sessions cannot make the proxy "
+        "open sessions without end",
+        group="session",
+        parse=_non_negative,
+    )
+    session_renew_min_interval: float = option(
+        600.0,
+        "--session-renew-min-interval",
+        "OPENAI_PROXY_SESSION_RENEW_MIN_INTERVAL",
+        "at most one upstream session renewal per client connection in this many seconds",
+        group="session",
+        parse=_non_negative,
+    )
 
     # Server-side functions (proxy.function_policy: endpoints the proxy may call, with
     # which methods and headers, and how large an answer).

@@ -7,6 +7,7 @@ floods that go on. Loopback only; every limit is set small so each test takes se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -176,9 +177,11 @@ async def test_pending_handshakes_are_capped_per_address_and_in_all(
         assert await asyncio.to_thread(dropped_at_once, extra)  # the 4th from one address
         held += [await asyncio.to_thread(stalled, port, "127.0.0.2") for _ in range(2)]
         await asyncio.sleep(0.2)
-        extra = await asyncio.to_thread(stalled, port, "127.0.0.3")
-        assert await asyncio.to_thread(dropped_at_once, extra)  # the 6th in all
-        assert not await asyncio.to_thread(dropped_at_once, held[0])  # the others wait on
+        # The 6th in all gets in: the oldest that has said nothing makes room for it.
+        newest = await asyncio.to_thread(stalled, port, "127.0.0.3")
+        held.append(newest)
+        assert await asyncio.to_thread(dropped_at_once, held[0])
+        assert not await asyncio.to_thread(dropped_at_once, newest)  # the others wait on
     finally:
         for sock in held:
             sock.close()
@@ -200,7 +203,36 @@ async def test_pending_handshakes_are_capped_per_address_and_in_all(
     assert not noisy, [f"{r.name}: {r.getMessage()}" for r in noisy]
     metrics = endpoint.server.metrics.render().decode()
     assert 'reason="pending_handshakes_per_address"} 1.0' in metrics
-    assert 'reason="pending_handshakes_total"} 1.0' in metrics
+    assert 'reason="pending_handshakes_evicted"} 1.0' in metrics
+
+
+async def test_idle_connections_from_many_addresses_do_not_lock_a_client_out(
+    mock_openai: MockRealtime, proxy_factory: ProxyFactory
+) -> None:
+    endpoint = proxy_factory(max_pending_handshakes=16, max_pending_handshakes_per_ip=8)
+    port = port_of(endpoint)
+    held = [await asyncio.to_thread(stalled, port, f"127.0.0.{2 + n // 8}") for n in range(16)]
+    try:
+        await asyncio.sleep(0.2)
+        assert await upgrade_status(endpoint.url, local_addr=("127.0.0.9", 0)) == 101
+    finally:
+        for sock in held:
+            sock.close()
+
+
+async def test_a_connection_that_says_nothing_is_dropped_after_three_seconds(
+    mock_openai: MockRealtime, proxy_factory: ProxyFactory
+) -> None:
+    port = port_of(proxy_factory())
+    quiet = await asyncio.to_thread(stalled, port, "127.0.0.2")
+    try:
+        quiet.settimeout(6.0)
+        started = asyncio.get_running_loop().time()
+        with contextlib.suppress(ConnectionResetError):  # the proxy aborts: may reset
+            assert await asyncio.to_thread(quiet.recv, 1024) == b""
+        assert 2.5 < asyncio.get_running_loop().time() - started < 5.0
+    finally:
+        quiet.close()
 
 
 # ------------------------------------------------------------------ floods

@@ -26,6 +26,14 @@ FUNCTIONS = [
 ]
 
 
+@pytest.fixture
+def proxy(proxy_factory: Any) -> Any:
+    """A proxy that renews these few-second sessions as often as they need."""
+    return proxy_factory(
+        session_renew_min_lifetime=0, session_renew_min_interval=0, connection_rate=0
+    )
+
+
 def _spoken() -> bytes:
     return (
         silence_pcm16(200, rate=16000)
@@ -223,3 +231,42 @@ async def test_a_client_leaving_while_the_next_session_opens_closes_both(
     for connection in connections:
         assert await connection.wait_closed() == 1000, (connection.index, connection.close_reason)
     assert not [m for m in component_client.received("Warning") if _is_renewal(m)]
+
+
+@pytest.mark.mock_openai(session_lifetime=3)
+async def test_short_upstream_sessions_are_not_renewed_by_default(
+    mock_openai: MockRealtime, proxy_factory: Any
+) -> None:
+    endpoint = proxy_factory(connection_rate=0)  # the default floor: ten minutes
+    client = await ComponentClient.connect(endpoint.url)
+    try:
+        await client.start()
+        error = await client.wait_for("Error", timeout=10)
+        assert error["code"] == "upstream_session_expired"
+        assert await client.wait_closed() == 1011
+        assert len(mock_openai.connections) == 1
+        metrics = endpoint.server.metrics.render().decode()
+        assert 'voice_proxy_renewals_total{outcome="refused"} 1.0' in metrics
+    finally:
+        await client.close()
+
+
+@pytest.mark.mock_openai(session_lifetime=3)
+async def test_one_client_renews_at_most_once_per_interval(
+    mock_openai: MockRealtime, proxy_factory: Any
+) -> None:
+    endpoint = proxy_factory(
+        session_renew_min_lifetime=0, session_renew_min_interval=60, connection_rate=0
+    )
+    client = await ComponentClient.connect(endpoint.url)
+    try:
+        await client.start()
+        error = await client.wait_for("Error", timeout=15)
+        assert error["code"] == "upstream_session_expired"
+        assert len([m for m in client.received("Warning") if _is_renewal(m)]) == 1
+        assert len(mock_openai.connections) == 2
+        metrics = endpoint.server.metrics.render().decode()
+        assert 'voice_proxy_renewals_total{outcome="renewed"} 1.0' in metrics
+        assert 'voice_proxy_renewals_total{outcome="refused"} 1.0' in metrics
+    finally:
+        await client.close()

@@ -109,14 +109,17 @@ def test_a_zero_rate_is_no_limit() -> None:
     assert len(rate) == 0
 
 
-def test_the_rate_table_is_bounded_and_new_addresses_then_share_a_bucket() -> None:
+def test_the_rate_table_is_bounded_and_a_new_address_replaces_the_least_recent() -> None:
     rate = ConnectionRate(1.0, 2, max_tracked=100)
     for n in range(100):
         assert rate.admit(f"a{n}", 0.0) == 0.0
+    assert rate.admit("a0", 0.1) == 0.0  # a0 seen again: a1 is now the least recent
     assert len(rate) == 100
-    # Full, nothing refilled: the next addresses share one bucket of 2.
-    assert [rate.admit(f"b{n}", 0.5) == 0.0 for n in range(4)] == [True, True, False, False]
-    assert len(rate) == 101
+    # Full, nothing refilled: every new address still gets its own burst.
+    for n in range(50):
+        assert [rate.admit(f"b{n}", 0.5) == 0.0 for _ in range(3)] == [True, True, False]
+    assert len(rate) == 100
+    assert rate.admit("a0", 0.5) > 0  # the recent ones kept their (spent) buckets
     # Refilled buckets are the same as new ones: dropped, and room is made.
     assert rate.admit("c", 10.0) == 0.0
     assert len(rate) <= 2

@@ -197,6 +197,18 @@ def test_allowed_methods_come_from_the_operator() -> None:
         http_method("TRACE")
 
 
+def test_get_query_values_that_are_not_strings_are_json() -> None:
+    arguments = '{"city": "Paris", "days": 3, "metric": true, "at": null, "tags": ["a", "b"]}'
+    request = prepare("http://h/fn", ["h"], method="GET", methods=("GET",), arguments=arguments)
+    assert dict(request.url.params) == {
+        "city": "Paris",
+        "days": "3",
+        "metric": "true",
+        "at": "null",
+        "tags": '["a","b"]',
+    }
+
+
 def test_a_get_whose_arguments_make_the_url_too_long_is_refused() -> None:
     arguments = '{"q": "' + "x" * 9000 + '"}'
     with pytest.raises(EndpointRefused, match="longer than"):
@@ -225,6 +237,13 @@ def test_headers_the_operator_allows_are_sent() -> None:
     request = prepare("http://h/fn", ["h"], headers=headers, allow_headers=allowed)
     assert dict(request.headers) == {**headers, "Content-Type": "application/json"}
     assert request.dropped_headers == ()
+
+
+def test_header_names_that_differ_only_in_case_are_sent_once() -> None:
+    headers = {"X-Api-Key": "first", "x-api-key": "second", "X-API-KEY": "third"}
+    request = prepare("http://h/fn", ["h"], headers=headers, allow_headers=("x-api-key",))
+    assert request.headers == (("X-Api-Key", "first"), ("Content-Type", "application/json"))
+    assert request.dropped_headers == ("x-api-key", "X-API-KEY")
 
 
 def test_header_allow_list_refuses_routing_and_framing_headers() -> None:

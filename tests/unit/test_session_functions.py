@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from proxy.function_policy import FunctionEndpointPolicy
+from proxy.pending_calls import FULL, MAX_PENDING
 from tests.unit import realtime_events as events
 from tests.unit.session_driver import Driver, Outcome
 
@@ -149,3 +150,20 @@ def test_headers_not_allowed_are_not_sent_and_the_client_is_told() -> None:
     (call,) = out.calls
     assert "Authorization" not in dict(call.request.headers)
     assert "Authorization" in out.only("Warning")["description"]
+
+
+def test_calls_past_the_pending_bound_are_answered_at_once() -> None:
+    """An upstream that calls without end cannot grow the table of calls waiting for the
+    client's answer: past the bound, a call is answered upstream with a failure."""
+    driver = Driver()
+    function = {"name": "lookup", "parameters": {"type": "object", "properties": {}}}
+    driver.ready({"type": "Settings", "agent": {"think": {"functions": [function]}}})
+    driver.respond()
+    for n in range(MAX_PENDING):
+        out = driver.upstream(events.function_call(f"call_{n}", "lookup"))
+        assert not outputs(out)  # waits for the client's answer
+    out = driver.upstream(events.function_call("call_extra", "lookup"))
+    answered = outputs(out)
+    assert [item["call_id"] for item in answered] == ["call_extra"]
+    assert orjson.loads(answered[0]["output"]) == {"error": FULL}
+    assert len(driver.session._calls) == MAX_PENDING

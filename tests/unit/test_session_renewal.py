@@ -16,7 +16,7 @@ import pytest
 
 from harness.mock_openai import tone_pcm16
 from proxy.errors import ErrorCode, WarningCode
-from proxy.renewal import ConversationRecord, Renewal
+from proxy.renewal import MAX_CARRIED_CHARS, TRUNCATED_MARK, ConversationRecord, Renewal
 from proxy.session import ProxySession
 from proxy.session_options import SessionOptions
 from tests.unit import realtime_events as events
@@ -49,6 +49,9 @@ QUIET_OPTIONS: dict[str, Any] = {
     "keepalive_only_timeout": 10 * HOUR,
     "response_timeout": 10 * HOUR,
     "max_session_seconds": 0,  # no time limit: the deadlines seen are renewal's own
+    # The tests renew short sessions, often: no floor, no rate limit unless a test sets one.
+    "session_renew_min_lifetime": 0,
+    "session_renew_min_interval": 0,
 }
 
 
@@ -459,6 +462,46 @@ def test_a_short_session_is_renewed_in_its_second_half_and_again_after() -> None
     assert _merged(driver.confirm_next(sent, session_id="sess_3")).switched
 
 
+def test_a_session_shorter_than_the_floor_is_not_renewed() -> None:
+    driver = Renewing(session_renew_min_lifetime=600)
+    driver.open(lifetime=300)
+    assert not driver.tick(299).opened_next
+    out = driver.tick(1)
+    assert out.only("Error")["code"] == ErrorCode.UPSTREAM_SESSION_EXPIRED
+    assert not out.opened_next
+
+
+def test_renewals_are_at_most_one_per_interval() -> None:
+    driver = Renewing(session_renew_min_interval=60)
+    driver.open(lifetime=20)
+    assert driver.tick(10).opened_next
+    sent = driver.connect_next().to_next
+    assert _merged(driver.confirm_next(sent, lifetime=20)).switched
+    # The second session would be due in 10 s, but the last renewal was just now.
+    assert not driver.tick(19).opened_next
+    assert driver.tick(1).only("Error")["code"] == ErrorCode.UPSTREAM_SESSION_EXPIRED
+
+
+def test_a_refused_renewal_is_told_once_in_the_log() -> None:
+    told: list[str] = []
+    renewal = Renewal(
+        300,
+        15,
+        lambda purpose: f"proxy_t_{purpose}_1",
+        lambda: WALL,
+        min_lifetime=600,
+        min_interval=600,
+        warn=told.append,
+    )
+    renewal.session_expires(WALL + 100, 0.0, WALL)
+    renewal.session_expires(WALL + 200, 0.0, WALL)
+    assert renewal.next_deadline == 200.0 and not renewal.is_due(199.0)
+    assert len(told) == 1 and "100 s" in told[0] and "600 s" in told[0]
+    renewal = Renewal(300, 15, lambda p: f"proxy_t_{p}_1", lambda: WALL, min_lifetime=600)
+    renewal.session_expires(WALL + 3600, 0.0, WALL)
+    assert renewal.is_due(3300.0)  # an hour's session is renewed as before
+
+
 def test_without_expires_at_nothing_is_renewed() -> None:
     driver = Renewing()
     driver.ready(SETTINGS)
@@ -477,12 +520,37 @@ def test_the_record_drops_the_oldest_entries_past_its_bounds() -> None:
         "turn 3",
         "turn 4",
     ]
-    record = ConversationRecord(max_items=100, max_chars=10)
-    record.message("user", "a" * 6)
-    record.message("assistant", "b" * 6)
-    assert len(record) == 1 and record.chars == 6
-    record.message("user", "c" * 50)  # one entry longer than the bound is cut to it
-    assert record.chars == 10
+    record = ConversationRecord(max_items=100, max_chars=20)
+    for letter in "abcde":
+        record.message("user", letter * 5)
+    assert len(record) == 4 and record.chars == 20  # "a" * 5 went first
+    record.message("user", "f" * 50)  # one entry longer than its share is cut to it
+    assert len(record) == 4 and record.chars == 20
+
+
+def test_one_large_entry_is_cut_and_the_conversation_stays() -> None:
+    record = ConversationRecord()  # the default bounds
+    for n in range(10):
+        record.message("user", f"question {n}", key=f"u{n}")
+        record.message("assistant", f"answer {n}", key=f"a{n}")
+    record.function_call("call_1", "lookup", '{"q": "x"}', 0.0)
+    record.function_output("call_1", "x" * 64_000, 0.0)  # under the 64 KiB answer limit
+    record.message("user", "y" * 100_000)
+    items = [item for _, item in record.after(0, 0.0)[0]]
+    assert len(items) == 23  # every turn, the call, its output, the long message
+    output, long_message = items[21]["output"], items[22]["content"][0]["text"]
+    for text in (output, long_message):
+        assert len(text) == MAX_CARRIED_CHARS // 4 and text.endswith(TRUNCATED_MARK)
+    assert record.chars <= MAX_CARRIED_CHARS
+
+
+def test_a_call_and_its_output_are_dropped_together() -> None:
+    record = ConversationRecord(max_items=3)
+    record.function_call("call_1", "f", "{}", 0.0)
+    record.function_output("call_1", "out", 0.0)
+    record.message("user", "one")
+    record.message("assistant", "two")  # over the bound: the call goes, and its output
+    assert [item["type"] for _, item in record.after(0, 0.0)[0]] == ["message", "message"]
 
 
 def test_a_function_output_whose_call_was_dropped_is_not_carried() -> None:

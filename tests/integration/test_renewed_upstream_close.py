@@ -8,17 +8,18 @@ peer that never completes the closing handshake is dropped after `CLOSE_GRACE`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.protocol import State
 
 from proxy.bridge import Bridge
 from proxy.legs import UpstreamLeg
-from proxy.outbox import CLOSE_GRACE, WRITE_LIMIT, Outbox
+from proxy.outbox import CLOSE_GRACE, Outbox
+from proxy.upstream import open_upstream
 
 pytestmark = pytest.mark.integration
 
@@ -59,13 +60,12 @@ async def test_an_old_upstream_that_stopped_reading_is_closed_within_a_bound() -
 
     async with serve(not_reading, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
-        old = await connect(
+        old = await open_upstream(
             f"ws://127.0.0.1:{port}",
-            create_connection=UpstreamLeg,
-            write_limit=WRITE_LIMIT,
-            compression=None,
-            ping_interval=None,
-            close_timeout=CLOSE_GRACE,
+            headers={},
+            proxy=None,
+            max_size=16 << 20,
+            logger=logging.getLogger("test"),
         )
         assert isinstance(old, UpstreamLeg)
         bridge = _bridge_between(old)

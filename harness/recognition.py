@@ -27,6 +27,7 @@ p95 198 ms, on a loaded 2-core machine: the async callers run it in a thread
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import os
 import re
@@ -39,6 +40,8 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import soxr
+
+from harness.speech_segments import speech_only
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # G.711 (audioop-lts from 3.13)
@@ -147,8 +150,13 @@ def recognition_of(
         spelled.setdefault(words, phrase)
     if not spelled or len(audio) < 2:
         return Recognition("", "", 0.0, 0.0)
-    pcm = to_decoder_pcm(audio, rate=rate, encoding=encoding)
-    return _engine().decode(pcm, spelled)
+    started = time.perf_counter()
+    # Only the speech, padded: the grammar cannot pass over silence or noise before it.
+    speech = speech_only(to_decoder_pcm(audio, rate=rate, encoding=encoding))
+    if not speech:
+        return Recognition("", "", 0.0, time.perf_counter() - started)
+    found = _engine().decode(speech, spelled)
+    return dataclasses.replace(found, seconds=time.perf_counter() - started)
 
 
 def recognise(

@@ -12,7 +12,11 @@
   `OutputConverter`, decoded at the client's rate and encoding;
 * broken: byte-swapped, every other 100 ms chunk dropped, 24 kHz audio taken for
   16 kHz (wrong rate), one byte lost (every later sample shifted);
-* unrelated: 10 sentences that are none of the phrases, white noise, silence.
+* before the words: 0.5 s and 2 s of silence, 2 s of faint noise (Gaussian, std 30 of
+  32767), and the microphone left on between turns (3 s of silence, the words, 0.6 s of
+  silence, through the proxy's `InputConverter` at 16 kHz, as the mock receives a turn);
+* unrelated: 10 sentences that are none of the phrases, white noise, faint noise,
+  silence, silence then an unrelated sentence.
 
 It prints, per condition: phrases heard right, heard as another phrase (a false match),
 heard as nothing; for broken and unrelated audio every phrase heard is a false match.
@@ -169,6 +173,7 @@ def run(phrases: Sequence[str], quick: bool) -> None:
         found = recognition_of(audio, grammar, rate=rate, encoding=encoding)
         tallies.setdefault(condition, Tally()).add(said, found.phrase, found.seconds, found.margin)
 
+    rng = np.random.default_rng(7)
     started = time.perf_counter()
     recognition_of(speech_pcm16(phrases[0], rate=16000), grammar, rate=16000)  # warm up
     for phrase in phrases:
@@ -186,6 +191,18 @@ def run(phrases: Sequence[str], quick: bool) -> None:
             )
             out = through_output(speech_pcm16(phrase, rate=24000), encoding, rate)
             check(f"out {encoding} {rate}", phrase, out, rate, encoding)
+        faint = rng.normal(0, 30, 32000).astype("<i2").tobytes()
+        before = {
+            "lead: 0.5 s silence": bytes(16000) + clean,
+            "lead: 2 s silence": bytes(64000) + clean,
+            "lead: 2 s faint noise": faint + clean,
+            "lead: microphone on between turns": through_input(
+                bytes(96000) + clean + bytes(19200), "linear16", 16000
+            ),
+        }
+        for condition, late in before.items():
+            rate = 24000 if "microphone" in condition else 16000
+            check(condition, phrase, late, rate, "linear16")
         broken = {
             "broken: byte-swapped": byte_swapped(clean),
             "broken: 100 ms chunks dropped": chunks_dropped(clean),
@@ -197,9 +214,12 @@ def run(phrases: Sequence[str], quick: bool) -> None:
             tallies.setdefault(condition, Tally()).add(
                 "", found.phrase, found.seconds, found.margin
             )
-    rng = np.random.default_rng(7)
     for sentence in UNRELATED:
-        check("unrelated speech", "", speech_pcm16(sentence, rate=16000), 16000, "linear16")
+        unrelated = speech_pcm16(sentence, rate=16000)
+        check("unrelated speech", "", unrelated, 16000, "linear16")
+        check("unrelated after 2 s silence", "", bytes(64000) + unrelated, 16000, "linear16")
+    faint_noise = rng.normal(0, 30, 48000).astype("<i2").tobytes()
+    check("faint noise", "", faint_noise, 16000, "linear16")
     noise = rng.normal(0, 3000, 24000).astype("<i2").tobytes()
     check("white noise", "", noise, 16000, "linear16")
     check("silence", "", bytes(32000), 16000, "linear16")

@@ -302,7 +302,9 @@ class VoiceAgentApp:
     def speak(self, pcm16: bytes, rate: int = FakeMicrophone.RATE) -> None:
         """Say `pcm16` (mono) into the microphone and return once it has been said.
 
-        The microphone stays on (hearing silence) until `stop_microphone()`.
+        The microphone stays on (hearing silence) until `stop_microphone()`, as a real
+        user's does; saying more while it is on reopens it (Chromium's fake device plays
+        a newly loaded file only to a new capture).
         """
         self._say(self.microphone.load(pcm16, rate))
 
@@ -318,6 +320,8 @@ class VoiceAgentApp:
         self._say(self.microphone.load_wav(wav))
 
     def _say(self, seconds: float) -> None:
+        if self.microphone_on:
+            self.stop_microphone()
         self.start_microphone()
         self.page.wait_for_timeout(seconds * 1000)
 
@@ -329,6 +333,11 @@ class VoiceAgentApp:
             arg=at_least,
             timeout=timeout * 1000,
         )
+
+    @property
+    def microphone_on(self) -> bool:
+        """Is the page's microphone on (its Start / Stop button says so)?"""
+        return bool(self.testid("mic-status").inner_text() == "Enabled")
 
     def start_microphone(self) -> None:
         self.testid("microphone-button").click()

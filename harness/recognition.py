@@ -5,11 +5,19 @@ question: which of these phrases, if any, is in this audio? pocketsphinx (the op
 ``[speech]`` extra; its wheel carries the US English model, nothing is downloaded)
 decodes the audio against a grammar made of exactly those phrases.
 
+Only the speech is decoded: `harness.speech_segments` finds it with pocketsphinx's
+endpointer and drops what comes before, between and after (padded), because the
+grammar cannot pass over silence or noise before the words. Decoding whole turns, 0.5 s
+of silence first was enough to hear nothing or a wrong phrase: of 35 phrases after
+0.5 s or 2 s of silence, 2 s of faint noise, or a microphone left on between turns, 4
+of 140 were heard right and 19 as another phrase; decoding the speech only, 140 of 140.
+
 The grammar must not force a match, so a phrase counts as heard only when both hold
 (measured on 35 phrases by ``benchmarks/recognition.py``: 581 of 595 heard right through
 every client format, 1 heard as another phrase, the rest as nothing; no unrelated
-sentence, noise or silence matched; 7 of 140 broken utterances still matched their
-phrase: 4 with every other 100 ms dropped, 3 slowed from 24 to 16 kHz):
+sentence (also after 2 s of silence), noise or silence matched; 7 of 140 broken
+utterances still matched their phrase: 4 with every other 100 ms dropped, 3 slowed from
+24 to 16 kHz):
 
 * the grammar search reached the end of a whole phrase: pocketsphinx reports a partial
   path, or none, when the audio does not fit any phrase (filler words are off, so
@@ -19,14 +27,16 @@ phrase: 4 with every other 100 ms dropped, 3 slowed from 24 to 16 kHz):
 
 One decoder serves the process (building one loads the acoustic model and the 130,000
 word dictionary: ~0.15 s); a lock makes it safe from any thread, and each phrase set's
-grammar is built once. A decode (both searches) takes a median 91 ms per utterance,
-p95 198 ms, on a loaded 2-core machine: the async callers run it in a thread
-(`recognise_async`).
+grammar is built once. A decode (finding the speech, then both searches) takes a median
+122 ms per utterance, p95 504 ms, on a 2-core machine shared with other jobs (decoding
+whole turns, the same benchmark took 213 ms and 858 ms there): the async callers run it
+in a thread (`recognise_async`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import os
 import re
@@ -39,6 +49,8 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import soxr
+
+from harness.speech_segments import speech_only
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # G.711 (audioop-lts from 3.13)
@@ -147,8 +159,13 @@ def recognition_of(
         spelled.setdefault(words, phrase)
     if not spelled or len(audio) < 2:
         return Recognition("", "", 0.0, 0.0)
-    pcm = to_decoder_pcm(audio, rate=rate, encoding=encoding)
-    return _engine().decode(pcm, spelled)
+    started = time.perf_counter()
+    # Only the speech, padded: the grammar cannot pass over silence or noise before it.
+    speech = speech_only(to_decoder_pcm(audio, rate=rate, encoding=encoding))
+    if not speech:
+        return Recognition("", "", 0.0, time.perf_counter() - started)
+    found = _engine().decode(speech, spelled)
+    return dataclasses.replace(found, seconds=time.perf_counter() - started)
 
 
 def recognise(
@@ -157,7 +174,8 @@ def recognise(
     """The phrase of `phrases` spoken in `audio` (as written), or "" when none was.
 
     `audio` is PCM16 LE mono (``encoding="linear16"``) or G.711 (``"mulaw"``,
-    ``"alaw"``) at `rate` Hz; it should hold one utterance. Raises
+    ``"alaw"``) at `rate` Hz; it should hold one utterance (silence or noise around it
+    is passed over: only the speech is decoded). Raises
     `RecognitionUnavailable` without pocketsphinx, and ValueError for a phrase with a
     word outside the decoder's dictionary (numbers are spelled out: "two", not "2").
     Phrases of three words or more are recognised reliably; a single short word is not.

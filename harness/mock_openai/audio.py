@@ -175,28 +175,37 @@ class UserTurn:
 
 class TurnAudio:
     """The input buffer's bytes since the last commit or clear, in the session's input
-    format, at most `MAX_TURN_MS` of them (the latest): what a turn is recognised from."""
+    format, at most `MAX_TURN_MS` of them (the latest): what a turn is recognised from.
+    Times given to `take` count from the start of the buffer, bytes dropped to keep it
+    bounded included."""
 
     MAX_TURN_MS: Final = 30_000
 
     def __init__(self) -> None:
         self._data = bytearray()
+        self._dropped = 0  # bytes dropped from the front since the last take
         self._format_type = "audio/pcm"
 
     def add(self, audio: bytes, format_type: str) -> None:
         if format_type != self._format_type:  # a new format starts a new buffer
             self._data.clear()
+            self._dropped = 0
             self._format_type = format_type
         self._data += audio
         limit = self.MAX_TURN_MS * self._bytes_per_ms
         if len(self._data) > limit:
+            self._dropped += len(self._data) - limit
             del self._data[: len(self._data) - limit]
 
-    def take(self, ms: int | None) -> UserTurn:
-        """The first `ms` of the buffer (None: all of it); the rest starts the next turn."""
-        cut = len(self._data) if ms is None else max(0, ms) * self._bytes_per_ms
-        audio = bytes(self._data[:cut])
+    def take(self, ms: int | None, *, from_ms: int = 0) -> UserTurn:
+        """The buffer up to `ms` (None: all of it), from `from_ms` on; what was before
+        `from_ms` is dropped, the rest starts the next turn."""
+        per_ms = self._bytes_per_ms
+        cut = len(self._data) if ms is None else max(0, ms * per_ms - self._dropped)
+        start = min(max(0, from_ms * per_ms - self._dropped), cut)
+        audio = bytes(self._data[start:cut])
         del self._data[:cut]
+        self._dropped = 0
         law = G711_FORMATS.get(self._format_type)
         if law is None:
             return UserTurn(audio, SAMPLE_RATE, "linear16")

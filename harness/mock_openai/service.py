@@ -550,14 +550,30 @@ class RealtimeSession:
                 audio_ms=change.at_ms - self._speech_start_ms,
                 heard_ms=change.end_ms - self._speech_start_ms,
                 now_ms=change.at_ms,
+                speech_start_ms=self._speech_start_ms,
             )
             if detection.get("create_response", True) and self.active is None:
                 yield from self._start_response(None, None, None)
 
-    def _commit(self, item_id: str, *, audio_ms: int, heard_ms: int, now_ms: int) -> Iterator[Step]:
+    def _commit(
+        self,
+        item_id: str,
+        *,
+        audio_ms: int,
+        heard_ms: int,
+        now_ms: int,
+        speech_start_ms: int | None = None,
+    ) -> Iterator[Step]:
         """The buffer becomes a user audio item (+ transcription when configured); when
-        a test names phrases, the turn's audio is recognised against them first."""
-        turn = self._turn_audio.take(now_ms - self._buffer_start_ms)
+        a test names phrases, the turn's audio is recognised against them first. A turn
+        server VAD ended starts where it said the speech started: `audio_start_ms`
+        "corresponds to the beginning of audio sent to the model", prefix padding
+        included (the openai SDK's `InputAudioBufferSpeechStartedEvent`), so the silence
+        of a microphone left on before the words is not part of the turn."""
+        start_ms = self._buffer_start_ms if speech_start_ms is None else speech_start_ms
+        turn = self._turn_audio.take(
+            now_ms - self._buffer_start_ms, from_ms=start_ms - self._buffer_start_ms
+        )
         self._buffer_start_ms = now_ms
         phrases = self.rules.phrases()
 

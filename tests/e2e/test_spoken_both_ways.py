@@ -57,12 +57,9 @@ def check_the_mock_heard_the_question(
     voice_app: VoiceAgentApp, mock_openai: MockRealtime, turn: int = 1
 ) -> None:
     """The user asks QUESTION aloud (their `turn`-th spoken turn); the mock must
-    recognise it. The microphone is off again once the turn is over."""
+    recognise it. The microphone stays on afterwards, as a real user's does."""
     voice_app.say(QUESTION)
     try:
-        # Off as soon as the turn ends: the next turn starts with the user's words.
-        voice_app.wait_for_frames("UserStoppedSpeaking", turn, direction="received")
-        voice_app.stop_microphone()
         heard = mock_openai.wait_heard_sync(turn)[turn - 1 :]
     except AssertionError:  # not even a turn
         heard = mock_openai.heard[turn - 1 :]

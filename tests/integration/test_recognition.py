@@ -83,6 +83,22 @@ async def test_the_transcript_is_what_was_heard_and_empty_when_nothing_was(
     assert said["content"] == QUESTION
 
 
+async def test_a_turn_is_heard_with_the_microphone_left_on_between_turns(
+    mock_openai: MockRealtime, component_client: ComponentClient
+) -> None:
+    # A real user's microphone stays on through the agent's answer: the next turn's
+    # audio starts with seconds of silence before the words.
+    mock_openai.on_user_speech(QUESTION).reply_with_audio(ANSWER).once()
+    mock_openai.on_user_speech("tell me a story").reply_with_audio("Once upon a time.").once()
+    await component_client.start(settings("linear16", 16000))
+    await say(component_client, QUESTION, "linear16", 16000)
+    assert await component_client.wait_for_reply() == ANSWER
+    await component_client.send_audio(bytes(3 * 32000))  # silence while it answers
+    await say(component_client, "tell me a story", "linear16", 16000)
+    assert await mock_openai.wait_heard(2) == [QUESTION, "tell me a story"]
+    assert await component_client.wait_for_reply(2) == "Once upon a time."
+
+
 def _from_user(message: dict[str, Any]) -> bool:
     return bool(message.get("role") == "user")
 

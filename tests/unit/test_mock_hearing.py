@@ -66,6 +66,31 @@ def test_the_turn_audio_is_cut_where_the_turn_ended() -> None:
     assert len(turn.take(None).audio) == 48 * TurnAudio.MAX_TURN_MS  # bounded
 
 
+def test_the_turn_audio_can_start_later_and_stays_aligned_when_bounded() -> None:
+    turn = TurnAudio()
+    turn.add(bytes(48 * 100) + b"\x01" * 48 * 50, "audio/pcm")
+    assert turn.take(150, from_ms=100).audio == b"\x01" * 48 * 50  # the first 100 ms dropped
+    turn.add(bytes(48 * (TurnAudio.MAX_TURN_MS + 1000)) + b"\x02" * 48 * 20, "audio/pcm")
+    # Times count from the buffer's start, the 1000 ms dropped to bound it included.
+    later = turn.take(TurnAudio.MAX_TURN_MS + 1020, from_ms=TurnAudio.MAX_TURN_MS + 1000)
+    assert later.audio == b"\x02" * 48 * 20
+
+
+def test_a_turn_after_the_microphone_was_left_on_starts_at_the_speech() -> None:
+    mock = MockRealtime()
+    mock.listen_for("what time is it")
+    session = RealtimeSession(mock._rules)
+    said = silence_pcm16(2000) + tone_pcm16(600) + silence_pcm16(700)
+    steps = _run(session.receive(_append(said)), heard="")
+    started = next(
+        s.event for s in steps if isinstance(s, Send) and s.event["type"].endswith("started")
+    )
+    assert started["audio_start_ms"] == 1700  # 300 ms of prefix padding
+    (recognise,) = [s for s in steps if isinstance(s, Recognise)]
+    # From audio_start_ms to where the turn ended (500 ms of silence after the tone).
+    assert len(recognise.audio) == 48 * (300 + 600 + 500)
+
+
 def _append(pcm: bytes) -> dict[str, Any]:
     return {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()}
 

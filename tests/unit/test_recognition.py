@@ -73,6 +73,24 @@ def test_audio_that_is_none_of_the_phrases_matches_nothing(audio: object) -> Non
     assert recognise(audio(), PHRASES, rate=16000) == ""
 
 
+@pytest.mark.parametrize("seconds", [0.5, 2.0])
+def test_the_words_are_heard_after_silence(seconds: float) -> None:
+    # A microphone left on: silence first. The grammar cannot pass over it, so only the
+    # speech (found by pocketsphinx's voice activity detector) is decoded.
+    silence = bytes(2 * int(16000 * seconds))
+    story = speech_pcm16("tell me a story", rate=16000)
+    phrases = ("what is the weather in paris", "tell me a story", "stop please")
+    assert recognise(silence + story + silence, phrases, rate=16000) == "tell me a story"
+
+
+def test_faint_noise_before_the_words_is_no_false_match() -> None:
+    # Decoded whole, the phrase "stop please" was stretched over the noise (margin 0.27).
+    noise = np.random.default_rng(0).normal(0, 30, 32000).astype("<i2").tobytes()
+    story = speech_pcm16("tell me a story", rate=16000)
+    phrases = ("what is the weather in paris", "tell me a story", "stop please")
+    assert recognise(noise + story, phrases, rate=16000) == "tell me a story"
+
+
 async def test_recognition_runs_off_the_event_loop() -> None:
     heard = await recognise_async(speech_pcm16("what time is it", rate=24000), PHRASES, rate=24000)
     assert heard == "what time is it"

@@ -237,7 +237,11 @@ class Outbox(Generic[LegT]):
         if deadline is None or now < deadline:
             return False
         self.stalled = True
+        queue = self._queue
+        close = queue[-1] if queue and type(queue[-1][0]) is int else None
         self._forget()
+        if close is not None:  # a close waited behind the dropped frames: it goes now
+            self.close(close[0], str(close[1]))
         return True
 
     # ------------------------------------------------------------ internals

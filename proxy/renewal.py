@@ -177,10 +177,10 @@ class ConversationRecord:
         """A spoken turn's transcript is still expected."""
         return any(e.item is None and now - e.since < TRANSCRIPT_WAIT for e in self._entries)
 
-    def after(self, seq: int, now: float) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+    def after(self, seq: int, now: float) -> tuple[list[dict[str, Any]], int]:
         """The items recorded after `seq`, up to the first transcript still awaited,
         and the last sequence number they cover."""
-        found: list[tuple[int, dict[str, Any]]] = []
+        found: list[dict[str, Any]] = []
         last = seq
         newer: list[_Entry] = []
         for entry in reversed(self._entries):  # most calls find nothing new: stop early
@@ -192,7 +192,7 @@ class ConversationRecord:
                 if now - entry.since < TRANSCRIPT_WAIT:
                     break
             else:
-                found.append((entry.seq, entry.item))
+                found.append(entry.item)
             last = entry.seq
         return found, last
 
@@ -498,7 +498,7 @@ class Renewal:
                 }
             )
         items, self._sent_seq = self.record.after(self._sent_seq, now)
-        for _, item in items:
+        for item in items:
             if item["type"] == "function_call_output" and item["call_id"] not in (
                 self._carried_calls
             ):

@@ -515,7 +515,7 @@ def test_the_record_drops_the_oldest_entries_past_its_bounds() -> None:
     record = ConversationRecord(max_items=3, max_chars=1000)
     for n in range(5):
         record.message("user", f"turn {n}")
-    assert [item["content"][0]["text"] for _, item in record.after(0, 0.0)[0]] == [
+    assert [item["content"][0]["text"] for item in record.after(0, 0.0)[0]] == [
         "turn 2",
         "turn 3",
         "turn 4",
@@ -536,7 +536,7 @@ def test_one_large_entry_is_cut_and_the_conversation_stays() -> None:
     record.function_call("call_1", "lookup", '{"q": "x"}', 0.0)
     record.function_output("call_1", "x" * 64_000, 0.0)  # under the 64 KiB answer limit
     record.message("user", "y" * 100_000)
-    items = [item for _, item in record.after(0, 0.0)[0]]
+    items = [item for item in record.after(0, 0.0)[0]]
     assert len(items) == 23  # every turn, the call, its output, the long message
     output, long_message = items[21]["output"], items[22]["content"][0]["text"]
     for text in (output, long_message):
@@ -550,7 +550,7 @@ def test_a_call_and_its_output_are_dropped_together() -> None:
     record.function_output("call_1", "out", 0.0)
     record.message("user", "one")
     record.message("assistant", "two")  # over the bound: the call goes, and its output
-    assert [item["type"] for _, item in record.after(0, 0.0)[0]] == ["message", "message"]
+    assert [item["type"] for item in record.after(0, 0.0)[0]] == ["message", "message"]
 
 
 def test_a_function_output_whose_call_was_dropped_is_not_carried() -> None:

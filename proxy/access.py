@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.datastructures import Headers
 
+from .limits import IPAddress
+
 __all__ = [
     "TOKEN_SUBPROTOCOLS",
     "WILDCARD_HOSTS",
@@ -31,7 +33,6 @@ __all__ = [
 #: Deepgram's browser convention: `Sec-WebSocket-Protocol: token, <key>` (or bearer).
 TOKEN_SUBPROTOCOLS = ("token", "bearer")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def offered_token(path: str, headers: Headers) -> list[str]:

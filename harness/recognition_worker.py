@@ -1,0 +1,98 @@
+"""The process that decodes speech, so decoding never stalls an event loop.
+
+pocketsphinx holds the GIL while it decodes: run in a thread, a 30 s turn froze the
+mock's event loop (every connection of a test, and the proxy when it runs in the same
+process) for 1.2-1.4 s of its 1.6 s decode (``benchmarks/recognition_stall.py``). One
+long-lived worker process decodes instead; the caller only waits for the answer.
+
+The worker is started on the first call (``spawn``: a fresh interpreter, safe whatever
+threads or event loops the caller runs), keeps its decoder and grammars between calls,
+and serves one call at a time, in order. It stops with the interpreter
+(`concurrent.futures` joins its workers at exit), on `stop`, or on its own when the
+process that started it dies, so none is ever left behind. A worker that died is
+replaced on the next call: each call is tried once more in a new worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Final, TypeVar
+
+__all__ = ["call", "call_async", "stop"]
+
+_T = TypeVar("_T")
+_LOCK: Final = threading.Lock()
+_POOLS: list[ProcessPoolExecutor] = []  # at most one: the running worker
+
+
+def call(function: Callable[..., _T], *args: object, **kwargs: object) -> _T:
+    """`function(*args, **kwargs)` in the worker process (a module-level function,
+    picklable arguments); its exception is raised here."""
+    pool = _pool()
+    try:
+        return pool.submit(function, *args, **kwargs).result()
+    except BrokenProcessPool:  # the worker died (killed, say): once more, in a new one
+        _discard(pool)
+    return _pool().submit(function, *args, **kwargs).result()
+
+
+async def call_async(function: Callable[..., _T], *args: object, **kwargs: object) -> _T:
+    """`call`, awaited: the event loop runs on while the worker works."""
+    pool = _pool()
+    try:
+        return await asyncio.wrap_future(pool.submit(function, *args, **kwargs))
+    except BrokenProcessPool:
+        _discard(pool)
+    return await asyncio.wrap_future(_pool().submit(function, *args, **kwargs))
+
+
+def stop() -> None:
+    """Stop the worker once the call it is serving ends (the next call starts a new one)."""
+    with _LOCK:
+        pools = list(_POOLS)
+        _POOLS.clear()
+    for pool in pools:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _pool() -> ProcessPoolExecutor:
+    with _LOCK:
+        if not _POOLS:
+            _POOLS.append(
+                ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_watch_parent,
+                )
+            )
+        return _POOLS[0]
+
+
+def _discard(pool: ProcessPoolExecutor) -> None:
+    """Forget `pool` (its worker died), unless another call already did."""
+    with _LOCK:
+        if pool in _POOLS:
+            _POOLS.remove(pool)
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _watch_parent() -> None:
+    """In the worker: exit when the process that started it is gone (killed, say), which
+    `concurrent.futures` alone would not notice while the worker waits for work."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    sentinel = parent.sentinel
+
+    def watch() -> None:
+        multiprocessing.connection.wait([sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()

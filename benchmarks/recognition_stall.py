@@ -8,7 +8,8 @@ ticker task runs on that loop while a ~30 s utterance (espeak-ng, 24 kHz, as the
 receives a turn) is decoded: its worst lateness is the longest stall, next to the
 decode's own wall time. Then the cost of a decode's trip to wherever it runs: a short
 phrase decoded by `recognise` (the harness's path) against `recognition_of` (decoded in
-this thread), median of many, and whether both heard the same.
+this thread), median of many; the long turn's bytes carried to the worker and back alone;
+and whether both ways heard the same.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness import recognition_worker
 from harness.recognition import recognise, recognise_async, recognition_of, require_recognition
 from harness.speech import speech_pcm16
 
@@ -101,6 +103,8 @@ async def run(repeat: int) -> None:
         f"short phrase, median of 20: recognition_of {here:.1f} ms, recognise {there:.1f} ms "
         f"(the trip: {there - here:+.1f} ms)"
     )
+    carried = median_ms(lambda: recognition_worker.call(len, audio), 20)
+    print(f"the long turn's bytes to the worker and back, median of 20: {carried:.1f} ms")
     same = all(
         recognise(pcm, PHRASES, rate=RATE) == recognition_of(pcm, PHRASES, rate=RATE).phrase
         for pcm in (short, audio, speech_pcm16(PHRASES[2], rate=RATE))

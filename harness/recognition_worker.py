@@ -2,15 +2,17 @@
 
 pocketsphinx holds the GIL while it decodes: run in a thread, a 30 s turn froze the
 mock's event loop (every connection of a test, and the proxy when it runs in the same
-process) for 1.2-1.4 s of its 1.6 s decode (``benchmarks/recognition_stall.py``). One
-long-lived worker process decodes instead; the caller only waits for the answer.
+process) for 1.2-1.4 s of its 1.6-2 s decode. One long-lived worker process decodes
+instead and the caller only waits for the answer: the loop's longest stall is then
+7-41 ms (``benchmarks/recognition_stall.py``).
 
 The worker is started on the first call (``spawn``: a fresh interpreter, safe whatever
 threads or event loops the caller runs), keeps its decoder and grammars between calls,
 and serves one call at a time, in order. It stops with the interpreter
 (`concurrent.futures` joins its workers at exit), on `stop`, or on its own when the
-process that started it dies, so none is ever left behind. A worker that died is
-replaced on the next call: each call is tried once more in a new worker.
+process that started it dies, so none is ever left behind. A call whose worker died
+(killed, say) is tried once more in a new worker, and fails with `DIED` if that one dies
+too.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Final, TypeVar
 
-__all__ = ["call", "call_async", "stop"]
+__all__ = ["DIED", "call", "call_async", "stop"]
+
+#: Why a call failed when its worker died twice. The usual cause outside pytest: a
+#: script whose main module does its work on import, which the new interpreter runs.
+DIED: Final = (
+    "the recognition worker process died twice running this call; in a script of your "
+    'own, keep what it does under `if __name__ == "__main__":` (the worker imports it)'
+)
 
 _T = TypeVar("_T")
 _LOCK: Final = threading.Lock()
@@ -40,7 +49,12 @@ def call(function: Callable[..., _T], *args: object, **kwargs: object) -> _T:
         return pool.submit(function, *args, **kwargs).result()
     except BrokenProcessPool:  # the worker died (killed, say): once more, in a new one
         _discard(pool)
-    return _pool().submit(function, *args, **kwargs).result()
+    pool = _pool()
+    try:
+        return pool.submit(function, *args, **kwargs).result()
+    except BrokenProcessPool as exc:
+        _discard(pool)
+        raise RuntimeError(DIED) from exc
 
 
 async def call_async(function: Callable[..., _T], *args: object, **kwargs: object) -> _T:
@@ -50,7 +64,12 @@ async def call_async(function: Callable[..., _T], *args: object, **kwargs: objec
         return await asyncio.wrap_future(pool.submit(function, *args, **kwargs))
     except BrokenProcessPool:
         _discard(pool)
-    return await asyncio.wrap_future(_pool().submit(function, *args, **kwargs))
+    pool = _pool()
+    try:
+        return await asyncio.wrap_future(pool.submit(function, *args, **kwargs))
+    except BrokenProcessPool as exc:
+        _discard(pool)
+        raise RuntimeError(DIED) from exc
 
 
 def stop() -> None:

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from harness import recognition_worker
 from harness.recognition import recognise, recognise_async, recognition_of
 from harness.speech import speech_pcm16
@@ -126,3 +128,26 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def test_a_call_that_kills_its_worker_twice_fails_in_one_clear_line() -> None:
+    with pytest.raises(RuntimeError) as raised:
+        recognition_worker.call(os._exit, 3)
+    assert str(raised.value) == recognition_worker.DIED and "\n" not in recognition_worker.DIED
+    assert recognition_worker.call(os.getpid) != os.getpid()  # the next call is served
+
+
+def test_a_script_that_decodes_on_import_is_told_to_keep_it_under_main(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "decode_on_import.py"
+    script.write_text(
+        "from harness.recognition import recognise\n"
+        "recognise(bytes(3200), ['what time is it'], rate=16000)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == f"RuntimeError: {recognition_worker.DIED}"

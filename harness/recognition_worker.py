@@ -39,6 +39,9 @@ DIED: Final = (
 _T = TypeVar("_T")
 _LOCK: Final = threading.Lock()
 _POOLS: list[ProcessPoolExecutor] = []  # at most one: the running worker
+# A forked child shares the parent's worker queues but not the thread that feeds them:
+# it starts a worker of its own.
+os.register_at_fork(after_in_child=_POOLS.clear)
 
 
 def call(function: Callable[..., _T], *args: object, **kwargs: object) -> _T:

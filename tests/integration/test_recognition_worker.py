@@ -111,7 +111,11 @@ def test_the_worker_ends_when_its_process_is_killed() -> None:
         worker = int(parent.stdout.readline())
         parent.send_signal(signal.SIGKILL)  # no exit handlers: the worker notices alone
         parent.wait(timeout=10)
-    _wait_gone(worker)
+    try:
+        _wait_gone(worker)
+    finally:
+        if _alive(worker):
+            os.kill(worker, signal.SIGKILL)
 
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> None:
@@ -151,3 +155,31 @@ def test_a_script_that_decodes_on_import_is_told_to_keep_it_under_main(
     )
     assert done.returncode == 1
     assert done.stderr.splitlines()[-1] == f"RuntimeError: {recognition_worker.DIED}"
+
+
+_FORK_AFTER_A_CALL = """
+import os, signal
+from harness import recognition_worker
+print(recognition_worker.call(os.getpid), flush=True)
+child = os.fork()
+if child == 0:
+    signal.alarm(20)  # not left behind if the call never returns
+    print(recognition_worker.call(os.getpid), flush=True)
+    recognition_worker.stop()
+    os._exit(0)
+os.waitpid(child, 0)
+print(recognition_worker.call(os.getpid), flush=True)
+"""
+
+
+def test_a_forked_child_gets_a_worker_of_its_own() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_AFTER_A_CALL],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    parents, childs, parents_after = map(int, done.stdout.split())
+    assert childs != parents and parents_after == parents

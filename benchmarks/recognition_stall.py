@@ -10,6 +10,10 @@ decode's own wall time. Then the cost of a decode's trip to wherever it runs: a 
 phrase decoded by `recognise` (the harness's path) against `recognition_of` (decoded in
 this thread), median of many; the long turn's bytes carried to the worker and back alone;
 and whether both ways heard the same.
+
+(The monologue is heard as "what time is it": a false match that long speech draws and
+the short sentences of ``benchmarks/recognition.py`` do not. What was heard is printed,
+not what is measured here.)
 """
 
 from __future__ import annotations

@@ -32,9 +32,10 @@ grammar is built once. A decode (finding the speech, then both searches) takes a
 whole turns, the same benchmark took 213 ms and 858 ms there), and 1.5-2 s for a 30 s
 turn. pocketsphinx holds the GIL all that time, so `recognise` and `recognise_async`
 decode in one long-lived worker process (`harness.recognition_worker`): the caller's
-threads and event loop run on (the loop's longest stall during a 30 s decode: 1.3 s in
-a thread, 15 ms this way; the trip costs a few milliseconds a decode, and the first
-decode ~0.6 s more while the worker starts: ``benchmarks/recognition_stall.py``).
+threads and event loop run on (the loop's longest stall during a 30 s decode: 1.2-2.0 s
+in a thread, a median 8-18 ms and at most 84 ms this way; the trip costs 1-9 ms a
+decode, the first decode ~0.5 s more while the worker starts:
+``benchmarks/recognition_stall.py``).
 `recognition_of` decodes in the calling thread (the benchmarks measure the decode
 itself with it).
 """

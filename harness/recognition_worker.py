@@ -2,9 +2,9 @@
 
 pocketsphinx holds the GIL while it decodes: run in a thread, a 30 s turn froze the
 mock's event loop (every connection of a test, and the proxy when it runs in the same
-process) for 1.2-1.4 s of its 1.6-2 s decode. One long-lived worker process decodes
-instead and the caller only waits for the answer: the loop's longest stall is then
-7-41 ms (``benchmarks/recognition_stall.py``).
+process) for 1.2-2.0 s of its 1.6-2.6 s decode. One long-lived worker process decodes
+instead and the caller only waits for the answer: the loop's longest stall is then a
+median 8-18 ms, at most 84 ms on a loaded machine (``benchmarks/recognition_stall.py``).
 
 The worker is started on the first call (``spawn``: a fresh interpreter, safe whatever
 threads or event loops the caller runs), keeps its decoder and grammars between calls,
@@ -76,12 +76,13 @@ async def call_async(function: Callable[..., _T], *args: object, **kwargs: objec
 
 
 def stop() -> None:
-    """Stop the worker once the call it is serving ends (the next call starts a new one)."""
+    """Stop the worker once it has served the calls already made (the next call starts
+    a new one)."""
     with _LOCK:
         pools = list(_POOLS)
         _POOLS.clear()
     for pool in pools:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True)
 
 
 def _pool() -> ProcessPoolExecutor:

@@ -25,17 +25,23 @@ utterances still matched their phrase: 4 with every other 100 ms dropped, 3 slow
 * the phrase fits the audio clearly better than an unconstrained phone loop (the
   allphone search) does, by `MIN_MARGIN`.
 
-One decoder serves the process (building one loads the acoustic model and the 130,000
+One decoder serves a process (building one loads the acoustic model and the 130,000
 word dictionary: ~0.15 s); a lock makes it safe from any thread, and each phrase set's
 grammar is built once. A decode (finding the speech, then both searches) takes a median
 122 ms per utterance, p95 504 ms, on a 2-core machine shared with other jobs (decoding
-whole turns, the same benchmark took 213 ms and 858 ms there): the async callers run it
-in a thread (`recognise_async`).
+whole turns, the same benchmark took 213 ms and 858 ms there), and 1.5-2 s for a 30 s
+turn. pocketsphinx holds the GIL all that time, so `recognise` and `recognise_async`
+decode in one long-lived worker process (`harness.recognition_worker`): the caller's
+threads and event loop run on (the loop's longest stall during a 30 s decode: 1.2-2.0 s
+in a thread, a median 8-18 ms and at most 84 ms this way; the trip costs 1-9 ms a
+decode, the first decode ~0.5 s more while the worker starts:
+``benchmarks/recognition_stall.py``).
+`recognition_of` decodes in the calling thread (the benchmarks measure the decode
+itself with it).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import importlib.util
 import os
@@ -50,6 +56,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import soxr
 
+from harness import recognition_worker
 from harness.speech_segments import speech_only
 
 with warnings.catch_warnings():
@@ -179,16 +186,27 @@ def recognise(
     `RecognitionUnavailable` without pocketsphinx, and ValueError for a phrase with a
     word outside the decoder's dictionary (numbers are spelled out: "two", not "2").
     Phrases of three words or more are recognised reliably; a single short word is not.
+
+    The decode runs in the recognition worker process (`harness.recognition_worker`):
+    pocketsphinx holds the GIL while it decodes, and would stall every thread here.
     """
-    return recognition_of(audio, phrases, rate=rate, encoding=encoding).phrase
+    require_recognition()  # here, so a missing extra never starts the worker
+    chosen = list(phrases)
+    return recognition_worker.call(_heard, audio, chosen, rate=rate, encoding=encoding)
 
 
 async def recognise_async(
     audio: bytes, phrases: Iterable[str], *, rate: int, encoding: Encoding = "linear16"
 ) -> str:
-    """`recognise`, in a worker thread (decoding takes tens of milliseconds)."""
+    """`recognise`, awaited: the event loop runs on while the worker process decodes."""
+    require_recognition()
     chosen = list(phrases)
-    return await asyncio.to_thread(recognise, audio, chosen, rate=rate, encoding=encoding)
+    return await recognition_worker.call_async(_heard, audio, chosen, rate=rate, encoding=encoding)
+
+
+def _heard(audio: bytes, phrases: list[str], *, rate: int, encoding: Encoding) -> str:
+    """In the worker process: the phrase `recognise` answers."""
+    return recognition_of(audio, phrases, rate=rate, encoding=encoding).phrase
 
 
 class _Engine:

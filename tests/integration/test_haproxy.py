@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -229,6 +230,57 @@ async def test_plain_http_is_rate_limited_per_address_and_sessions_are_not(
     async with await lb.connect_component("/openai") as client:  # upgrades are not counted
         await client.start()
         assert sessions_on(app_proxy, 1) == 1
+
+
+def _kept(port: int, seconds: float) -> socket.socket | None:
+    """A TCP connection to `port` that the peer neither refuses nor closes within
+    `seconds`; None if it does either."""
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    except ConnectionResetError:
+        return None
+    sock.settimeout(seconds)
+    try:
+        closed = sock.recv(1) == b""
+    except TimeoutError:
+        return sock
+    except OSError:
+        closed = True
+    sock.close()
+    return None if closed else sock
+
+
+async def test_one_address_cannot_hold_more_raw_connections_than_its_share(
+    app_proxy: ProxyEndpoint, haproxy_factory: HAProxyFactory
+) -> None:
+    """Idle TCP connections (no TLS, no HTTP) from one address stop at the shipped bound:
+    the next ones are closed at once; one of the held ones closing makes room again."""
+    limit = int(re.findall(r"sc1_conn_cur gt (\d+)", SHIPPED_CONFIG.read_text())[0])
+    lb = haproxy_factory([port_of(app_proxy)], check_path=CHECK_PATH)
+    lb.wait_for_status({"proxy-1": "UP"})
+    held = [socket.create_connection(("127.0.0.1", lb.port), timeout=5) for _ in range(limit)]
+    try:
+        extra = [await asyncio.to_thread(_kept, lb.port, 1.0) for _ in range(3)]
+        assert extra == [None] * 3
+        still = [await asyncio.to_thread(_kept_open, sock) for sock in (held[0], held[-1])]
+        assert still == [True, True]
+        held.pop().close()
+        await asyncio.sleep(0.2)  # HAProxy sees the close
+        status, _ = await asyncio.to_thread(lb.get, "/healthz")
+        assert status == HTTPStatus.OK
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def _kept_open(sock: socket.socket) -> bool:
+    sock.settimeout(0.2)
+    try:
+        return sock.recv(1) != b""
+    except TimeoutError:
+        return True
+    except OSError:
+        return False
 
 
 @pytest.fixture

@@ -7,22 +7,26 @@ Where v1 allows one object or a list of them (fallback think/speak providers), b
 accepted and the first entry is the one applied.
 
 The dataclasses-json mixin gives `to_dict`/`from_dict` for tests and users; parsing
-itself goes through `parse_client_message`, which refuses wrong shapes instead of
-coercing them.
+itself goes through `parse_client_frame` (a text frame: its typed message or the
+`Rejection` the component is told) and `parse_client_message` (a decoded object), which
+refuse wrong shapes instead of coercing them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import orjson
 from dataclasses_json import DataClassJsonMixin
 
-from .validation import InvalidMessage, decode
+from .errors import ErrorCode
+from .validation import MAX_DEPTH, InvalidMessage, decode, shown
+from .wire import Rejection, Unreadable, typed_object
 
 __all__ = [
     "CLIENT_MESSAGE_TYPES",
+    "KEEP_ALIVE",
     "Agent",
     "AudioFormat",
     "AudioSettings",
@@ -49,6 +53,7 @@ __all__ = [
     "UpdateSpeak",
     "UpdateThink",
     "UpdateThinkLive",
+    "parse_client_frame",
     "parse_client_message",
 ]
 
@@ -327,6 +332,42 @@ _BY_TYPE: dict[str, type[Any]] = {
 }
 #: Every message type a component may send.
 CLIENT_MESSAGE_TYPES = frozenset(_BY_TYPE)
+
+
+#: Every KeepAlive frame parses to this one message: it carries nothing to decode.
+KEEP_ALIVE: Final = KeepAlive()
+
+_ALLOWED_TYPES = ", ".join(sorted(CLIENT_MESSAGE_TYPES))
+_UNREADABLE: Final = {
+    Unreadable.NOT_JSON: Rejection(ErrorCode.INVALID_JSON, "message is not valid JSON"),
+    Unreadable.TOO_DEEP: Rejection(
+        ErrorCode.INVALID_MESSAGE, f"message nests deeper than {MAX_DEPTH} levels"
+    ),
+    Unreadable.UNTYPED: Rejection(
+        ErrorCode.DISALLOWED_CLIENT_MESSAGE_TYPE,
+        f"unknown message type missing or not a string; allowed: {_ALLOWED_TYPES}",
+    ),
+}
+
+
+def parse_client_frame(text: str) -> ClientMessage | Rejection:
+    """A text frame from the component: its typed message, or why it is refused (the
+    frame's size and the rates are the session's to judge, before this)."""
+    data = typed_object(text)
+    if isinstance(data, Unreadable):
+        return _UNREADABLE[data]
+    kind = data["type"]
+    if kind not in _BY_TYPE:
+        return Rejection(
+            ErrorCode.DISALLOWED_CLIENT_MESSAGE_TYPE,
+            f"unknown message type {shown(kind)}; allowed: {_ALLOWED_TYPES}",
+        )
+    if kind == "KeepAlive":
+        return KEEP_ALIVE
+    try:
+        return parse_client_message(data)
+    except InvalidMessage as exc:
+        return Rejection(ErrorCode.INVALID_MESSAGE, str(exc))
 
 
 def parse_client_message(data: dict[str, Any]) -> ClientMessage:

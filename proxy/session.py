@@ -10,9 +10,11 @@ client message type to its handler, `UPSTREAM_HANDLERS` each upstream event type
 its handler (adding an upstream event: its model in `upstream_events`, a handler, a
 row here).
 
-Everything the client sends and everything upstream sends is checked against its
-declared shape before use (`client_messages`, `upstream_events`); a wrong shape is
-answered with an `Error` and changes nothing else.
+Each side's frame is parsed in its wire module (`client_messages.parse_client_frame`,
+`upstream_events.parse_upstream_frame`), which checks it against its declared shape and
+returns the typed message or a `Rejection`; a rejection is answered with an `Error` and
+changes nothing else. What is session state stays here: the rates, the frame size
+limit, the activity stamps.
 """
 
 from __future__ import annotations
@@ -20,20 +22,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from . import translate
 from .actions import Action, CloseNextUpstream, CloseUpstream
 from .barge_in import BargeIn
 from .bounds import MAX_TRANSCRIPT_CHARS as _MAX_TRANSCRIPT_CHARS
 from .client_messages import (
-    CLIENT_MESSAGE_TYPES,
+    KEEP_ALIVE,
     ClientMessage,
     ForceEndTurn,
     FunctionCallResponse,
     InjectAgentMessage,
     InjectUserMessage,
-    InvalidMessage,
     KeepAlive,
     Settings,
     UpdateListen,
@@ -41,7 +40,7 @@ from .client_messages import (
     UpdateSpeak,
     UpdateThink,
     UpdateThinkLive,
-    parse_client_message,
+    parse_client_frame,
 )
 from .deadlines import Deadlines
 from .errors import ErrorCode, WarningCode
@@ -56,12 +55,12 @@ from .responses import Responses
 from .server_messages import Transcript, UserStoppedSpeaking, UtteranceEnd
 from .upstream_events import (
     IGNORED_PREFIXES,
-    UPSTREAM_EVENTS,
     AudioCommitted,
     AudioDelta,
     AudioDone,
     ErrorEvent,
     FunctionArgumentsDone,
+    Ignored,
     ItemDone,
     ResponseCreated,
     ResponseDone,
@@ -73,8 +72,9 @@ from .upstream_events import (
     TranscriptDone,
     TranscriptionCompleted,
     TranscriptionDelta,
+    parse_upstream_frame,
 )
-from .validation import MAX_DEPTH, decode, shown, too_deep
+from .wire import Rejection
 
 __all__ = ["CLIENT_HANDLERS", "UPSTREAM_HANDLERS", "Phase", "ProxySession"]
 
@@ -83,7 +83,6 @@ _ACTIVE_RESPONSE = "conversation_already_has_active_response"
 # answer ours even when upstream does not echo the event_id.
 _CANCEL_NOT_ACTIVE = "response_cancel_not_active"
 _COMMIT_EMPTY = "input_audio_buffer_commit_empty"
-_ALLOWED_TYPES = ", ".join(sorted(CLIENT_MESSAGE_TYPES))
 # Each one asks upstream for a response: they share the turn rate.
 _TURN_MESSAGES = (InjectUserMessage, InjectAgentMessage, FunctionCallResponse, ForceEndTurn)
 
@@ -112,34 +111,17 @@ class ProxySession(Opening, Responses, BargeIn, FunctionCalls, Deadlines, Renewi
         if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
             self._error(ErrorCode.FRAME_TOO_LARGE, f"text frame of {len(text)} characters")
             return self._take()
-        try:
-            data = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            self._error(ErrorCode.INVALID_JSON, "message is not valid JSON")
+        message = parse_client_frame(text)
+        if isinstance(message, Rejection):
+            self._error(message.code, message.description)
             return self._take()
-        if too_deep(data, text):
-            self._error(ErrorCode.INVALID_MESSAGE, f"message nests deeper than {MAX_DEPTH} levels")
-            return self._take()
-        kind = data.get("type") if type(data) is dict else None
-        if type(kind) is not str or kind not in CLIENT_MESSAGE_TYPES:
-            named = shown(kind) if type(kind) is str else "missing or not a string"
-            self._error(
-                ErrorCode.DISALLOWED_CLIENT_MESSAGE_TYPE,
-                f"unknown message type {named}; allowed: {_ALLOWED_TYPES}",
-            )
-            return self._take()
-        if kind == "KeepAlive":
+        if message is KEEP_ALIVE:
             return []
-        try:
-            message = parse_client_message(data)
-        except InvalidMessage as exc:
-            self._error(ErrorCode.INVALID_MESSAGE, str(exc))
-            return self._take()
         self._active_at = now  # a valid message, not KeepAlive: the place is in use
         if isinstance(message, _TURN_MESSAGES) and not self._turn_bucket.take(now):
             self._error(
                 ErrorCode.RATE_LIMITED,
-                f"{kind} dropped: more than {self.options.turn_rate:g} turns a second",
+                f"{message.type} dropped: more than {self.options.turn_rate:g} turns a second",
             )
             return self._take()
         self._admit(message, len(text))
@@ -207,32 +189,17 @@ class ProxySession(Opening, Responses, BargeIn, FunctionCalls, Deadlines, Renewi
             self._response_timer()  # any frame is a sign of life
         if not isinstance(data, str) and data.startswith(IGNORED_PREFIXES):
             return []  # an event the proxy never acts on (see upstream_events)
-        try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            event = None
-        if too_deep(event, data):
-            self.log.warning("upstream event nested deeper than %d levels; dropped", MAX_DEPTH)
-            self._error(ErrorCode.UNMAPPED_UPSTREAM_EVENT, "upstream sent an event nested too deep")
+        typed = parse_upstream_frame(data)
+        if isinstance(typed, Rejection):
+            self.log.warning("%s", typed.log)
+            self._error(typed.code, typed.description)
             return self._take()
-        kind = event.get("type") if type(event) is dict else None
-        if type(kind) is not str:
-            self.log.warning("upstream sent a frame that is not a JSON event; dropped")
-            self._error(ErrorCode.UNMAPPED_UPSTREAM_EVENT, "upstream sent a non-event frame")
-            return self._take()
-        model = UPSTREAM_EVENTS.get(kind)
-        if model is None:
+        if isinstance(typed, Ignored):
             if self._debug:  # most events of a turn land here: skip the logging call
-                self.log.debug("upstream %s not mapped", kind[:80])
-            return self._take()
-        try:
-            typed = decode(model, event, kind)
-        except InvalidMessage as exc:
-            self.log.warning("upstream sent a malformed event; dropped: %s", exc)
-            self._error(ErrorCode.UNMAPPED_UPSTREAM_EVENT, f"malformed upstream event: {exc}")
+                self.log.debug("upstream %s not mapped", typed.type[:80])
             return self._take()
         self._renewal.observe(typed, self._clock())
-        UPSTREAM_HANDLERS[model](self, typed)
+        UPSTREAM_HANDLERS[type(typed)](self, typed)
         self._renew_step()
         return self._take()
 

@@ -136,32 +136,30 @@ def _checked(parse: Callable[[str], Any]) -> Callable[[str], str]:
     return convert
 
 
-def _non_negative(value: str) -> float:
-    number = float(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return number
+def _number(
+    kind: Callable[[str], Any], low: int, high: int | None = None, *, above: bool = False
+) -> Callable[[str], Any]:
+    """A parser of `kind` (int, float) from `low` (more than `low` when `above`) to
+    `high`. NaN is no number in any range."""
+    if high is not None:
+        allowed = f"{low} to {high}"
+    else:
+        allowed = f"more than {low}" if above else f"{low} or more"
+
+    def parse(value: str) -> Any:
+        number = kind(value)
+        fits = number > low if above else number >= low
+        if not fits or (high is not None and not number <= high):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, not {value}")
+        return number
+
+    return parse
 
 
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {value}")
-    return number
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return number
-
-
-def _ipv6_prefix(value: str) -> int:
-    number = int(value)
-    if not 1 <= number <= 128:
-        raise argparse.ArgumentTypeError(f"must be 1 to 128, not {value}")
-    return number
+_non_negative = _number(float, 0)
+_positive_float = _number(float, 0, above=True)
+_positive_int = _number(int, 1)
+_ipv6_prefix = _number(int, 1, 128)
 
 
 def _on_off(value: str) -> bool:

@@ -8,12 +8,20 @@ at the edge instead of failing deep inside a handler. Events not listed in
 A field is required only when the session cannot act without it; a field it can do
 without has a default, so an event that lacks it (the service adds and renames fields
 over time) is still handled. A field that is present is type-checked all the same.
+
+`parse_upstream_frame` turns one frame into its typed event, an `Ignored` (a type the
+proxy does not act on) or the `Rejection` the client is told.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
+
+from .errors import ErrorCode
+from .validation import MAX_DEPTH, InvalidMessage, decoder
+from .wire import Rejection, Unreadable, typed_object
 
 __all__ = [
     "IGNORED_PREFIXES",
@@ -24,6 +32,7 @@ __all__ = [
     "ErrorDetail",
     "ErrorEvent",
     "FunctionArgumentsDone",
+    "Ignored",
     "Item",
     "ItemDone",
     "ItemPart",
@@ -42,6 +51,7 @@ __all__ = [
     "TranscriptionCompleted",
     "TranscriptionDelta",
     "UpstreamEvent",
+    "parse_upstream_frame",
 ]
 
 
@@ -267,3 +277,50 @@ IGNORED_PREFIXES: Final = tuple(
     )
 )
 assert not any(prefix[9:-2].decode() in UPSTREAM_EVENTS for prefix in IGNORED_PREFIXES)
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A well-formed event of a type the proxy does not act on (the API grows)."""
+
+    type: str
+
+
+# Compiled once: an audio delta, many times a second, costs one table lookup.
+_DECODERS: Final[dict[str, Callable[[Any], UpstreamEvent]]] = {
+    kind: decoder(model, kind) for kind, model in UPSTREAM_EVENTS.items()
+}
+_NOT_AN_EVENT: Final = Rejection(
+    ErrorCode.UNMAPPED_UPSTREAM_EVENT,
+    "upstream sent a non-event frame",
+    log="upstream sent a frame that is not a JSON event; dropped",
+)
+_UNREADABLE: Final = {
+    Unreadable.NOT_JSON: _NOT_AN_EVENT,
+    Unreadable.TOO_DEEP: Rejection(
+        ErrorCode.UNMAPPED_UPSTREAM_EVENT,
+        "upstream sent an event nested too deep",
+        log=f"upstream event nested deeper than {MAX_DEPTH} levels; dropped",
+    ),
+    Unreadable.UNTYPED: _NOT_AN_EVENT,
+}
+
+
+def parse_upstream_frame(frame: str | bytes | bytearray) -> UpstreamEvent | Ignored | Rejection:
+    """A frame from upstream: its typed event, `Ignored`, or why it is refused (an
+    upstream that sends it is broken: the rejection says what to log)."""
+    data = typed_object(frame)
+    if isinstance(data, Unreadable):
+        return _UNREADABLE[data]
+    kind: str = data["type"]
+    decode_event = _DECODERS.get(kind)
+    if decode_event is None:
+        return Ignored(kind)
+    try:
+        return decode_event(data)
+    except InvalidMessage as exc:
+        return Rejection(
+            ErrorCode.UNMAPPED_UPSTREAM_EVENT,
+            f"malformed upstream event: {exc}",
+            log=f"upstream sent a malformed event; dropped: {exc}",
+        )

@@ -39,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import traceback
+import logging
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any, Final
@@ -54,6 +54,8 @@ from .admin_access import AdminAccess
 from .server import ADMIN_PATH, MockRealtime
 
 __all__ = ["AdminApi", "admin_connection_class", "serve_admin_api"]
+
+log = logging.getLogger(__name__)
 
 _MAX_HEAD: Final = 64 * 1024
 _MAX_BODY: Final = 16 * 2**20
@@ -329,9 +331,12 @@ def admin_connection_class(
             else:
                 try:
                     status, payload = await admin.handle(self._method, self._target, body, prefix)
-                except Exception:
+                except Exception as exc:
+                    # A bug of the mock's: the traceback is for its log, once; the caller
+                    # gets a short answer (a traceback is no API, and shows the internals).
+                    log.exception("admin API %r %r failed", self._method, route)
                     status = HTTPStatus.INTERNAL_SERVER_ERROR
-                    payload = {"error": traceback.format_exc()}
+                    payload = {"error": f"internal error ({type(exc).__name__}); see the log"}
             content = b"" if payload is None else orjson.dumps(payload)
             phrase = HTTPStatus(status).phrase
             cors = ""

@@ -142,8 +142,9 @@ def _merge(base: dict[str, Any], patch: dict[str, Any]) -> None:
 
 
 @dataclass(slots=True)
-class _Turn:
-    """The latest user turn a response answers."""
+class LatestInput:
+    """What a response answers: the latest typed text, speech or function output (the
+    responder's view of it is `turn.Turn`, built from this and the rule that fires)."""
 
     kind: Trigger | None  # USER_TEXT, USER_SPEECH, FUNCTION_OUTPUT, or None (no turn yet)
     text: str = ""  # the typed text, what was heard, or the function's output
@@ -696,7 +697,7 @@ class RealtimeSession:
             return
         yield from run.cancel("client_cancelled")
 
-    def _turn(self, records: Sequence[ItemRecord]) -> _Turn:
+    def _latest_input(self, records: Sequence[ItemRecord]) -> LatestInput:
         """The latest user turn: typed text, speech, or a function's output."""
         for record in reversed(records):
             item = record.item
@@ -711,32 +712,34 @@ class RealtimeSession:
                     None,
                 )
                 name = call.get("name") if call is not None else None
-                return _Turn(Trigger.FUNCTION_OUTPUT, str(item.get("output", "")), name, record)
+                return LatestInput(
+                    Trigger.FUNCTION_OUTPUT, str(item.get("output", "")), name, record
+                )
             if item.get("type") == "message" and item.get("role") == "user":
                 content = item.get("content") or []
                 texts = [c.get("text") or "" for c in content if c.get("type") == "input_text"]
                 if texts:
-                    return _Turn(Trigger.USER_TEXT, " ".join(texts), None, record)
+                    return LatestInput(Trigger.USER_TEXT, " ".join(texts), None, record)
                 if any(c.get("type") == "input_audio" for c in content):
                     heard = record.heard or content[0].get("transcript")
-                    return _Turn(
+                    return LatestInput(
                         Trigger.USER_SPEECH, heard or f"[speech {record.audio_ms} ms]", None, record
                     )
-        return _Turn(None)
+        return LatestInput(None)
 
-    def _rule_for(self, turn: _Turn) -> tuple[Match | None, str]:
-        """The rule that answers `turn` (if any) and the default reply's text."""
-        if turn.kind is Trigger.USER_TEXT:
-            return self._match(Trigger.USER_TEXT, turn.text), f"You said: {turn.text}"
-        if turn.kind is Trigger.FUNCTION_OUTPUT:
-            match = self._match(Trigger.FUNCTION_OUTPUT, turn.function)
-            return match, f"The function returned: {turn.text}"
-        if turn.kind is Trigger.USER_SPEECH and turn.record is not None:
-            record = turn.record
+    def _rule_for(self, latest: LatestInput) -> tuple[Match | None, str]:
+        """The rule that answers `latest` (if any) and the default reply's text."""
+        if latest.kind is Trigger.USER_TEXT:
+            return self._match(Trigger.USER_TEXT, latest.text), f"You said: {latest.text}"
+        if latest.kind is Trigger.FUNCTION_OUTPUT:
+            match = self._match(Trigger.FUNCTION_OUTPUT, latest.function)
+            return match, f"The function returned: {latest.text}"
+        if latest.kind is Trigger.USER_SPEECH and latest.record is not None:
+            record = latest.record
             if not record.speech_asked:  # an audio item the client created
                 record.speech_rule = self._match(Trigger.USER_SPEECH)
                 record.speech_asked = True
-            return record.speech_rule, f"I heard: {turn.text}"
+            return record.speech_rule, f"I heard: {latest.text}"
         return None, "Hello! How can I help you today?"
 
     def _start_response(
@@ -769,12 +772,12 @@ class RealtimeSession:
             # Out of band with its own input (how a client makes the model say a text):
             # the model does as asked, so the mock says the input's text. User-text rules
             # are for conversation turns; script these with on_client_event.
-            said = self._turn([ItemRecord(i) for i in given]).text
+            said = self._latest_input([ItemRecord(i) for i in given]).text
             yield from self._respond((ReplyAudio(said),), params, client_event_id, False)
             return
         records = list(self.conversation)
-        turn = self._turn(records)
-        match, default = self._rule_for(turn)
+        latest = self._latest_input(records)
+        match, default = self._rule_for(latest)
 
         def answer(chosen: Sequence[RuleStep]) -> Iterator[Step]:
             if all(isinstance(s, PASSIVE_STEPS) for s in chosen):
@@ -784,7 +787,9 @@ class RealtimeSession:
         if match is None:
             yield from answer(())
             return
-        responder_turn = self._turn_for(match, event=event, text=turn.text, function=turn.function)
+        responder_turn = self._turn_for(
+            match, event=event, text=latest.text, function=latest.function
+        )
         yield from self._resolved(match.steps, responder_turn, answer)
 
     def _respond(

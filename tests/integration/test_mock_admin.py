@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from email.message import Message
 from pathlib import Path
@@ -146,6 +147,22 @@ async def test_bad_requests_get_a_reason(
         assert "POST" in headers["Access-Control-Allow-Methods"]
     else:
         assert complaint in body["error"]
+
+
+async def test_a_handler_that_raises_gets_a_short_500_and_one_logged_traceback(
+    mock: MockRealtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(**_: Any) -> None:
+        raise RuntimeError("internal detail of the mock")
+
+    monkeypatch.setattr(mock, "check", broken)
+    with caplog.at_level(logging.ERROR, logger="harness.mock_openai.admin"):
+        status, _, body = await call(mock, "GET", "check")
+    assert status == 500
+    assert body == {"error": "internal error (RuntimeError); see the log"}
+    logged = [r for r in caplog.records if r.name == "harness.mock_openai.admin"]
+    assert len(logged) == 1 and logged[0].exc_info is not None
+    assert "internal detail of the mock" in caplog.text and "Traceback" in caplog.text
 
 
 async def test_without_admin_the_path_is_a_refused_handshake() -> None:

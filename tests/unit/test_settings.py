@@ -3,7 +3,10 @@ take their defaults from `proxy.settings`, and what an operator sets reaches the
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -111,3 +114,33 @@ def test_tools_set_options_by_name_on_the_command_line_and_in_the_environment(
         assert getattr(from_environment, name) == value, name
     with pytest.raises(KeyError):
         environment_for(turn_rates=1)  # a misspelt setting is an error, not ignored
+
+
+def _parser(flag: str) -> Callable[[str], Any]:
+    return next(spec.parse for _, spec, _ in operator_options() if spec.flag == flag)
+
+
+@pytest.mark.parametrize(
+    ("flag", "text", "says"),
+    [
+        ("--ipv6-prefix", "129", "must be 1 to 128, not 129"),
+        ("--ipv6-prefix", "0", "must be 1 to 128, not 0"),
+        ("--keepalive-only-timeout", "0", "must be more than 0, not 0"),
+        ("--keepalive-only-timeout", "nan", "must be more than 0, not nan"),
+        ("--max-session-seconds", "-1", "must be 0 or more, not -1"),
+        ("--max-session-seconds", "nan", "must be 0 or more, not nan"),  # was let through
+        ("--function-max-answer-bytes", "0", "must be 1 or more, not 0"),
+    ],
+)
+def test_a_number_out_of_its_range_is_refused_in_one_line(flag: str, text: str, says: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=f"^{says}$"):
+        _parser(flag)(text)
+
+
+def test_a_number_in_its_range_is_its_value() -> None:
+    assert _parser("--ipv6-prefix")("128") == 128
+    assert _parser("--max-session-seconds")("0") == 0.0
+    assert _parser("--keepalive-only-timeout")("0.5") == 0.5
+    assert _parser("--function-max-answer-bytes")("1") == 1
+    with pytest.raises(ValueError):  # argparse says "invalid int value"
+        _parser("--function-max-answer-bytes")("1.5")

@@ -39,6 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.recognition import (
+    MAX_WORD_SECONDS,
     MIN_MARGIN,
     Encoding,
     recognition_of,
@@ -111,12 +112,14 @@ class Tally:
     seconds: list[float] = field(default_factory=list)
     margins: list[float] = field(default_factory=list)
     false_margins: list[float] = field(default_factory=list)
+    longest_words: list[float] = field(default_factory=list)
 
-    def add(self, said: str, heard: str, seconds: float, margin: float) -> None:
+    def add(self, said: str, heard: str, seconds: float, margin: float, longest: float) -> None:
         self.seconds.append(seconds)
         if heard and heard == said:
             self.right += 1
             self.margins.append(margin)
+            self.longest_words.append(longest)
         elif heard:
             self.wrong += 1
             self.false_margins.append(margin)
@@ -164,6 +167,20 @@ def chunks_dropped(pcm: bytes, rate: int = 16000, chunk_ms: int = 100) -> bytes:
     return b"".join(pcm[i : i + size] for i in range(0, len(pcm), 2 * size))
 
 
+#: Speech longer than any phrase: a phrase with more words around it, and a monologue
+#: (~30 s, as a long spoken turn), which a grammar can fit to a short phrase by
+#: stretching one word over the rest (see MAX_WORD_SECONDS).
+LONGER = (
+    "could you please tell me what time is it right now",
+    "i was wondering whether you could tell me a joke about cats",
+    "the quick brown fox jumps over the lazy dog while the farmer walks to the market to "
+    "sell his apples and pears, and the children play in the garden near the old oak tree "
+    "where the birds sing every morning before the sun rises over the hills. The river "
+    "flows quietly past the village where everyone knows each other by name, and the "
+    "baker opens his shop early to bake fresh bread for the whole town.",
+)
+
+
 def run(phrases: Sequence[str], quick: bool) -> None:
     require_recognition()
     grammar = list(phrases)
@@ -171,7 +188,9 @@ def run(phrases: Sequence[str], quick: bool) -> None:
 
     def check(condition: str, said: str, audio: bytes, rate: int, encoding: Encoding) -> None:
         found = recognition_of(audio, grammar, rate=rate, encoding=encoding)
-        tallies.setdefault(condition, Tally()).add(said, found.phrase, found.seconds, found.margin)
+        tallies.setdefault(condition, Tally()).add(
+            said, found.phrase, found.seconds, found.margin, found.longest_word
+        )
 
     rng = np.random.default_rng(7)
     started = time.perf_counter()
@@ -212,12 +231,14 @@ def run(phrases: Sequence[str], quick: bool) -> None:
         for condition, faulty in broken.items():
             found = recognition_of(faulty, grammar, rate=16000)
             tallies.setdefault(condition, Tally()).add(
-                "", found.phrase, found.seconds, found.margin
+                "", found.phrase, found.seconds, found.margin, found.longest_word
             )
     for sentence in UNRELATED:
         unrelated = speech_pcm16(sentence, rate=16000)
         check("unrelated speech", "", unrelated, 16000, "linear16")
         check("unrelated after 2 s silence", "", bytes(64000) + unrelated, 16000, "linear16")
+    for sentence in LONGER:
+        check("longer than a phrase", "", speech_pcm16(sentence, rate=16000), 16000, "linear16")
     faint_noise = rng.normal(0, 30, 48000).astype("<i2").tobytes()
     check("faint noise", "", faint_noise, 16000, "linear16")
     noise = rng.normal(0, 3000, 24000).astype("<i2").tobytes()
@@ -240,6 +261,13 @@ def run(phrases: Sequence[str], quick: bool) -> None:
     if heard:
         low, middle = min(heard), statistics.median(heard)
         print(f"margins of phrases heard right: min {low:.3f}, median {middle:.3f}")
+    longest = sorted(w for t in tallies.values() for w in t.longest_words)
+    if longest:
+        print(
+            f"longest word of phrases heard right: median {statistics.median(longest):.2f} s, "
+            f"p99 {longest[int(len(longest) * 0.99)]:.2f} s, max {longest[-1]:.2f} s; "
+            f"MAX_WORD_SECONDS = {MAX_WORD_SECONDS}"
+        )
     if false:
         print(f"margins of false matches: max {max(false):.3f} ({len(false)})")
     print(f"total {time.perf_counter() - started:.1f} s")

@@ -200,3 +200,36 @@ def test_tests_that_need_recognition_fail_in_one_line_without_pocketsphinx(
     result.assert_outcomes(failed=2)  # never skipped
     assert result.stdout.lines.count(recognition.INSTALL_HINT) == 2  # the whole report
     assert "exception" not in result.stdout.str()
+
+
+LONG_TURN_PHRASES = (
+    "what time is it",
+    "tell me a joke",
+    "book a table for two",
+    "turn off the lights",
+)
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        # Without the word-length bound, heard as "what time is it" (a word lasting 7 s) ...
+        "the quick brown fox jumps over the lazy dog while the farmer walks to the market "
+        "to sell his apples and pears, and the children play in the garden near the old oak "
+        "tree where the birds sing every morning",
+        # ... and as "tell me a joke" ("joke" lasting 3.4 s, stretched over the rest).
+        "tell me a joke about a cat and a dog who went to the market together",
+    ],
+)
+def test_speech_longer_than_any_phrase_is_not_stretched_to_fit_one(said: str) -> None:
+    audio = speech_pcm16(said, rate=16000)
+    found = recognition.recognition_of(audio, LONG_TURN_PHRASES, rate=16000)
+    assert found.phrase == "", (found.hypothesis, found.longest_word)
+
+
+def test_phrases_said_alone_are_heard_well_inside_the_word_length_bound() -> None:
+    for phrase in LONG_TURN_PHRASES:
+        audio = speech_pcm16(phrase, rate=16000)
+        alone = recognition.recognition_of(audio, LONG_TURN_PHRASES, rate=16000)
+        assert alone.phrase == phrase
+        assert alone.longest_word < recognition.MAX_WORD_SECONDS / 1.5

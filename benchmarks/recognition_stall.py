@@ -11,9 +11,9 @@ phrase decoded by `recognise` (the harness's path) against `recognition_of` (dec
 this thread), median of many; the long turn's bytes carried to the worker and back alone;
 and whether both ways heard the same.
 
-(The monologue is heard as "what time is it": a false match that long speech draws and
-the short sentences of ``benchmarks/recognition.py`` do not. What was heard is printed,
-not what is measured here.)
+(The monologue is none of the phrases and is heard as nothing; before
+`recognition.MAX_WORD_SECONDS` it was heard as "what time is it", one word stretched over
+25 s. What was heard is printed, not what is measured here.)
 """
 
 from __future__ import annotations

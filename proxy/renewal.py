@@ -85,8 +85,12 @@ _MERGED_KEYS: Final = frozenset({"audio", "input", "output"})  # session.update 
 
 
 def is_cap_error(error: ErrorDetail) -> bool:
-    """The service's "session hit the maximum duration" error."""
-    return error.code == _CAP_ERROR_CODE or _CAP_ERROR_TEXT in (error.message or "").lower()
+    """The service's "session hit the maximum duration" error: known by its code
+    (`session_expired`); its message text only when the error has no code (another
+    error may well mention a maximum duration, an audio file's for one)."""
+    if error.code:
+        return error.code == _CAP_ERROR_CODE
+    return _CAP_ERROR_TEXT in (error.message or "").lower()
 
 
 # ---------------------------------------------------------------- the conversation
@@ -600,7 +604,15 @@ class Renewal:
 
 
 def _monotonic(expires_at: float | None, now: float, wall_now: float) -> float | None:
-    """`expires_at` (epoch seconds) on the monotonic clock; None when absent or past."""
+    """`expires_at` (epoch seconds) on the monotonic clock; None when absent or past.
+
+    Read once, when the event arrives: from then on only the monotonic clock counts, so
+    a later step of the host's clock (NTP, an operator) neither brings the renewal
+    forward nor delays it. What remains is the skew between the service's clock and the
+    host's at that moment (plus the event's transit): `expires_at` is the service's
+    time, read against ours. NTP keeps that to well under a second, and the margin
+    (minutes) absorbs it; a host clock that is off by minutes moves the renewal by as
+    much, and one ahead by the whole session's life sees it as past (not renewed)."""
     if expires_at is None or expires_at <= 0:
         return None
     remaining = expires_at - wall_now

@@ -561,3 +561,40 @@ def test_a_function_output_whose_call_was_dropped_is_not_carried() -> None:
     renewal.record.message("user", "next")  # the call is dropped, its output stays
     renewal.opening()
     assert _items(renewal.connected(0.0)) == [("user", "next")]
+
+
+# ------------------------------------------------------------------ review leftovers
+
+
+def test_the_cap_error_is_known_by_its_code_and_by_its_text_only_without_one() -> None:
+    # Another error that happens to say "maximum duration" is not the cap.
+    driver = Renewing()
+    driver.open()
+    out = driver.upstream(
+        events.error("invalid_value", "Audio exceeds the maximum duration of 15 minutes.")
+    )
+    assert out.only("Error")["code"] == "invalid_value"
+    assert out.client_close is None
+    # Without a code the message is all there is.
+    driver = Renewing()
+    driver.open()
+    out = driver.upstream(
+        events.error(None, "Your session hit the maximum duration of 60 minutes.")
+    )
+    assert out.only("Error")["code"] == ErrorCode.UPSTREAM_SESSION_EXPIRED
+
+
+@pytest.mark.parametrize("step", [-2 * HOUR, 2 * HOUR])
+def test_a_host_clock_step_neither_brings_renewal_forward_nor_delays_it(step: float) -> None:
+    wall_offset = [WALL]
+    driver = Renewing()
+    driver.session = ProxySession(
+        SessionOptions(**QUIET_OPTIONS),
+        clock=driver.clock,
+        wall_clock=lambda: driver.clock.now + wall_offset[0],
+    )
+    driver.open()
+    wall_offset[0] += step  # the host's clock is set (NTP, an operator) after expires_at came
+    assert not driver.tick(HOUR - 301).opened_next
+    out = driver.tick(1)
+    assert out.opened_next and out.client_close is None  # due on the session's own clock

@@ -15,8 +15,9 @@ import orjson
 import pytest
 
 from harness.mock_openai import tone_pcm16
+from proxy.conversation_record import MAX_CARRIED_CHARS, TRUNCATED_MARK, ConversationRecord
 from proxy.errors import ErrorCode, WarningCode
-from proxy.renewal import MAX_CARRIED_CHARS, TRUNCATED_MARK, ConversationRecord, Renewal
+from proxy.renewal import Renewal
 from proxy.session import ProxySession
 from proxy.session_options import SessionOptions
 from tests.unit import realtime_events as events

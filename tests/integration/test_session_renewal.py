@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
 
 from harness.client import ComponentClient, default_settings
@@ -270,3 +271,40 @@ async def test_one_client_renews_at_most_once_per_interval(
         assert 'voice_proxy_renewals_total{outcome="refused"} 1.0' in metrics
     finally:
         await client.close()
+
+
+def _counted(metrics: str, direction: str) -> float:
+    line = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith(f'voice_proxy_bytes_total{{direction="{direction}"}}')
+    )
+    return float(line.rsplit(" ", 1)[1])
+
+
+@pytest.mark.mock_openai(session_lifetime=3)
+async def test_bytes_sent_to_a_next_session_that_failed_are_counted(
+    mock_openai: MockRealtime, proxy_factory: Any
+) -> None:
+    endpoint = proxy_factory(
+        session_renew_min_lifetime=0, session_renew_min_interval=0, connection_rate=0
+    )
+    client = await ComponentClient.connect(endpoint.url)
+    try:
+        await client.start()
+        # The next session gets the settings, then closes: the renewal fails for good.
+        mock_openai.on_client_event("session.update").close(1011, "not today").once()
+        error = await client.wait_for("Error", timeout=10)
+        assert error["code"] == "upstream_session_expired"
+        await client.wait_closed()
+    finally:
+        await client.close()
+    connections = mock_openai.connections
+    assert len(connections) == 2 and connections[1].received  # the next one got frames
+    sent = sum(len(orjson.dumps(event)) for c in connections for event in c.received)
+    for _ in range(50):  # the session's last report comes as its bridge ends
+        counted = _counted(endpoint.server.metrics.render().decode(), "upstream_out")
+        if counted >= sent:
+            break
+        await asyncio.sleep(0.1)
+    assert counted == sent

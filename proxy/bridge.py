@@ -506,14 +506,31 @@ class Bridge:
         if self._tasks is None:
             work.close()
             return False
-        task = self._loop.create_task(work)
+        task = self._loop.create_task(self._guarded(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
 
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        """A task's unexpected exception is a bug of this session's, like `_crash`: said
+        once, and this session ends with an Error to the client (no other connection is
+        touched, and asyncio is left nothing unretrieved to log)."""
+        try:
+            await work
+        except Exception:
+            self.log.exception("session task failed; ending the session")
+            try:
+                self._execute(self.session.internal_failure("the proxy failed; session ended"))
+                self._flush()
+            except Exception:  # ending it cleanly failed too: drop it (already logged)
+                self._drop_all()
+
     def _crash(self) -> None:
         """A bug, not a peer's fault: say so once, drop both connections."""
         self.log.exception("session failed; dropping both connections")
+        self._drop_all()
+
+    def _drop_all(self) -> None:
         self.client.transport.abort()
         for upstream in (self.upstream, self._next.leg):
             if upstream is not None:

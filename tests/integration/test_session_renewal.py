@@ -9,6 +9,7 @@ goes on across two session ends without the client noticing more than a Warning.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ import pytest
 
 from harness.client import ComponentClient, default_settings
 from harness.mock_openai import MockRealtime, silence_pcm16, tone_pcm16
+from proxy.session import ProxySession
 
 LIFETIME = 6  # seconds an upstream session lives in these tests (renewed after half)
 FUNCTIONS = [
@@ -308,3 +310,55 @@ async def test_bytes_sent_to_a_next_session_that_failed_are_counted(
             break
         await asyncio.sleep(0.1)
     assert counted == sent
+
+
+async def _error_or_renewal(client: ComponentClient) -> dict[str, Any]:
+    """The first Error or session_renewed Warning the client gets."""
+    for _ in range(LIFETIME * 20):
+        said = client.received("Error") + [m for m in client.received("Warning") if _is_renewal(m)]
+        if said:
+            return said[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"neither an Error nor a renewal: {client.describe()}")
+
+
+@pytest.mark.mock_openai(session_lifetime=4)
+async def test_a_bug_in_the_next_sessions_task_ends_that_session_only(
+    mock_openai: MockRealtime,
+    proxy: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mock_openai.on_user_text().reply_with_text("Still here.")
+    failures = [RuntimeError("a bug in the renewal")]  # the first renewal only
+    real = ProxySession.next_upstream_connected
+
+    def buggy(session: ProxySession) -> list[Any]:
+        if failures:
+            raise failures.pop()
+        return real(session)
+
+    monkeypatch.setattr(ProxySession, "next_upstream_connected", buggy)
+    clients = [await ComponentClient.connect(proxy.url) for _ in range(2)]
+    try:
+        for client in clients:
+            await client.start()
+
+        ended, renewed = [], []
+        for client in clients:
+            message = await _error_or_renewal(client)
+            (ended if message["type"] == "Error" else renewed).append((client, message))
+        assert len(ended) == 1 and len(renewed) == 1, [m for _, m in ended + renewed]
+        broken, error = ended[0]
+        assert error["code"] == "internal_error"
+        assert await broken.wait_closed() == 1011
+        survivor = renewed[0][0]
+        await survivor.inject("Are you there?")
+        await survivor.wait_for("ConversationText", where=lambda m: m["content"] == "Still here.")
+        assert not survivor.received("Error"), survivor.describe()
+    finally:
+        for client in clients:
+            await client.close()
+    failed = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(failed) == 1, [r.getMessage() for r in failed]
+    assert failed[0].exc_info is not None and "a bug in the renewal" in caplog.text

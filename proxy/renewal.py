@@ -30,6 +30,7 @@ import orjson
 
 from .bounds import CAP_EARLY_SECONDS, RECENT_AUDIO_BATCHES
 from .bounds import RENEWAL_ANSWER_WAIT as ANSWER_WAIT
+from .bounds import RENEWAL_FORCE_SECONDS as FORCE_SECONDS
 from .bounds import RENEWAL_MAX_ATTEMPTS as MAX_ATTEMPTS
 from .bounds import RENEWAL_POLL_SECONDS as POLL_SECONDS
 from .bounds import RENEWAL_RETRY_SECONDS as RETRY_SECONDS
@@ -50,6 +51,7 @@ from .validation import InvalidMessage, decode, too_deep
 
 __all__ = [
     "ANSWER_WAIT",
+    "FORCE_SECONDS",
     "MAX_ATTEMPTS",
     "POLL_SECONDS",
     "RECENT_AUDIO_BATCHES",
@@ -172,6 +174,7 @@ class Renewal:
         self.state = RenewalState.IDLE
         self.expires: float | None = None  # when the current session ends
         self.due_at: float | None = None
+        self.force_at: float | None = None  # from then on, a pending call or speech waits not
         self.renewals = 0
         self.attempts = 0  # for the current session's renewal
         self.poll_at: float | None = None
@@ -207,7 +210,7 @@ class Renewal:
 
     def _plan(self, expires: float, lifetime: float, now: float) -> None:
         """When to renew a session that ends at `expires` and lasts `lifetime` in all."""
-        self.expires, self.due_at = expires, None
+        self.expires, self.due_at, self.force_at = expires, None, None
         if lifetime < self.min_lifetime:
             self._refuse(
                 f"the upstream session lasts {lifetime:.0f} s, under the "
@@ -225,6 +228,7 @@ class Renewal:
                 )
                 return
         self.due_at = due
+        self.force_at = expires - min(FORCE_SECONDS, (expires - due) / 2)
         self.state = RenewalState.IDLE
 
     def _refuse(self, why: str) -> None:
@@ -296,6 +300,11 @@ class Renewal:
         if self.state is RenewalState.IDLE and self.due_at is not None and now >= self.due_at:
             self.state = RenewalState.DUE
         return self.state is RenewalState.DUE
+
+    def forced(self, now: float) -> bool:
+        """In the last stretch before the cap (`FORCE_SECONDS`): a client-side call or
+        the user's speech no longer holds the renewal."""
+        return self.force_at is not None and now >= self.force_at
 
     def expired(self, now: float) -> bool:
         """The current session is at its cap (a second early: `expires_at` is whole
@@ -425,7 +434,7 @@ class Renewal:
         self._switched_at = now
         self._reset_next()
         self.state = RenewalState.IDLE
-        self.expires = self.due_at = None
+        self.expires = self.due_at = self.force_at = None
         if expires is not None and lifetime is not None:
             self._plan(expires, lifetime, now)
 

@@ -98,13 +98,16 @@ class Renewing(SessionState):
     def _quiet(self, now: float) -> bool:
         """No response requested or running, the user not speaking nor just done (an
         answer or a transcript due), no function call or settings change pending, the
-        agent's audio played out on the client."""
+        agent's audio played out on the client. In the last stretch before the cap a
+        pending call or the user's speech no longer counts (see `RENEWAL_FORCE_SECONDS`):
+        neither has an end the proxy can wait for."""
+        forced = self._renewal.forced(now)
         return not (
             self.phase is not _READY
             or self.gate.busy
-            or self._user_speech is UserSpeech.SPEAKING
+            or (self._user_speech is UserSpeech.SPEAKING and not forced)
             or self._pending
-            or self._calls
+            or (self._calls and not forced)
             or self._updates
             or self.agent_audio.playing(now)
             or self._renewal.settling(now)

@@ -599,3 +599,50 @@ def test_a_host_clock_step_neither_brings_renewal_forward_nor_delays_it(step: fl
     assert not driver.tick(HOUR - 301).opened_next
     out = driver.tick(1)
     assert out.opened_next and out.client_close is None  # due on the session's own clock
+
+
+def _call_waiting(driver: Renewing) -> None:
+    """A client-side call the client has not answered (its response is over)."""
+    driver.client({"type": "InjectUserMessage", "content": "What time is it?"})
+    driver.respond("resp_1")
+    driver.upstream(events.function_call("call_1", "get_time", "{}", "resp_1"))
+    driver.finish("resp_1")
+
+
+def test_an_unanswered_client_call_holds_renewal_only_until_the_last_minute() -> None:
+    driver = Renewing()
+    driver.open()
+    _call_waiting(driver)
+    assert not driver.tick(HOUR - 300).opened_next  # due, but the call waits
+    assert not driver.tick(239).opened_next
+    assert driver.tick(1).opened_next  # a minute before the cap: the call goes along
+    sent = driver.connect_next().to_next
+    assert _items(sent) == [("user", "What time is it?"), ("call", "call_1", "get_time", "{}")]
+    assert _merged(driver.confirm_next(sent)).switched
+    # The client answers after the switch: the new session gets the output and answers.
+    late = driver.client(
+        {"type": "FunctionCallResponse", "id": "call_1", "name": "get_time", "content": "12:00"}
+    )
+    assert late.upstream_types() == ["conversation.item.create", "response.create"]
+    assert late.upstream[0]["item"]["type"] == "function_call_output"
+    assert late.upstream[0]["item"]["call_id"] == "call_1"
+    assert "Error" not in late.types()
+    assert driver.tick(60).client_close is None  # the old cap passed: nothing ended
+
+
+def test_speech_that_never_stops_holds_renewal_only_until_the_last_minute() -> None:
+    driver = Renewing()
+    driver.open()
+    driver.upstream(events.speech_started("item_u1"))
+    assert not driver.tick(HOUR - 300).opened_next  # due, but the user speaks
+    assert not driver.tick(239).opened_next
+    assert driver.tick(1).opened_next
+    sent = driver.connect_next().to_next
+    appends: list[dict[str, Any]] = []
+    for _ in range(10):  # the user speaks on while the next session confirms
+        appends += driver.audio(tone_pcm16(20, rate=16000)).upstream
+        appends += driver.tick(0.02).upstream
+    appends = [e for e in appends if e["type"] == "input_audio_buffer.append"]
+    switch = next(out for out in driver.confirm_next(sent) if out.switched)
+    assert switch.after_switch == appends[-3:]  # the newest 300 ms reach the new session
+    assert driver.tick(60).client_close is None

@@ -214,6 +214,9 @@ class Bridge:
             elif leg is self._next.leg:
                 self.bytes_from_upstream += len(data)
                 actions = session.next_upstream_message(data)
+            elif leg is self._next.heard:  # replaced, but it still owes a transcript
+                self.bytes_from_upstream += len(data)
+                actions = session.retired_upstream_message(data)
             else:
                 return  # a renewed session's last words: it is no longer heard
             if actions:
@@ -325,9 +328,9 @@ class Bridge:
         reason = redact(received.reason, self.config.api_key) if received else ""
         self._execute(self.session.next_upstream_closed(code, reason))
 
-    def _switch_upstream(self) -> None:
+    def _switch_upstream(self, hear_old_for: float = 0.0) -> None:
         """The next session takes over (see `NextUpstream.switch`)."""
-        switched = self._next.switch(self.upstream, self.to_upstream)
+        switched = self._next.switch(self.upstream, self.to_upstream, hear_old_for)
         if switched is None:  # lost meanwhile: the session hears of it
             return
         new, self.to_upstream = switched
@@ -453,7 +456,7 @@ class Bridge:
             )
             return
         elif isinstance(action, SwitchUpstream):
-            self._switch_upstream()
+            self._switch_upstream(action.hear_old_for)
             return
         elif isinstance(action, CloseNextUpstream):
             self._next.give_up(action.code, action.reason)

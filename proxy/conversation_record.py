@@ -113,6 +113,10 @@ class ConversationRecord:
         elif kind == "function_call_output":
             self.function_output(str(item.get("call_id")), str(item.get("output")), now)
 
+    def untranscribed(self, since: float) -> list[str]:
+        """The item ids of spoken turns from `since` on whose transcript has not come."""
+        return [e.key for e in self._entries if e.item is None and e.since >= since]
+
     def awaiting(self, now: float) -> bool:
         """A spoken turn's transcript is still expected."""
         return any(e.item is None and now - e.since < TRANSCRIPT_WAIT for e in self._entries)

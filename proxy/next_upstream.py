@@ -11,6 +11,8 @@ written to all of them counts in the traffic metrics.
 
 from __future__ import annotations
 
+import asyncio
+
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
@@ -26,7 +28,16 @@ class NextUpstream:
     """The next upstream session of one bridge, and the retired ones (see the module
     docstring)."""
 
-    __slots__ = ("_bytes_retired", "_retired", "dial", "leg", "outbox", "wanted")
+    __slots__ = (
+        "_bytes_retired",
+        "_hearing",
+        "_retired",
+        "dial",
+        "heard",
+        "leg",
+        "outbox",
+        "wanted",
+    )
 
     def __init__(self, config: ProxyConfig) -> None:
         self.dial = UpstreamDial(config)
@@ -37,6 +48,10 @@ class NextUpstream:
         # with what was written to them; the closed ones fold into `_bytes_retired`.
         self._retired: list[tuple[UpstreamLeg, Outbox[Leg]]] = []
         self._bytes_retired = 0
+        # The replaced session, while it is still heard for transcripts it owes
+        # (`SwitchUpstream.hear_old_for`), and the timer that ends that.
+        self.heard: UpstreamLeg | None = None
+        self._hearing: asyncio.TimerHandle | None = None
 
     @property
     def bytes_out(self) -> int:
@@ -67,16 +82,24 @@ class NextUpstream:
             outbox.close(code, reason)
 
     def switch(
-        self, old: UpstreamLeg | None, old_outbox: Outbox[Leg]
+        self, old: UpstreamLeg | None, old_outbox: Outbox[Leg], hear_old_for: float = 0.0
     ) -> tuple[UpstreamLeg, Outbox[Leg]] | None:
         """The next session takes over: its leg and outbox, to become the current ones
         (None when it was lost meanwhile: the session hears of that). The old session
         is closed at once; what still waited for it is dropped: the new session got the
-        conversation and the settings, and the old one may have stopped reading."""
+        conversation and the settings, and the old one may have stopped reading. Only
+        when it owes transcripts (`hear_old_for`) and reads what it is sent, it is
+        closed that much later, heard meanwhile (`heard`)."""
         new, outbox = self.leg, self.outbox
         if new is None or outbox is None:
             return None
-        old_outbox.abandon(CloseCode.NORMAL_CLOSURE, "session renewed")
+        self.stop_hearing()  # one replaced session heard at a time
+        reads = old_outbox.queued_bytes == 0 and old_outbox.stall_deadline is None
+        if old is not None and hear_old_for > 0 and reads:
+            self.heard = old
+            self._hearing = asyncio.get_running_loop().call_later(hear_old_for, self.stop_hearing)
+        else:
+            old_outbox.abandon(CloseCode.NORMAL_CLOSURE, "session renewed")
         self.leg = self.outbox = None
         self.wanted = False
         if old is not None:
@@ -86,8 +109,20 @@ class NextUpstream:
             self._bytes_retired += old_outbox.bytes_out
         return new, outbox
 
+    def stop_hearing(self) -> None:
+        """The replaced session is heard no more: it is closed."""
+        if self._hearing is not None:
+            self._hearing.cancel()
+            self._hearing = None
+        heard, self.heard = self.heard, None
+        for leg, outbox in self._retired:
+            if leg is heard:
+                outbox.abandon(CloseCode.NORMAL_CLOSURE, "session renewed")
+
     def abort_all(self) -> None:
         """The session is over: drop every upstream connection this still holds."""
+        if self._hearing is not None:
+            self._hearing.cancel()
         if self.leg is not None:
             self.leg.transport.abort()
         for leg, _ in self._retired:

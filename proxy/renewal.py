@@ -21,6 +21,7 @@ without I/O (the session turns its answers into actions):
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from enum import Enum
@@ -31,6 +32,7 @@ import orjson
 from .bounds import CAP_EARLY_SECONDS, RECENT_AUDIO_BATCHES
 from .bounds import RENEWAL_ANSWER_WAIT as ANSWER_WAIT
 from .bounds import RENEWAL_FORCE_SECONDS as FORCE_SECONDS
+from .bounds import RENEWAL_LATE_TRANSCRIPT_SECONDS as LATE_TRANSCRIPT_SECONDS
 from .bounds import RENEWAL_MAX_ATTEMPTS as MAX_ATTEMPTS
 from .bounds import RENEWAL_POLL_SECONDS as POLL_SECONDS
 from .bounds import RENEWAL_RETRY_SECONDS as RETRY_SECONDS
@@ -52,6 +54,7 @@ from .validation import InvalidMessage, decode, too_deep
 __all__ = [
     "ANSWER_WAIT",
     "FORCE_SECONDS",
+    "LATE_TRANSCRIPT_SECONDS",
     "MAX_ATTEMPTS",
     "POLL_SECONDS",
     "RECENT_AUDIO_BATCHES",
@@ -179,6 +182,10 @@ class Renewal:
         self.attempts = 0  # for the current session's renewal
         self.poll_at: float | None = None
         self._turn_ended_at: float | None = None  # the user stopped; the answer is awaited
+        # Spoken turns of the last replaced session whose transcript may still come from
+        # it, until `late_until`.
+        self._late_items: set[str] = set()
+        self.late_until: float | None = None
         self._reset_next()
 
     def _reset_next(self) -> None:
@@ -424,9 +431,14 @@ class Renewal:
         items, last = self.record.after(self._sent_seq, now)
         return not items and last == self._sent_seq and not self.record.awaiting(now)
 
-    def switched(self, now: float) -> None:
-        """The next session is now the current one."""
+    def switched(self, now: float) -> float:
+        """The next session is now the current one. Returns how long the old one is still
+        heard for transcripts it owes (0: not at all)."""
         expires, lifetime = self.next_expires, self.next_lifetime
+        # Only the replaced session's own turns: the sessions before it are closed.
+        began = self._switched_at if self._switched_at is not None else -math.inf
+        self._late_items = set(self.record.untranscribed(began))
+        self.late_until = now + LATE_TRANSCRIPT_SECONDS if self._late_items else None
         self.renewals += 1
         if self._counted is not None:
             self._counted("renewed")
@@ -437,6 +449,31 @@ class Renewal:
         self.expires = self.due_at = self.force_at = None
         if expires is not None and lifetime is not None:
             self._plan(expires, lifetime, now)
+        return LATE_TRANSCRIPT_SECONDS if self._late_items else 0.0
+
+    def late_transcript(self, data: bytes | bytearray | str, now: float) -> tuple[str, str] | None:
+        """A frame of the replaced session: (item id, transcript) when it is a transcript
+        that session owed, in time; else None (anything else it says is not heard)."""
+        if self.late_until is None or now >= self.late_until:
+            return None
+        found = _TRANSCRIPT in data if isinstance(data, str) else _TRANSCRIPT_BYTES in data
+        if not found:
+            return None  # the old session's other events: one scan, no parse
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return None
+        if type(event) is not dict or event.get("type") != _TRANSCRIPT or too_deep(event, data):
+            return None
+        try:
+            typed = decode(TranscriptionCompleted, event, _TRANSCRIPT)
+        except InvalidMessage:
+            return None
+        if typed.item_id is None or typed.item_id not in self._late_items:
+            return None
+        self._late_items.discard(typed.item_id)
+        self.record.transcript(typed.item_id, typed.transcript, now)
+        return typed.item_id, typed.transcript
 
     def failed(self, now: float) -> bool:
         """The next session cannot be used: True when another will be tried later."""
@@ -474,6 +511,9 @@ _OBSERVERS: dict[type[Any], Callable[[Renewal, Any, float], None]] = {
     TranscriptionCompleted: Renewal._transcribed,
     FunctionArgumentsDone: Renewal._function_called,
 }
+
+_TRANSCRIPT: Final = "conversation.item.input_audio_transcription.completed"
+_TRANSCRIPT_BYTES: Final = _TRANSCRIPT.encode()
 
 #: What the renewal reads from the next session before the switch (the rest is ignored).
 _NEXT_SESSION_EVENTS: Final[dict[str, type[Any]]] = {

@@ -23,6 +23,7 @@ from .actions import (
 from .errors import ErrorCode, WarningCode
 from .phases import Phase, UserSpeech
 from .renewal import POLL_SECONDS, RenewalFailed, RenewalState
+from .server_messages import Transcript
 from .session_state import SessionState, loggable
 
 __all__ = ["Renewing"]
@@ -54,6 +55,20 @@ class Renewing(SessionState):
             self._renewal_failed(str(exc))
         else:
             self._renew_step()
+        return self._take()
+
+    def retired_upstream_message(self, data: bytes | bytearray | str) -> list[Action]:
+        """A frame from the session the last switch replaced, while it is still heard:
+        a user transcript it owed reaches the client (and the record), nothing else."""
+        if self.closed:
+            return []
+        late = self._renewal.late_transcript(data, self._clock())
+        if late is None:
+            return []
+        _, text = late
+        if text.strip():
+            self._conversation_text("user", text)
+        self._to_client(Transcript(transcript=text, is_final=True, speech_final=True))
         return self._take()
 
     def next_upstream_failed(self, code: ErrorCode, description: str) -> list[Action]:
@@ -116,10 +131,10 @@ class Renewing(SessionState):
     def _switch(self, now: float) -> None:
         renewal = self._renewal
         session_id = renewal.next_session_id
-        self._out.append(SwitchUpstream())
-        for payload in renewal.recent_audio:  # the old session may not have heard it all
+        recent = list(renewal.recent_audio)
+        self._out.append(SwitchUpstream(hear_old_for=renewal.switched(now)))
+        for payload in recent:  # the old session may not have heard it all
             self._out.append(SendUpstream(payload))
-        renewal.switched(now)
         self.agent_audio.item_id = None  # the old session's items are not in the new one
         self._user_transcript = ("", "")
         self.log.upstream_session = loggable(session_id)

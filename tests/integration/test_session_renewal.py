@@ -362,3 +362,33 @@ async def test_a_bug_in_the_next_sessions_task_ends_that_session_only(
     failed = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(failed) == 1, [r.getMessage() for r in failed]
     assert failed[0].exc_info is not None and "a bug in the renewal" in caplog.text
+
+
+@pytest.mark.mock_openai(session_lifetime=12)
+async def test_a_transcript_that_comes_after_the_switch_still_reaches_the_client(
+    mock_openai: MockRealtime, component_client: ComponentClient
+) -> None:
+    client = component_client
+    await client.start()
+    # A spoken turn whose transcript the service is slow with: the switch waits 5 s for
+    # it, then goes; the transcript comes from the old session after that.
+    mock_openai.push(
+        {"type": "input_audio_buffer.committed", "previous_item_id": None, "item_id": "item_slow"},
+        connection=0,
+    )
+    await _renewed(client, 1)
+    mock_openai.push(
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "item_id": "item_slow",
+            "content_index": 0,
+            "transcript": "said before the switch",
+            "usage": {"type": "duration", "seconds": 1},
+        },
+        connection=0,
+    )
+    said = await client.wait_for("ConversationText", timeout=5)
+    assert (said["role"], said["content"]) == ("user", "said before the switch")
+    final = await client.wait_for("Transcript", where=lambda m: m["is_final"])
+    assert final["transcript"] == "said before the switch"
+    assert not client.received("Error"), client.describe()

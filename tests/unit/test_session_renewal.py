@@ -120,6 +120,7 @@ def _merged(outcomes: list[Outcome]) -> Outcome:
         merged.to_next += out.to_next
         merged.upstream += out.upstream
         merged.switched = merged.switched or out.switched
+        merged.hear_old_for = max(merged.hear_old_for, out.hear_old_for)
         merged.opened_next = merged.opened_next or out.opened_next
         merged.next_close = merged.next_close or out.next_close
         merged.client_close = merged.client_close or out.client_close
@@ -646,3 +647,61 @@ def test_speech_that_never_stops_holds_renewal_only_until_the_last_minute() -> N
     switch = next(out for out in driver.confirm_next(sent) if out.switched)
     assert switch.after_switch == appends[-3:]  # the newest 300 ms reach the new session
     assert driver.tick(60).client_close is None
+
+
+def test_a_transcript_the_switch_did_not_wait_for_still_reaches_the_client() -> None:
+    driver = Renewing()
+    driver.open()
+    driver.tick(HOUR - 300)
+    sent = driver.connect_next().to_next
+    driver.upstream(events.speech_started("item_u1"))
+    driver.upstream(events.speech_stopped(800, "item_u1"))
+    driver.upstream(events.input_committed("item_u1"))
+    driver.respond("resp_1")
+    driver.upstream(events.transcript_done("item_a1", "Sure.", "resp_1"))
+    driver.finish("resp_1")
+    assert not _merged(driver.confirm_next(sent)).switched  # the transcript is awaited
+    given_up = driver.tick(5)  # ... for 5 s: the answer goes to the next session alone
+    assert _items(given_up.to_next) == [("assistant", "Sure.")]
+    switch = _merged(driver.confirm_next(given_up.to_next, session_id=""))
+    assert switch.switched and switch.hear_old_for == 20.0  # the old session is heard on
+
+    late = events.transcription_completed("item_u1", "Can you help?")
+    other = events.transcription_completed("item_zz", "Not a turn of ours.")
+    heard = decode(driver.session.retired_upstream_message(orjson.dumps(late)))
+    assert [(m["type"], m.get("content", m.get("transcript"))) for m in heard.to_client] == [
+        ("ConversationText", "Can you help?"),
+        ("Transcript", "Can you help?"),
+    ]
+    assert heard.only("Transcript")["is_final"] is True
+    assert decode(driver.session.retired_upstream_message(orjson.dumps(late))).to_client == []
+    assert decode(driver.session.retired_upstream_message(orjson.dumps(other))).to_client == []
+    response = events.response_created("resp_old")
+    assert decode(driver.session.retired_upstream_message(orjson.dumps(response))).to_client == []
+    # The next renewal carries the late transcript in its place, before the answer.
+    driver.tick(HOUR - 300)
+    assert _items(driver.connect_next().to_next) == [
+        ("user", "Can you help?"),
+        ("assistant", "Sure."),
+    ]
+
+
+def test_a_transcript_later_than_the_bound_is_not_heard() -> None:
+    driver = Renewing()
+    driver.open()
+    driver.tick(HOUR - 300)
+    sent = driver.connect_next().to_next
+    driver.upstream(events.input_committed("item_u1"))
+    driver.tick(5)
+    assert _merged(driver.confirm_next(sent)).hear_old_for == 20.0
+    driver.tick(20)
+    late = events.transcription_completed("item_u1", "Too late.")
+    assert decode(driver.session.retired_upstream_message(orjson.dumps(late))).to_client == []
+
+
+def test_without_a_transcript_owed_the_old_session_is_closed_at_once() -> None:
+    driver = Renewing()
+    driver.open()
+    driver.tick(HOUR - 300)
+    sent = driver.connect_next().to_next
+    assert _merged(driver.confirm_next(sent)).hear_old_for == 0.0

@@ -46,7 +46,7 @@ from .errors import ErrorCode
 from .function_http import FunctionCaller
 from .legs import ClientLeg, Leg, UpstreamLeg
 from .logs import SessionLog
-from .metrics import ProxyMetrics
+from .metrics import ProxyMetrics, TrafficReport
 from .next_upstream import NextUpstream
 from .outbox import CLOSE_GRACE, Outbox
 from .redaction import redact
@@ -68,11 +68,10 @@ class Bridge:
         "_loop",
         "_next",
         "_next_ping",
-        "_reported",
-        "_reported_at",
         "_tasks",
         "_timer",
         "_timer_at",
+        "_traffic",
         "bytes_from_client",
         "bytes_from_upstream",
         "client",
@@ -103,8 +102,7 @@ class Bridge:
             config.session_options(), log=self.log, observer=metrics.session()
         )
         self.bytes_from_client = self.bytes_from_upstream = 0
-        self._reported = [0.0] * 6  # what report_traffic counted, in TRAFFIC order
-        self._reported_at = 0.0
+        self._traffic = TrafficReport(metrics)
         self.upstream: UpstreamLeg | None = None
         self._loop = client.loop
         self._tasks: set[asyncio.Task[None]] | None = set()  # closes, function calls
@@ -178,7 +176,6 @@ class Bridge:
 
     def report_traffic(self) -> None:
         """Add the bytes and audio moved since the last report to the metrics."""
-        self._reported_at = self._loop.time()
         session = self.session
         totals = (
             self.bytes_from_client,
@@ -188,12 +185,7 @@ class Bridge:
             session.microphone.seconds_in,
             session.agent_audio.seconds_out,
         )
-        reported = self._reported
-        for index, counter in enumerate(self.metrics.traffic):
-            delta = totals[index] - reported[index]
-            if delta > 0:
-                counter.inc(delta)
-                reported[index] = totals[index]
+        self._traffic.report(totals, self._loop.time())
 
     # ------------------------------------------------------------ what the legs report
 
@@ -366,7 +358,7 @@ class Bridge:
                 self._react(self.session.upstream_stalled(self.config.stall_timeout))
             self._execute(self.session.tick())
             self._keepalive(now)
-            if now - self._reported_at >= _REPORT_EVERY:
+            if now - self._traffic.at >= _REPORT_EVERY:
                 self.report_traffic()
         except Exception:
             self._crash()
@@ -515,9 +507,7 @@ class Bridge:
         return True
 
     async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
-        """A task's unexpected exception is a bug of this session's, like `_crash`: said
-        once, and this session ends with an Error to the client (no other connection is
-        touched, and asyncio is left nothing unretrieved to log)."""
+        """A bug in a task (as `_crash`): said once; this session ends with an Error."""
         try:
             await work
         except Exception:

@@ -28,7 +28,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from .bounds import MAX_ERROR_CODES as _MAX_ERROR_CODES
 
-__all__ = ["CONTENT_TYPE", "ProxyMetrics", "SessionMetrics", "multiprocess_dir"]
+__all__ = ["CONTENT_TYPE", "ProxyMetrics", "SessionMetrics", "TrafficReport", "multiprocess_dir"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -147,6 +147,27 @@ class ProxyMetrics:
 
     def session(self) -> SessionMetrics:
         return SessionMetrics(self)
+
+
+class TrafficReport:
+    """What one session moved, added to the traffic counters as it runs: each report
+    adds the growth since the last one (totals in `ProxyMetrics.traffic` order)."""
+
+    __slots__ = ("_counters", "_reported", "at")
+
+    def __init__(self, metrics: ProxyMetrics) -> None:
+        self._counters = metrics.traffic
+        self._reported = [0.0] * len(self._counters)
+        self.at = 0.0  # when the last report was made
+
+    def report(self, totals: tuple[float, ...], now: float) -> None:
+        self.at = now
+        reported = self._reported
+        for index, counter in enumerate(self._counters):
+            delta = totals[index] - reported[index]
+            if delta > 0:
+                counter.inc(delta)
+                reported[index] = totals[index]
 
 
 def _running_tasks() -> float:

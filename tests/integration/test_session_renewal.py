@@ -392,3 +392,38 @@ async def test_a_transcript_that_comes_after_the_switch_still_reaches_the_client
     final = await client.wait_for("Transcript", where=lambda m: m["is_final"])
     assert final["transcript"] == "said before the switch"
     assert not client.received("Error"), client.describe()
+
+
+@pytest.mark.mock_openai(session_lifetime=8)
+async def test_a_call_the_client_leaves_unanswered_is_carried_and_answered_after_the_switch(
+    mock_openai: MockRealtime, component_client: ComponentClient
+) -> None:
+    # Renewal is due from 4 s; the call holds it until the last stretch (6 s here: the
+    # last half of the renewal window, as the session is short), then it goes anyway.
+    mock_openai.on_user_text("weather").call_function("get_weather", {"city": "Oslo"}).once()
+    mock_openai.on_function_output("get_weather").reply_with_text("Snow in Oslo.").once()
+    client = component_client
+    settings = default_settings(
+        think={
+            "provider": {"type": "open_ai", "model": "gpt-realtime"},
+            "prompt": "You are terse.",
+            "functions": FUNCTIONS,
+        }
+    )
+    await client.start(settings)
+    await client.inject("What is the weather in Oslo?")
+    request = await client.wait_for("FunctionCallRequest")
+    await _renewed(client, 1)  # the call still waits for its output
+    call = request["functions"][0]
+    await client.answer_function(call["id"], call["name"], '{"sky": "snow"}')
+    assert await client.wait_for_reply(1) == "Snow in Oslo."
+    assert not client.received("Error"), client.describe()
+    old, new = mock_openai.connections[:2]
+    assert ("call", "get_weather", '{"city":"Oslo"}') in _carried(new.received)
+    outputs = [
+        e["item"]["output"]
+        for e in new.received
+        if e["type"] == "conversation.item.create" and e["item"]["type"] == "function_call_output"
+    ]
+    assert outputs == ['{"sky": "snow"}']  # the new session got the output, the old none
+    assert not any(e.get("item", {}).get("type") == "function_call_output" for e in old.received)

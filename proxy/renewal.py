@@ -177,7 +177,8 @@ class Renewal:
         self.state = RenewalState.IDLE
         self.expires: float | None = None  # when the current session ends
         self.due_at: float | None = None
-        self.force_at: float | None = None  # from then on, a pending call or speech waits not
+        # From then on, a pending call or the user's speech no longer holds the renewal.
+        self.force_at: float | None = None
         self.renewals = 0
         self.attempts = 0  # for the current session's renewal
         self.poll_at: float | None = None
@@ -455,6 +456,7 @@ class Renewal:
         """A frame of the replaced session: (item id, transcript) when it is a transcript
         that session owed, in time; else None (anything else it says is not heard)."""
         if self.late_until is None or now >= self.late_until:
+            self._late_items.clear()
             return None
         found = _TRANSCRIPT in data if isinstance(data, str) else _TRANSCRIPT_BYTES in data
         if not found:

@@ -3,7 +3,8 @@
 `proxy.renewal` holds the state and the rules (when it is due, what the next session
 must be sent, when it is up to date); this mixin feeds it the session's events and
 carries out its decisions: open the next upstream session when due and quiet, keep it
-up to date, switch when it holds everything and all is quiet, give it up when it fails.
+up to date, switch when it holds everything and all is quiet, give it up when it fails;
+after a switch, pass on a user transcript the replaced session still owed.
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ class Bridge:
         self.upstream: UpstreamLeg | None = None
         self._loop = client.loop
         self._tasks: set[asyncio.Task[None]] | None = set()  # closes, function calls
-        self._dial = UpstreamDial(config)
+        self._dial: UpstreamDial | None = None  # while upstream is being opened
         self._held: deque[Action] | None = None  # actions waiting for room, in order
         self._holding = False
         self._timer: asyncio.TimerHandle | None = None
@@ -141,7 +141,9 @@ class Bridge:
                 self._execute(self.session.drain())
             client.release()  # what the client sent with its upgrade
             self._flush()
+            self._dial = UpstreamDial(self.config)
             await self._open(self._dial, self._upstream_open, self._upstream_failed)
+            self._dial = None
             await client.wait_closed()
             # The client is gone: close upstream, let queued frames go, then stop.
             self._execute(self.session.client_closed())
@@ -246,7 +248,8 @@ class Bridge:
     def leg_lost(self, leg: Leg) -> None:
         try:
             if leg is self.client:
-                self._dial.call_off()  # no need for upstream any more
+                if self._dial is not None:
+                    self._dial.call_off()  # no need for upstream any more
             elif leg is self.upstream:
                 self._upstream_gone(leg)
             elif leg is self._next.leg:
@@ -442,9 +445,10 @@ class Bridge:
             self._spawn(self._call_function(action))
             return
         elif isinstance(action, OpenNextUpstream):
-            self._next.wanted = True
             self._spawn(
-                self._open(self._next.dial, self._next_upstream_open, self._next_upstream_failed)
+                self._open(
+                    self._next.wanting(), self._next_upstream_open, self._next_upstream_failed
+                )
             )
             return
         elif isinstance(action, SwitchUpstream):
@@ -515,15 +519,13 @@ class Bridge:
             try:
                 self._execute(self.session.internal_failure("the proxy failed; session ended"))
                 self._flush()
-            except Exception:  # ending it cleanly failed too: drop it (already logged)
-                self._drop_all()
+            except Exception:  # ending it cleanly failed too: drop it
+                self._crash(told=True)
 
-    def _crash(self) -> None:
-        """A bug, not a peer's fault: say so once, drop both connections."""
-        self.log.exception("session failed; dropping both connections")
-        self._drop_all()
-
-    def _drop_all(self) -> None:
+    def _crash(self, *, told: bool = False) -> None:
+        """A bug, not a peer's fault: say so once (unless `told`), drop both connections."""
+        if not told:
+            self.log.exception("session failed; dropping both connections")
         self.client.transport.abort()
         for upstream in (self.upstream, self._next.leg):
             if upstream is not None:

@@ -23,6 +23,8 @@ from .upstream_dial import UpstreamDial
 
 __all__ = ["NextUpstream"]
 
+_NONE_RETIRED: list[tuple[UpstreamLeg, Outbox[Leg]]] = []  # shared, never appended to
+
 
 class NextUpstream:
     """The next upstream session of one bridge, and the retired ones (see the module
@@ -30,9 +32,10 @@ class NextUpstream:
 
     __slots__ = (
         "_bytes_retired",
+        "_config",
+        "_dial",
         "_hearing",
         "_retired",
-        "dial",
         "heard",
         "leg",
         "outbox",
@@ -40,18 +43,27 @@ class NextUpstream:
     )
 
     def __init__(self, config: ProxyConfig) -> None:
-        self.dial = UpstreamDial(config)
+        # Most sessions never renew: what only a renewal needs is made at the first one.
+        self._config = config
+        self._dial: UpstreamDial | None = None
         self.leg: UpstreamLeg | None = None
         self.outbox: Outbox[Leg] | None = None
         self.wanted = False  # asked for and not given up: an opened leg is taken
         # Upstream connections no longer current (renewed, or next ones that failed),
         # with what was written to them; the closed ones fold into `_bytes_retired`.
-        self._retired: list[tuple[UpstreamLeg, Outbox[Leg]]] = []
+        self._retired: list[tuple[UpstreamLeg, Outbox[Leg]]] = _NONE_RETIRED
         self._bytes_retired = 0
         # The replaced session, while it is still heard for transcripts it owes
         # (`SwitchUpstream.hear_old_for`), and the timer that ends that.
         self.heard: UpstreamLeg | None = None
         self._hearing: asyncio.TimerHandle | None = None
+
+    def wanting(self) -> UpstreamDial:
+        """A renewal asks for the next session: the dial that opens it."""
+        self.wanted = True
+        if self._dial is None:
+            self._dial = UpstreamDial(self._config)
+        return self._dial
 
     @property
     def bytes_out(self) -> int:
@@ -75,7 +87,8 @@ class NextUpstream:
         """Renewal abandoned: stop opening, or close the next session after what it was
         already given."""
         self.wanted = False
-        self.dial.call_off()
+        if self._dial is not None:
+            self._dial.call_off()
         outbox = self.outbox
         self._retire()
         if outbox is not None:
@@ -104,7 +117,7 @@ class NextUpstream:
         self.wanted = False
         if old is not None:
             old.release()  # what it still says is ignored; its closing handshake completes
-            self._retired.append((old, old_outbox))
+            self._keep(old, old_outbox)
         else:
             self._bytes_retired += old_outbox.bytes_out
         return new, outbox
@@ -134,16 +147,21 @@ class NextUpstream:
         self.leg = self.outbox = None
         if outbox is not None:
             if leg is not None:
-                self._retired.append((leg, outbox))
+                self._keep(leg, outbox)
             else:
                 self._bytes_retired += outbox.bytes_out
         self._prune()
+
+    def _keep(self, leg: UpstreamLeg, outbox: Outbox[Leg]) -> None:
+        if self._retired is _NONE_RETIRED:
+            self._retired = []
+        self._retired.append((leg, outbox))
 
     def _prune(self) -> None:
         """Fold the closed connections' bytes into one number (nothing more is written)."""
         if not self._retired:
             return
-        kept = []
+        kept: list[tuple[UpstreamLeg, Outbox[Leg]]] = []
         for leg, outbox in self._retired:
             if leg.protocol.state is State.CLOSED:
                 self._bytes_retired += outbox.bytes_out

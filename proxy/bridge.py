@@ -46,7 +46,7 @@ from .errors import ErrorCode
 from .function_http import FunctionCaller
 from .legs import ClientLeg, Leg, UpstreamLeg
 from .logs import SessionLog
-from .metrics import ProxyMetrics, TrafficReport
+from .metrics import ProxyMetrics, report_traffic
 from .next_upstream import NextUpstream
 from .outbox import CLOSE_GRACE, Outbox
 from .redaction import redact
@@ -72,6 +72,7 @@ class Bridge:
         "_timer",
         "_timer_at",
         "_traffic",
+        "_traffic_at",
         "bytes_from_client",
         "bytes_from_upstream",
         "client",
@@ -102,7 +103,7 @@ class Bridge:
             config.session_options(), log=self.log, observer=metrics.session()
         )
         self.bytes_from_client = self.bytes_from_upstream = 0
-        self._traffic = TrafficReport(metrics)
+        self._traffic, self._traffic_at = [0.0] * 6, 0.0  # reported so far, and when
         self.upstream: UpstreamLeg | None = None
         self._loop = client.loop
         self._tasks: set[asyncio.Task[None]] | None = set()  # closes, function calls
@@ -178,16 +179,16 @@ class Bridge:
 
     def report_traffic(self) -> None:
         """Add the bytes and audio moved since the last report to the metrics."""
-        session = self.session
+        self._traffic_at = self._loop.time()
         totals = (
             self.bytes_from_client,
             self.to_client.bytes_out,
             self.bytes_from_upstream,
             self._next.bytes_out + self.to_upstream.bytes_out,
-            session.microphone.seconds_in,
-            session.agent_audio.seconds_out,
+            self.session.microphone.seconds_in,
+            self.session.agent_audio.seconds_out,
         )
-        self._traffic.report(totals, self._loop.time())
+        report_traffic(self.metrics, totals, self._traffic)
 
     # ------------------------------------------------------------ what the legs report
 
@@ -328,10 +329,9 @@ class Bridge:
         switched = self._next.switch(self.upstream, self.to_upstream, hear_old_for)
         if switched is None:  # lost meanwhile: the session hears of it
             return
-        new, self.to_upstream = switched
-        self.upstream = new
+        self.upstream, self.to_upstream = switched
         if self._holding:
-            new.hold()
+            switched[0].hold()
 
     def _upstream_gone(self, upstream: UpstreamLeg) -> None:
         protocol = upstream.protocol
@@ -361,7 +361,7 @@ class Bridge:
                 self._react(self.session.upstream_stalled(self.config.stall_timeout))
             self._execute(self.session.tick())
             self._keepalive(now)
-            if now - self._traffic.at >= _REPORT_EVERY:
+            if now - self._traffic_at >= _REPORT_EVERY:
                 self.report_traffic()
         except Exception:
             self._crash()

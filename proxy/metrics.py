@@ -28,7 +28,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from .bounds import MAX_ERROR_CODES as _MAX_ERROR_CODES
 
-__all__ = ["CONTENT_TYPE", "ProxyMetrics", "SessionMetrics", "TrafficReport", "multiprocess_dir"]
+__all__ = ["CONTENT_TYPE", "ProxyMetrics", "SessionMetrics", "multiprocess_dir", "report_traffic"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -149,25 +149,14 @@ class ProxyMetrics:
         return SessionMetrics(self)
 
 
-class TrafficReport:
-    """What one session moved, added to the traffic counters as it runs: each report
-    adds the growth since the last one (totals in `ProxyMetrics.traffic` order)."""
-
-    __slots__ = ("_counters", "_reported", "at")
-
-    def __init__(self, metrics: ProxyMetrics) -> None:
-        self._counters = metrics.traffic
-        self._reported = [0.0] * len(self._counters)
-        self.at = 0.0  # when the last report was made
-
-    def report(self, totals: tuple[float, ...], now: float) -> None:
-        self.at = now
-        reported = self._reported
-        for index, counter in enumerate(self._counters):
-            delta = totals[index] - reported[index]
-            if delta > 0:
-                counter.inc(delta)
-                reported[index] = totals[index]
+def report_traffic(metrics: ProxyMetrics, totals: tuple[float, ...], reported: list[float]) -> None:
+    """Add what one session moved since its last report to the traffic counters: `totals`
+    and `reported` (what earlier reports added, updated here) in `traffic` order."""
+    for index, counter in enumerate(metrics.traffic):
+        delta = totals[index] - reported[index]
+        if delta > 0:
+            counter.inc(delta)
+            reported[index] = totals[index]
 
 
 def _running_tasks() -> float:

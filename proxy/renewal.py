@@ -184,8 +184,8 @@ class Renewal:
         self.poll_at: float | None = None
         self._turn_ended_at: float | None = None  # the user stopped; the answer is awaited
         # Spoken turns of the last replaced session whose transcript may still come from
-        # it, until `late_until`.
-        self._late_items: set[str] = set()
+        # it, until `late_until` (None, not an empty set, in the many sessions never renewed).
+        self._late_items: set[str] | None = None
         self.late_until: float | None = None
         self._reset_next()
 
@@ -438,7 +438,7 @@ class Renewal:
         expires, lifetime = self.next_expires, self.next_lifetime
         # Only the replaced session's own turns: the sessions before it are closed.
         began = self._switched_at if self._switched_at is not None else -math.inf
-        self._late_items = set(self.record.untranscribed(began))
+        self._late_items = set(self.record.untranscribed(began)) or None
         self.late_until = now + LATE_TRANSCRIPT_SECONDS if self._late_items else None
         self.renewals += 1
         if self._counted is not None:
@@ -455,8 +455,9 @@ class Renewal:
     def late_transcript(self, data: bytes | bytearray | str, now: float) -> tuple[str, str] | None:
         """A frame of the replaced session: (item id, transcript) when it is a transcript
         that session owed, in time; else None (anything else it says is not heard)."""
-        if self.late_until is None or now >= self.late_until:
-            self._late_items.clear()
+        late = self._late_items
+        if late is None or self.late_until is None or now >= self.late_until:
+            self._late_items = None
             return None
         found = _TRANSCRIPT in data if isinstance(data, str) else _TRANSCRIPT_BYTES in data
         if not found:
@@ -471,9 +472,9 @@ class Renewal:
             typed = decode(TranscriptionCompleted, event, _TRANSCRIPT)
         except InvalidMessage:
             return None
-        if typed.item_id is None or typed.item_id not in self._late_items:
+        if typed.item_id is None or typed.item_id not in late:
             return None
-        self._late_items.discard(typed.item_id)
+        late.discard(typed.item_id)
         self.record.transcript(typed.item_id, typed.transcript, now)
         return typed.item_id, typed.transcript
 

@@ -72,8 +72,12 @@ class SendNextUpstream:
 
 @dataclass(frozen=True, slots=True)
 class SwitchUpstream:
-    """The next session becomes the current one: the old one is closed (1000) after what
-    it was sent, and `SendUpstream` goes to the new one from here on."""
+    """The next session becomes the current one: `SendUpstream` goes to the new one from
+    here on. The old one is closed (1000) at once, or, when `hear_old_for` is above zero,
+    after that many seconds, in which its frames go to `retired_upstream_message` (a
+    spoken turn's transcript that came too late for the switch)."""
+
+    hear_old_for: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

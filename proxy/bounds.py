@@ -93,6 +93,20 @@ RENEWAL_MAX_ATTEMPTS: Final = 3
 #: too: speech that began just before the switch, too short for the old session's VAD to
 #: have noticed, reaches the new session whole (three batches: 300 ms by default).
 RECENT_AUDIO_BATCHES: Final = 3
+#: After a switch, a spoken turn's transcript the switch did not wait for (it waits
+#: `RENEWAL_TRANSCRIPT_WAIT`) may still come from the old session: the old session stays
+#: open this long, only heard for those transcripts, which reach the client and the
+#: record carried at the next renewal. Later ones are lost.
+RENEWAL_LATE_TRANSCRIPT_SECONDS: Final = 20.0
+#: Renewal waits for a quiet moment, but not past this last stretch before the cap (or
+#: the last half of the renewal window, when that is shorter): from then on a client-side
+#: function call the client has not answered, or user speech that has not stopped, no
+#: longer holds the switch, which would otherwise come too late and end the session at
+#: the cap. The call goes along (the next session gets its item, and the client's later
+#: output goes to that session); of speech in progress the new session hears the newest
+#: `RECENT_AUDIO_BATCHES` and what follows. A minute leaves room for the next session's
+#: opening and confirmation (`ready_timeout`, 15 s by default) and a retry of neither.
+RENEWAL_FORCE_SECONDS: Final = 60.0
 #: The current session counts as at its cap this early: `expires_at` is whole seconds
 #: and the service may close on the second.
 CAP_EARLY_SECONDS: Final = 1.0

@@ -21,12 +21,10 @@ import asyncio
 import logging
 import math
 from collections import deque
-from collections.abc import Coroutine
-from http import HTTPStatus
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
-from websockets.exceptions import InvalidHandshake, InvalidProxy, InvalidStatus, InvalidURI
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
@@ -48,11 +46,12 @@ from .errors import ErrorCode
 from .function_http import FunctionCaller
 from .legs import ClientLeg, Leg, UpstreamLeg
 from .logs import SessionLog
-from .metrics import ProxyMetrics
+from .metrics import ProxyMetrics, report_traffic
+from .next_upstream import NextUpstream
 from .outbox import CLOSE_GRACE, Outbox
-from .redaction import redact, redacting_logger
+from .redaction import redact
 from .session import ProxySession
-from .upstream import open_upstream
+from .upstream_dial import UpstreamDial
 
 __all__ = ["Bridge"]
 
@@ -63,20 +62,17 @@ class Bridge:
     """Runs one proxied session from the client's upgrade to the last close."""
 
     __slots__ = (
+        "_dial",
         "_held",
         "_holding",
         "_loop",
+        "_next",
         "_next_ping",
-        "_next_wanted",
-        "_opening",
-        "_opening_next",
-        "_reported",
-        "_reported_at",
-        "_retired",
         "_tasks",
         "_timer",
         "_timer_at",
-        "_upstream_bytes_before",
+        "_traffic",
+        "_traffic_at",
         "bytes_from_client",
         "bytes_from_upstream",
         "client",
@@ -84,10 +80,8 @@ class Bridge:
         "functions",
         "log",
         "metrics",
-        "next_upstream",
         "session",
         "to_client",
-        "to_next_upstream",
         "to_upstream",
         "upstream",
     )
@@ -109,12 +103,11 @@ class Bridge:
             config.session_options(), log=self.log, observer=metrics.session()
         )
         self.bytes_from_client = self.bytes_from_upstream = 0
-        self._reported = [0.0] * 6  # what report_traffic counted, in TRAFFIC order
-        self._reported_at = 0.0
+        self._traffic, self._traffic_at = [0.0] * 6, 0.0  # reported so far, and when
         self.upstream: UpstreamLeg | None = None
         self._loop = client.loop
         self._tasks: set[asyncio.Task[None]] | None = set()  # closes, function calls
-        self._opening: anyio.CancelScope | None = None  # while upstream is being opened
+        self._dial: UpstreamDial | None = None  # while upstream is being opened
         self._held: deque[Action] | None = None  # actions waiting for room, in order
         self._holding = False
         self._timer: asyncio.TimerHandle | None = None
@@ -123,15 +116,9 @@ class Bridge:
         self.to_client = self._outbox()
         self.to_client.attach(client)
         self.to_upstream = self._outbox()
-        # The next upstream session while a renewal prepares it (docs/protocol-mapping.md).
-        self.next_upstream: UpstreamLeg | None = None
-        self.to_next_upstream: Outbox[Leg] | None = None
-        self._opening_next: anyio.CancelScope | None = None
-        self._next_wanted = False
-        self._upstream_bytes_before = 0  # written to upstream sessions renewed since
-        # Renewed upstream sessions still closing (each close is bounded by CLOSE_GRACE;
-        # the session's end drops any that is left).
-        self._retired: list[UpstreamLeg] = []
+        # The next upstream session while a renewal prepares it, and the ones renewals
+        # left behind (docs/protocol-mapping.md).
+        self._next = NextUpstream(config)
 
     def _outbox(self) -> Outbox[Leg]:
         config = self.config
@@ -155,7 +142,9 @@ class Bridge:
                 self._execute(self.session.drain())
             client.release()  # what the client sent with its upgrade
             self._flush()
-            await self._open_upstream()
+            self._dial = UpstreamDial(self.config)
+            await self._open(self._dial, self._upstream_open, self._upstream_failed)
+            self._dial = None
             await client.wait_closed()
             # The client is gone: close upstream, let queued frames go, then stop.
             self._execute(self.session.client_closed())
@@ -167,11 +156,7 @@ class Bridge:
                 if upstream.protocol.state is not State.CLOSED:
                     upstream.transport.abort()
         finally:
-            if self.next_upstream is not None:
-                self.next_upstream.transport.abort()
-            for retired in self._retired:
-                if retired.protocol.state is not State.CLOSED:
-                    retired.transport.abort()
+            self._next.abort_all()
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
@@ -194,22 +179,16 @@ class Bridge:
 
     def report_traffic(self) -> None:
         """Add the bytes and audio moved since the last report to the metrics."""
-        self._reported_at = self._loop.time()
-        session = self.session
+        self._traffic_at = self._loop.time()
         totals = (
             self.bytes_from_client,
             self.to_client.bytes_out,
             self.bytes_from_upstream,
-            self._upstream_bytes_before + self.to_upstream.bytes_out,
-            session.microphone.seconds_in,
-            session.agent_audio.seconds_out,
+            self._next.bytes_out + self.to_upstream.bytes_out,
+            self.session.microphone.seconds_in,
+            self.session.agent_audio.seconds_out,
         )
-        reported = self._reported
-        for index, counter in enumerate(self.metrics.traffic):
-            delta = totals[index] - reported[index]
-            if delta > 0:
-                counter.inc(delta)
-                reported[index] = totals[index]
+        report_traffic(self.metrics, totals, self._traffic)
 
     # ------------------------------------------------------------ what the legs report
 
@@ -227,9 +206,12 @@ class Bridge:
             elif leg is self.upstream:
                 self.bytes_from_upstream += len(data)
                 actions = session.upstream_message(data)
-            elif leg is self.next_upstream:
+            elif leg is self._next.leg:
                 self.bytes_from_upstream += len(data)
                 actions = session.next_upstream_message(data)
+            elif leg is self._next.heard:  # replaced, but it still owes a transcript
+                self.bytes_from_upstream += len(data)
+                actions = session.retired_upstream_message(data)
             else:
                 return  # a renewed session's last words: it is no longer heard
             if actions:
@@ -267,11 +249,11 @@ class Bridge:
     def leg_lost(self, leg: Leg) -> None:
         try:
             if leg is self.client:
-                if self._opening is not None:
-                    self._opening.cancel()  # no need for upstream any more
+                if self._dial is not None:
+                    self._dial.call_off()  # no need for upstream any more
             elif leg is self.upstream:
                 self._upstream_gone(leg)
-            elif leg is self.next_upstream:
+            elif leg is self._next.leg:
                 self._next_upstream_gone(leg)
         except Exception:
             self._crash()
@@ -282,58 +264,24 @@ class Bridge:
             return self.to_client
         if leg is self.upstream:
             return self.to_upstream
-        return self.to_next_upstream if leg is self.next_upstream else None
+        return self._next.outbox if leg is self._next.leg else None
 
     # ------------------------------------------------------------ upstream
 
-    async def _open_upstream(self) -> None:
-        result = None
-        try:
-            with anyio.CancelScope() as self._opening:
-                result = await self._connect()
-        finally:
-            self._opening = None
+    async def _open(
+        self,
+        dial: UpstreamDial,
+        opened: Callable[[UpstreamLeg], None],
+        failed: Callable[[ErrorCode, str], None],
+    ) -> None:
+        """Open an upstream connection (the current session's or the next one's): the
+        leg goes to `opened`, why there is none to `failed`; called off, nothing."""
+        result = await dial.open()
         if isinstance(result, UpstreamLeg):
-            self._upstream_open(result)
+            opened(result)
         elif result is not None:
-            code, description = result
-            self.log.warning("upstream connection failed: %s", description)
-            self._execute(self.session.upstream_failed(code, description))
-            self._flush()
-
-    async def _connect(self) -> UpstreamLeg | tuple[ErrorCode, str]:
-        """A connection to the upstream service, or why there is none."""
-        config = self.config
-        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        failure: tuple[ErrorCode, str]
-        try:
-            with anyio.fail_after(config.upstream_connect_timeout):
-                upstream = await open_upstream(
-                    config.upstream_url,
-                    headers=headers,
-                    proxy=config.upstream_proxy,
-                    max_size=config.hard_frame_bytes,
-                    logger=redacting_logger("proxy.upstream_ws", config.api_key),
-                )
-        except InvalidStatus as refused:
-            status = refused.response.status_code
-            code = (
-                ErrorCode.UPSTREAM_AUTH_FAILED
-                if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN)
-                else ErrorCode.UPSTREAM_UNAVAILABLE
-            )
-            failure = (code, f"upstream refused the connection (HTTP {status})")
-        except TimeoutError:
-            failure = (
-                ErrorCode.UPSTREAM_UNAVAILABLE,
-                f"upstream did not answer within {config.upstream_connect_timeout:g} s",
-            )
-        except (OSError, InvalidHandshake, InvalidURI, InvalidProxy) as exc:
-            failure = (ErrorCode.UPSTREAM_UNAVAILABLE, f"cannot reach upstream: {exc}")
-        else:
-            return upstream
-        code, description = failure
-        return code, redact(description, config.api_key)
+            failed(*result)
+        self._flush()
 
     def _upstream_open(self, upstream: UpstreamLeg) -> None:
         self.upstream = upstream
@@ -347,68 +295,43 @@ class Bridge:
         else:
             self._execute(self.session.upstream_connected())
             upstream.release()  # session.created, if it came with the handshake
-        self._flush()
+
+    def _upstream_failed(self, code: ErrorCode, description: str) -> None:
+        self.log.warning("upstream connection failed: %s", description)
+        self._execute(self.session.upstream_failed(code, description))
 
     # ------------------------------------------------------------ the next upstream session
 
-    async def _open_next_upstream(self) -> None:
-        result = None
-        try:
-            with anyio.CancelScope() as self._opening_next:
-                result = await self._connect()
-        finally:
-            self._opening_next = None
-        if isinstance(result, UpstreamLeg):
-            if not self._next_wanted:  # given up while it was opening
-                self._start_close(result, CloseCode.NORMAL_CLOSURE, "renewal abandoned")
-                return
-            self.next_upstream = result
-            result.attach(self)
-            result.handshake_done()
-            self.to_next_upstream = self._outbox()
-            self.to_next_upstream.attach(result)
-            self._execute(self.session.next_upstream_connected())
-            result.release()
-        elif result is not None:
-            code, description = result
-            self.log.warning("next upstream session: connection failed: %s", description)
-            self._execute(self.session.next_upstream_failed(code, description))
-        self._flush()
+    def _next_upstream_open(self, leg: UpstreamLeg) -> None:
+        outbox = self._outbox()
+        if not self._next.take(leg, outbox):  # given up while it was opening
+            self._start_close(leg, CloseCode.NORMAL_CLOSURE, "renewal abandoned")
+            return
+        leg.attach(self)
+        leg.handshake_done()
+        outbox.attach(leg)
+        self._execute(self.session.next_upstream_connected())
+        leg.release()
+
+    def _next_upstream_failed(self, code: ErrorCode, description: str) -> None:
+        self.log.warning("next upstream session: connection failed: %s", description)
+        self._execute(self.session.next_upstream_failed(code, description))
 
     def _next_upstream_gone(self, leg: UpstreamLeg) -> None:
         received = leg.protocol.close_rcvd
-        self.next_upstream = self.to_next_upstream = None
-        self._next_wanted = False
+        self._next.lost()
         code = received.code if received else None
         reason = redact(received.reason, self.config.api_key) if received else ""
         self._execute(self.session.next_upstream_closed(code, reason))
 
-    def _close_next_upstream(self, code: int, reason: str) -> None:
-        self._next_wanted = False
-        if self._opening_next is not None:
-            self._opening_next.cancel()
-        outbox, self.to_next_upstream, self.next_upstream = self.to_next_upstream, None, None
-        if outbox is not None:
-            outbox.close(code, reason)
-
-    def _switch_upstream(self) -> None:
-        """The next session takes over; the old one is closed at once. What still waited
-        for it is dropped: the new session got the conversation and the settings, and the
-        old one may have stopped reading (its close is bounded: `_close`)."""
-        old, new, outbox = self.upstream, self.next_upstream, self.to_next_upstream
-        if new is None or outbox is None:  # lost meanwhile: the session hears of it
+    def _switch_upstream(self, hear_old_for: float = 0.0) -> None:
+        """The next session takes over (see `NextUpstream.switch`)."""
+        switched = self._next.switch(self.upstream, self.to_upstream, hear_old_for)
+        if switched is None:  # lost meanwhile: the session hears of it
             return
-        self._upstream_bytes_before += self.to_upstream.bytes_out
-        self.to_upstream.abandon(CloseCode.NORMAL_CLOSURE, "session renewed")
-        self.upstream, self.to_upstream = new, outbox
-        self.next_upstream = self.to_next_upstream = None
-        self._next_wanted = False
-        if old is not None:
-            old.release()  # what it still says is ignored; its closing handshake completes
-            self._retired = [leg for leg in self._retired if leg.protocol.state is not State.CLOSED]
-            self._retired.append(old)
+        self.upstream, self.to_upstream = switched
         if self._holding:
-            new.hold()
+            switched[0].hold()
 
     def _upstream_gone(self, upstream: UpstreamLeg) -> None:
         protocol = upstream.protocol
@@ -438,7 +361,7 @@ class Bridge:
                 self._react(self.session.upstream_stalled(self.config.stall_timeout))
             self._execute(self.session.tick())
             self._keepalive(now)
-            if now - self._reported_at >= _REPORT_EVERY:
+            if now - self._traffic_at >= _REPORT_EVERY:
                 self.report_traffic()
         except Exception:
             self._crash()
@@ -502,9 +425,9 @@ class Bridge:
         elif isinstance(action, SendUpstream):
             outbox, text = self.to_upstream, True
         elif isinstance(action, SendNextUpstream):
-            if self.to_next_upstream is None:
+            if self._next.outbox is None:
                 return True  # it went away; the session hears of it
-            outbox, text = self.to_next_upstream, True
+            outbox, text = self._next.outbox, True
         else:
             self._perform(action)
             return True
@@ -522,14 +445,17 @@ class Bridge:
             self._spawn(self._call_function(action))
             return
         elif isinstance(action, OpenNextUpstream):
-            self._next_wanted = True
-            self._spawn(self._open_next_upstream())
+            self._spawn(
+                self._open(
+                    self._next.wanting(), self._next_upstream_open, self._next_upstream_failed
+                )
+            )
             return
         elif isinstance(action, SwitchUpstream):
-            self._switch_upstream()
+            self._switch_upstream(action.hear_old_for)
             return
         elif isinstance(action, CloseNextUpstream):
-            self._close_next_upstream(action.code, action.reason)
+            self._next.give_up(action.code, action.reason)
         if self.session.closed and self._holding:
             # Nothing more will be sent: what waits is dropped, and the legs read again
             # so the closing handshakes complete.
@@ -566,8 +492,8 @@ class Bridge:
     def _flush(self) -> None:
         self.to_client.flush()
         self.to_upstream.flush()
-        if self.to_next_upstream is not None:
-            self.to_next_upstream.flush()
+        if self._next.outbox is not None:
+            self._next.outbox.flush()
         self._rearm()
 
     def _start_close(self, ws: Leg, code: int, reason: str) -> None:
@@ -579,16 +505,29 @@ class Bridge:
         if self._tasks is None:
             work.close()
             return False
-        task = self._loop.create_task(work)
+        task = self._loop.create_task(self._guarded(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
 
-    def _crash(self) -> None:
-        """A bug, not a peer's fault: say so once, drop both connections."""
-        self.log.exception("session failed; dropping both connections")
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        """A bug in a task (as `_crash`): said once; this session ends with an Error."""
+        try:
+            await work
+        except Exception:
+            self.log.exception("session task failed; ending the session")
+            try:
+                self._execute(self.session.internal_failure("the proxy failed; session ended"))
+                self._flush()
+            except Exception:  # ending it cleanly failed too: drop it
+                self._crash(told=True)
+
+    def _crash(self, *, told: bool = False) -> None:
+        """A bug, not a peer's fault: say so once (unless `told`), drop both connections."""
+        if not told:
+            self.log.exception("session failed; dropping both connections")
         self.client.transport.abort()
-        for upstream in (self.upstream, self.next_upstream):
+        for upstream in (self.upstream, self._next.leg):
             if upstream is not None:
                 upstream.transport.abort()
 

@@ -36,6 +36,8 @@ class ErrorCode(StrEnum):
     RESPONSE_FAILED = "response_failed"  # response.done {status: failed} with no error code
     # The service's session cap came and the session could not be renewed (section 3b).
     UPSTREAM_SESSION_EXPIRED = "upstream_session_expired"
+    # A bug of the proxy's ended the session (logged with its traceback).
+    INTERNAL_ERROR = "internal_error"
 
 
 class WarningCode(StrEnum):

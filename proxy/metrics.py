@@ -28,7 +28,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from .bounds import MAX_ERROR_CODES as _MAX_ERROR_CODES
 
-__all__ = ["CONTENT_TYPE", "ProxyMetrics", "SessionMetrics", "multiprocess_dir"]
+__all__ = ["CONTENT_TYPE", "ProxyMetrics", "SessionMetrics", "multiprocess_dir", "report_traffic"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -147,6 +147,16 @@ class ProxyMetrics:
 
     def session(self) -> SessionMetrics:
         return SessionMetrics(self)
+
+
+def report_traffic(metrics: ProxyMetrics, totals: tuple[float, ...], reported: list[float]) -> None:
+    """Add what one session moved since its last report to the traffic counters: `totals`
+    and `reported` (what earlier reports added, updated here) in `traffic` order."""
+    for index, counter in enumerate(metrics.traffic):
+        delta = totals[index] - reported[index]
+        if delta > 0:
+            counter.inc(delta)
+            reported[index] = totals[index]
 
 
 def _running_tasks() -> float:

@@ -14,35 +14,29 @@ session, gives it the settings as applied so far and the conversation as items, 
 switches to it at a quiet moment. This module keeps what that needs and decides when,
 without I/O (the session turns its answers into actions):
 
-- `ConversationRecord`: the conversation as text items, bounded (oldest dropped first);
+- `ConversationRecord` (`proxy.conversation_record`): the conversation as text items;
 - `AppliedSettings`: every confirmed `session.update`, merged, as one `session.update`;
 - `Renewal`: when the next session is due, what goes to it, and when it is ready.
 """
 
 from __future__ import annotations
 
-import itertools
+import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
 import orjson
 
-from .bounds import (
-    CAP_EARLY_SECONDS,
-    CARRIED_ENTRY_SHARE,
-    MAX_CARRIED_CHARS,
-    MAX_CARRIED_ITEMS,
-    RECENT_AUDIO_BATCHES,
-    TRUNCATED_MARK,
-)
+from .bounds import CAP_EARLY_SECONDS, RECENT_AUDIO_BATCHES
 from .bounds import RENEWAL_ANSWER_WAIT as ANSWER_WAIT
+from .bounds import RENEWAL_FORCE_SECONDS as FORCE_SECONDS
+from .bounds import RENEWAL_LATE_TRANSCRIPT_SECONDS as LATE_TRANSCRIPT_SECONDS
 from .bounds import RENEWAL_MAX_ATTEMPTS as MAX_ATTEMPTS
 from .bounds import RENEWAL_POLL_SECONDS as POLL_SECONDS
 from .bounds import RENEWAL_RETRY_SECONDS as RETRY_SECONDS
-from .bounds import RENEWAL_TRANSCRIPT_WAIT as TRANSCRIPT_WAIT
+from .conversation_record import ConversationRecord
 from .upstream_events import (
     AudioCommitted,
     ErrorDetail,
@@ -59,16 +53,13 @@ from .validation import InvalidMessage, decode, too_deep
 
 __all__ = [
     "ANSWER_WAIT",
+    "FORCE_SECONDS",
+    "LATE_TRANSCRIPT_SECONDS",
     "MAX_ATTEMPTS",
-    "MAX_CARRIED_CHARS",
-    "MAX_CARRIED_ITEMS",
     "POLL_SECONDS",
     "RECENT_AUDIO_BATCHES",
     "RETRY_SECONDS",
-    "TRANSCRIPT_WAIT",
-    "TRUNCATED_MARK",
     "AppliedSettings",
-    "ConversationRecord",
     "Renewal",
     "RenewalFailed",
     "RenewalState",
@@ -85,157 +76,12 @@ _MERGED_KEYS: Final = frozenset({"audio", "input", "output"})  # session.update 
 
 
 def is_cap_error(error: ErrorDetail) -> bool:
-    """The service's "session hit the maximum duration" error."""
-    return error.code == _CAP_ERROR_CODE or _CAP_ERROR_TEXT in (error.message or "").lower()
-
-
-# ---------------------------------------------------------------- the conversation
-
-
-@dataclass(slots=True)
-class _Entry:
-    seq: int
-    key: str  # an item or call id: what later events about it are matched by
-    item: dict[str, Any] | None  # None: a spoken turn whose transcript is awaited
-    chars: int
-    since: float
-
-
-class ConversationRecord:
-    """The conversation as the items that rebuild it in another session, in order.
-
-    Text only: typed and spoken user turns (their transcripts), the assistant's text and
-    transcripts, function calls and their outputs. Audio is not carried (the service has
-    no way to add an assistant's audio item; the transcript stands for it).
-    """
-
-    def __init__(
-        self, max_items: int = MAX_CARRIED_ITEMS, max_chars: int = MAX_CARRIED_CHARS
-    ) -> None:
-        self.max_items = max_items
-        self.max_chars = max_chars
-        self.chars = 0
-        self._entries: deque[_Entry] = deque()
-        self._keys: dict[str, _Entry] = {}
-        self._seq = itertools.count(1)
-        self._anonymous = itertools.count(1)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def message(self, role: str, text: str, *, key: str | None = None, now: float = 0.0) -> None:
-        """A user or assistant text turn (once per `key`)."""
-        if not text or (key is not None and key in self._keys):
-            return
-        self._add(key, _text_item(role, self._cut(text)), now)
-
-    def spoken_turn(self, item_id: str, now: float) -> None:
-        """The user's audio became item `item_id`: its transcript comes later."""
-        if item_id not in self._keys:
-            self._add(item_id, None, now)
-
-    def transcript(self, item_id: str, text: str, now: float) -> None:
-        entry = self._keys.get(item_id)
-        if entry is None:
-            self.message("user", text, key=item_id, now=now)
-        elif entry.item is None and text.strip():
-            entry.item = _text_item("user", self._cut(text))
-            entry.chars = len(entry.item["content"][0]["text"])
-            self.chars += entry.chars
-            self._trim()
-
-    def function_call(self, call_id: str, name: str, arguments: str, now: float) -> None:
-        if call_id not in self._keys:
-            item = {"type": "function_call", "call_id": call_id, "name": name}
-            item["arguments"] = arguments = self._cut(arguments)
-            self._add(call_id, item, now, chars=len(name) + len(arguments))
-
-    def function_output(self, call_id: str, output: str, now: float) -> None:
-        key = f"output:{call_id}"
-        if key not in self._keys:
-            output = self._cut(output)
-            item = {"type": "function_call_output", "call_id": call_id, "output": output}
-            self._add(key, item, now, chars=len(output))
-
-    def sent_upstream(self, item: dict[str, Any], now: float) -> None:
-        """An item the proxy itself created upstream (user text, the agent's spoken text,
-        context, function outputs)."""
-        kind = item.get("type")
-        if kind == "message":
-            role = item.get("role")
-            text = "".join(str(part.get("text") or "") for part in item.get("content") or ())
-            if role in ("user", "assistant"):
-                self.message(str(role), text, key=item.get("id"), now=now)
-        elif kind == "function_call":
-            self.function_call(
-                str(item.get("call_id")), str(item.get("name")), str(item.get("arguments")), now
-            )
-        elif kind == "function_call_output":
-            self.function_output(str(item.get("call_id")), str(item.get("output")), now)
-
-    def awaiting(self, now: float) -> bool:
-        """A spoken turn's transcript is still expected."""
-        return any(e.item is None and now - e.since < TRANSCRIPT_WAIT for e in self._entries)
-
-    def after(self, seq: int, now: float) -> tuple[list[dict[str, Any]], int]:
-        """The items recorded after `seq`, up to the first transcript still awaited,
-        and the last sequence number they cover."""
-        found: list[dict[str, Any]] = []
-        last = seq
-        newer: list[_Entry] = []
-        for entry in reversed(self._entries):  # most calls find nothing new: stop early
-            if entry.seq <= seq:
-                break
-            newer.append(entry)
-        for entry in reversed(newer):
-            if entry.item is None:
-                if now - entry.since < TRANSCRIPT_WAIT:
-                    break
-            else:
-                found.append(entry.item)
-            last = entry.seq
-        return found, last
-
-    def _add(
-        self, key: str | None, item: dict[str, Any] | None, now: float, chars: int | None = None
-    ) -> None:
-        if chars is None:
-            chars = len(item["content"][0]["text"]) if item is not None else 0
-        key = key or f"anonymous:{next(self._anonymous)}"
-        entry = _Entry(next(self._seq), key, item, chars, now)
-        self._entries.append(entry)
-        self._keys[entry.key] = entry
-        self.chars += chars
-        self._trim()
-
-    def _trim(self) -> None:
-        entries = self._entries
-        while len(entries) > 1 and (len(entries) > self.max_items or self.chars > self.max_chars):
-            dropped = entries.popleft()
-            self._drop(dropped)
-            if dropped.item is not None and dropped.item["type"] == "function_call":
-                output = self._keys.get(f"output:{dropped.key}")  # alone it means nothing
-                if output is not None:
-                    entries.remove(output)
-                    self._drop(output)
-
-    def _drop(self, entry: _Entry) -> None:
-        self.chars -= entry.chars
-        del self._keys[entry.key]
-
-    def _cut(self, text: str) -> str:
-        """`text`, cut to an entry's share of the character bound (marked as cut)."""
-        limit = self.max_chars // CARRIED_ENTRY_SHARE
-        if len(text) <= limit:
-            return text
-        if limit <= len(TRUNCATED_MARK):
-            return text[:limit]
-        return text[: limit - len(TRUNCATED_MARK)] + TRUNCATED_MARK
-
-
-def _text_item(role: str, text: str) -> dict[str, Any]:
-    part = "input_text" if role == "user" else "output_text"
-    return {"type": "message", "role": role, "content": [{"type": part, "text": text}]}
+    """The service's "session hit the maximum duration" error: known by its code
+    (`session_expired`); its message text only when the error has no code (another
+    error may well mention a maximum duration, an audio file's for one)."""
+    if error.code:
+        return error.code == _CAP_ERROR_CODE
+    return _CAP_ERROR_TEXT in (error.message or "").lower()
 
 
 # ---------------------------------------------------------------- the settings
@@ -331,10 +177,16 @@ class Renewal:
         self.state = RenewalState.IDLE
         self.expires: float | None = None  # when the current session ends
         self.due_at: float | None = None
+        # From then on, a pending call or the user's speech no longer holds the renewal.
+        self.force_at: float | None = None
         self.renewals = 0
         self.attempts = 0  # for the current session's renewal
         self.poll_at: float | None = None
         self._turn_ended_at: float | None = None  # the user stopped; the answer is awaited
+        # Spoken turns of the last replaced session whose transcript may still come from
+        # it, until `late_until` (None, not an empty set, in the many sessions never renewed).
+        self._late_items: set[str] | None = None
+        self.late_until: float | None = None
         self._reset_next()
 
     def _reset_next(self) -> None:
@@ -366,7 +218,7 @@ class Renewal:
 
     def _plan(self, expires: float, lifetime: float, now: float) -> None:
         """When to renew a session that ends at `expires` and lasts `lifetime` in all."""
-        self.expires, self.due_at = expires, None
+        self.expires, self.due_at, self.force_at = expires, None, None
         if lifetime < self.min_lifetime:
             self._refuse(
                 f"the upstream session lasts {lifetime:.0f} s, under the "
@@ -384,6 +236,7 @@ class Renewal:
                 )
                 return
         self.due_at = due
+        self.force_at = expires - min(FORCE_SECONDS, (expires - due) / 2)
         self.state = RenewalState.IDLE
 
     def _refuse(self, why: str) -> None:
@@ -455,6 +308,11 @@ class Renewal:
         if self.state is RenewalState.IDLE and self.due_at is not None and now >= self.due_at:
             self.state = RenewalState.DUE
         return self.state is RenewalState.DUE
+
+    def forced(self, now: float) -> bool:
+        """In the last stretch before the cap (`FORCE_SECONDS`): a client-side call or
+        the user's speech no longer holds the renewal."""
+        return self.force_at is not None and now >= self.force_at
 
     def expired(self, now: float) -> bool:
         """The current session is at its cap (a second early: `expires_at` is whole
@@ -574,9 +432,14 @@ class Renewal:
         items, last = self.record.after(self._sent_seq, now)
         return not items and last == self._sent_seq and not self.record.awaiting(now)
 
-    def switched(self, now: float) -> None:
-        """The next session is now the current one."""
+    def switched(self, now: float) -> float:
+        """The next session is now the current one. Returns how long the old one is still
+        heard for transcripts it owes (0: not at all)."""
         expires, lifetime = self.next_expires, self.next_lifetime
+        # Only the replaced session's own turns: the sessions before it are closed.
+        began = self._switched_at if self._switched_at is not None else -math.inf
+        self._late_items = set(self.record.untranscribed(began)) or None
+        self.late_until = now + LATE_TRANSCRIPT_SECONDS if self._late_items else None
         self.renewals += 1
         if self._counted is not None:
             self._counted("renewed")
@@ -584,9 +447,36 @@ class Renewal:
         self._switched_at = now
         self._reset_next()
         self.state = RenewalState.IDLE
-        self.expires = self.due_at = None
+        self.expires = self.due_at = self.force_at = None
         if expires is not None and lifetime is not None:
             self._plan(expires, lifetime, now)
+        return LATE_TRANSCRIPT_SECONDS if self._late_items else 0.0
+
+    def late_transcript(self, data: bytes | bytearray | str, now: float) -> tuple[str, str] | None:
+        """A frame of the replaced session: (item id, transcript) when it is a transcript
+        that session owed, in time; else None (anything else it says is not heard)."""
+        late = self._late_items
+        if late is None or self.late_until is None or now >= self.late_until:
+            self._late_items = None
+            return None
+        found = _TRANSCRIPT in data if isinstance(data, str) else _TRANSCRIPT_BYTES in data
+        if not found:
+            return None  # the old session's other events: one scan, no parse
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return None
+        if type(event) is not dict or event.get("type") != _TRANSCRIPT or too_deep(event, data):
+            return None
+        try:
+            typed = decode(TranscriptionCompleted, event, _TRANSCRIPT)
+        except InvalidMessage:
+            return None
+        if typed.item_id is None or typed.item_id not in late:
+            return None
+        late.discard(typed.item_id)
+        self.record.transcript(typed.item_id, typed.transcript, now)
+        return typed.item_id, typed.transcript
 
     def failed(self, now: float) -> bool:
         """The next session cannot be used: True when another will be tried later."""
@@ -600,7 +490,15 @@ class Renewal:
 
 
 def _monotonic(expires_at: float | None, now: float, wall_now: float) -> float | None:
-    """`expires_at` (epoch seconds) on the monotonic clock; None when absent or past."""
+    """`expires_at` (epoch seconds) on the monotonic clock; None when absent or past.
+
+    Read once, when the event arrives: from then on only the monotonic clock counts, so
+    a later step of the host's clock (NTP, an operator) neither brings the renewal
+    forward nor delays it. What remains is the skew between the service's clock and the
+    host's at that moment (plus the event's transit): `expires_at` is the service's
+    time, read against ours. NTP keeps that to well under a second, and the margin
+    (minutes) absorbs it; a host clock that is off by minutes moves the renewal by as
+    much, and one ahead by the whole session's life sees it as past (not renewed)."""
     if expires_at is None or expires_at <= 0:
         return None
     remaining = expires_at - wall_now
@@ -616,6 +514,9 @@ _OBSERVERS: dict[type[Any], Callable[[Renewal, Any, float], None]] = {
     TranscriptionCompleted: Renewal._transcribed,
     FunctionArgumentsDone: Renewal._function_called,
 }
+
+_TRANSCRIPT: Final = "conversation.item.input_audio_transcription.completed"
+_TRANSCRIPT_BYTES: Final = _TRANSCRIPT.encode()
 
 #: What the renewal reads from the next session before the switch (the rest is ignored).
 _NEXT_SESSION_EVENTS: Final[dict[str, type[Any]]] = {

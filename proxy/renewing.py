@@ -3,7 +3,8 @@
 `proxy.renewal` holds the state and the rules (when it is due, what the next session
 must be sent, when it is up to date); this mixin feeds it the session's events and
 carries out its decisions: open the next upstream session when due and quiet, keep it
-up to date, switch when it holds everything and all is quiet, give it up when it fails.
+up to date, switch when it holds everything and all is quiet, give it up when it fails;
+after a switch, pass on a user transcript the replaced session still owed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .actions import (
 from .errors import ErrorCode, WarningCode
 from .phases import Phase, UserSpeech
 from .renewal import POLL_SECONDS, RenewalFailed, RenewalState
+from .server_messages import Transcript
 from .session_state import SessionState, loggable
 
 __all__ = ["Renewing"]
@@ -54,6 +56,20 @@ class Renewing(SessionState):
             self._renewal_failed(str(exc))
         else:
             self._renew_step()
+        return self._take()
+
+    def retired_upstream_message(self, data: bytes | bytearray | str) -> list[Action]:
+        """A frame from the session the last switch replaced, while it is still heard:
+        a user transcript it owed reaches the client (and the record), nothing else."""
+        if self.closed:
+            return []
+        late = self._renewal.late_transcript(data, self._clock())
+        if late is None:
+            return []
+        _, text = late
+        if text.strip():
+            self._conversation_text("user", text)
+        self._to_client(Transcript(transcript=text, is_final=True, speech_final=True))
         return self._take()
 
     def next_upstream_failed(self, code: ErrorCode, description: str) -> list[Action]:
@@ -98,13 +114,16 @@ class Renewing(SessionState):
     def _quiet(self, now: float) -> bool:
         """No response requested or running, the user not speaking nor just done (an
         answer or a transcript due), no function call or settings change pending, the
-        agent's audio played out on the client."""
+        agent's audio played out on the client. In the last stretch before the cap a
+        pending call or the user's speech no longer counts (see `RENEWAL_FORCE_SECONDS`):
+        neither has an end the proxy can wait for."""
+        forced = self._renewal.forced(now)
         return not (
             self.phase is not _READY
             or self.gate.busy
-            or self._user_speech is UserSpeech.SPEAKING
+            or (self._user_speech is UserSpeech.SPEAKING and not forced)
             or self._pending
-            or self._calls
+            or (self._calls and not forced)
             or self._updates
             or self.agent_audio.playing(now)
             or self._renewal.settling(now)
@@ -113,10 +132,10 @@ class Renewing(SessionState):
     def _switch(self, now: float) -> None:
         renewal = self._renewal
         session_id = renewal.next_session_id
-        self._out.append(SwitchUpstream())
-        for payload in renewal.recent_audio:  # the old session may not have heard it all
+        recent = list(renewal.recent_audio)
+        self._out.append(SwitchUpstream(hear_old_for=renewal.switched(now)))
+        for payload in recent:  # the old session may not have heard it all
             self._out.append(SendUpstream(payload))
-        renewal.switched(now)
         self.agent_audio.item_id = None  # the old session's items are not in the new one
         self._user_transcript = ("", "")
         self.log.upstream_session = loggable(session_id)

@@ -273,6 +273,14 @@ class ProxySession(Opening, Responses, BargeIn, FunctionCalls, Deadlines, Renewi
             self._close(1001, "server shutting down", reason="drain_timeout")
         return self._take()
 
+    def internal_failure(self, description: str) -> list[Action]:
+        """The proxy failed (a bug, logged by the shell): tell the client, close both
+        sides."""
+        if not self.closed:
+            self._error(ErrorCode.INTERNAL_ERROR, description)
+            self._close(1011, "internal error", reason="internal_error")
+        return self._take()
+
     def _handle(self, message: ClientMessage | bytes) -> None:
         CLIENT_HANDLERS[type(message)](self, message)
 

@@ -17,7 +17,9 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.protocol import State
 
 from proxy.bridge import Bridge
+from proxy.config import ProxyConfig
 from proxy.legs import UpstreamLeg
+from proxy.next_upstream import NextUpstream
 from proxy.outbox import CLOSE_GRACE, Outbox
 from proxy.upstream import open_upstream
 
@@ -39,9 +41,7 @@ def _bridge_between(old: UpstreamLeg) -> Bridge:
     bridge._loop = asyncio.get_running_loop()
     bridge._tasks = set()
     bridge._holding = False
-    bridge._next_wanted = True
-    bridge._upstream_bytes_before = 0
-    bridge._retired = []
+    bridge._next = NextUpstream(ProxyConfig())
 
     def outbox() -> Outbox:
         return Outbox(limit_bytes=8 << 20, stall_timeout=60.0, start_close=bridge._start_close)
@@ -49,7 +49,8 @@ def _bridge_between(old: UpstreamLeg) -> Bridge:
     bridge.upstream, bridge.to_upstream = old, outbox()
     bridge.to_upstream.attach(old)
     next_leg: Any = _NextLeg()
-    bridge.next_upstream, bridge.to_next_upstream = next_leg, outbox()
+    bridge._next.wanted = True
+    bridge._next.take(next_leg, outbox())
     return bridge
 
 
@@ -85,6 +86,6 @@ async def test_an_old_upstream_that_stopped_reading_is_closed_within_a_bound() -
         took = time.monotonic() - started
         assert old.protocol.state is State.CLOSED, "the old upstream is still open"
         assert took < CLOSE_GRACE + 1.0
-        assert bridge.upstream is not old and bridge._retired == [old]
+        assert bridge.upstream is not old and [leg for leg, _ in bridge._next._retired] == [old]
         for task in list(bridge._tasks or ()):
             await task

@@ -9,12 +9,15 @@ goes on across two session ends without the client noticing more than a Warning.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
+import orjson
 import pytest
 
 from harness.client import ComponentClient, default_settings
 from harness.mock_openai import MockRealtime, silence_pcm16, tone_pcm16
+from proxy.session import ProxySession
 
 LIFETIME = 6  # seconds an upstream session lives in these tests (renewed after half)
 FUNCTIONS = [
@@ -270,3 +273,157 @@ async def test_one_client_renews_at_most_once_per_interval(
         assert 'voice_proxy_renewals_total{outcome="refused"} 1.0' in metrics
     finally:
         await client.close()
+
+
+def _counted(metrics: str, direction: str) -> float:
+    line = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith(f'voice_proxy_bytes_total{{direction="{direction}"}}')
+    )
+    return float(line.rsplit(" ", 1)[1])
+
+
+@pytest.mark.mock_openai(session_lifetime=3)
+async def test_bytes_sent_to_a_next_session_that_failed_are_counted(
+    mock_openai: MockRealtime, proxy_factory: Any
+) -> None:
+    endpoint = proxy_factory(
+        session_renew_min_lifetime=0, session_renew_min_interval=0, connection_rate=0
+    )
+    client = await ComponentClient.connect(endpoint.url)
+    try:
+        await client.start()
+        # The next session gets the settings, then closes: the renewal fails for good.
+        mock_openai.on_client_event("session.update").close(1011, "not today").once()
+        error = await client.wait_for("Error", timeout=10)
+        assert error["code"] == "upstream_session_expired"
+        await client.wait_closed()
+    finally:
+        await client.close()
+    connections = mock_openai.connections
+    assert len(connections) == 2 and connections[1].received  # the next one got frames
+    sent = sum(len(orjson.dumps(event)) for c in connections for event in c.received)
+    for _ in range(50):  # the session's last report comes as its bridge ends
+        counted = _counted(endpoint.server.metrics.render().decode(), "upstream_out")
+        if counted >= sent:
+            break
+        await asyncio.sleep(0.1)
+    assert counted == sent
+
+
+async def _error_or_renewal(client: ComponentClient) -> dict[str, Any]:
+    """The first Error or session_renewed Warning the client gets."""
+    for _ in range(LIFETIME * 20):
+        said = client.received("Error") + [m for m in client.received("Warning") if _is_renewal(m)]
+        if said:
+            return said[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"neither an Error nor a renewal: {client.describe()}")
+
+
+@pytest.mark.mock_openai(session_lifetime=4)
+async def test_a_bug_in_the_next_sessions_task_ends_that_session_only(
+    mock_openai: MockRealtime,
+    proxy: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mock_openai.on_user_text().reply_with_text("Still here.")
+    failures = [RuntimeError("a bug in the renewal")]  # the first renewal only
+    real = ProxySession.next_upstream_connected
+
+    def buggy(session: ProxySession) -> list[Any]:
+        if failures:
+            raise failures.pop()
+        return real(session)
+
+    monkeypatch.setattr(ProxySession, "next_upstream_connected", buggy)
+    clients = [await ComponentClient.connect(proxy.url) for _ in range(2)]
+    try:
+        for client in clients:
+            await client.start()
+
+        ended, renewed = [], []
+        for client in clients:
+            message = await _error_or_renewal(client)
+            (ended if message["type"] == "Error" else renewed).append((client, message))
+        assert len(ended) == 1 and len(renewed) == 1, [m for _, m in ended + renewed]
+        broken, error = ended[0]
+        assert error["code"] == "internal_error"
+        assert await broken.wait_closed() == 1011
+        survivor = renewed[0][0]
+        await survivor.inject("Are you there?")
+        await survivor.wait_for("ConversationText", where=lambda m: m["content"] == "Still here.")
+        assert not survivor.received("Error"), survivor.describe()
+    finally:
+        for client in clients:
+            await client.close()
+    failed = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(failed) == 1, [r.getMessage() for r in failed]
+    assert failed[0].exc_info is not None and "a bug in the renewal" in caplog.text
+
+
+@pytest.mark.mock_openai(session_lifetime=12)
+async def test_a_transcript_that_comes_after_the_switch_still_reaches_the_client(
+    mock_openai: MockRealtime, component_client: ComponentClient
+) -> None:
+    client = component_client
+    await client.start()
+    # A spoken turn whose transcript the service is slow with: the switch waits 5 s for
+    # it, then goes; the transcript comes from the old session after that.
+    mock_openai.push(
+        {"type": "input_audio_buffer.committed", "previous_item_id": None, "item_id": "item_slow"},
+        connection=0,
+    )
+    await _renewed(client, 1)
+    mock_openai.push(
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "item_id": "item_slow",
+            "content_index": 0,
+            "transcript": "said before the switch",
+            "usage": {"type": "duration", "seconds": 1},
+        },
+        connection=0,
+    )
+    said = await client.wait_for("ConversationText", timeout=5)
+    assert (said["role"], said["content"]) == ("user", "said before the switch")
+    final = await client.wait_for("Transcript", where=lambda m: m["is_final"])
+    assert final["transcript"] == "said before the switch"
+    assert not client.received("Error"), client.describe()
+
+
+@pytest.mark.mock_openai(session_lifetime=8)
+async def test_a_call_the_client_leaves_unanswered_is_carried_and_answered_after_the_switch(
+    mock_openai: MockRealtime, component_client: ComponentClient
+) -> None:
+    # Renewal is due from 4 s; the call holds it until the last stretch (6 s here: the
+    # last half of the renewal window, as the session is short), then it goes anyway.
+    mock_openai.on_user_text("weather").call_function("get_weather", {"city": "Oslo"}).once()
+    mock_openai.on_function_output("get_weather").reply_with_text("Snow in Oslo.").once()
+    client = component_client
+    settings = default_settings(
+        think={
+            "provider": {"type": "open_ai", "model": "gpt-realtime"},
+            "prompt": "You are terse.",
+            "functions": FUNCTIONS,
+        }
+    )
+    await client.start(settings)
+    await client.inject("What is the weather in Oslo?")
+    request = await client.wait_for("FunctionCallRequest")
+    await _renewed(client, 1)  # the call still waits for its output
+    call = request["functions"][0]
+    await client.answer_function(call["id"], call["name"], '{"sky": "snow"}')
+    assert await client.wait_for_reply(1) == "Snow in Oslo."
+    assert not client.received("Error"), client.describe()
+    old, new = mock_openai.connections[:2]
+    assert ("call", "get_weather", '{"city":"Oslo"}') in _carried(new.received)
+    outputs = [
+        e["item"]["output"]
+        for e in new.received
+        if e["type"] == "conversation.item.create" and e["item"]["type"] == "function_call_output"
+    ]
+    assert outputs == ['{"sky": "snow"}']  # the new session got the output, the old none
+    assert not any(e.get("item", {}).get("type") == "function_call_output" for e in old.received)

@@ -51,6 +51,7 @@ class Outcome:
     opened_next: bool = False
     to_next: list[dict[str, Any]] = field(default_factory=list)
     switched: bool = False
+    hear_old_for: float = 0.0  # the replaced session is heard this long (late transcripts)
     next_close: CloseNextUpstream | None = None
     # Upstream events sent after a switch (they go to the new session).
     after_switch: list[dict[str, Any]] = field(default_factory=list)
@@ -91,6 +92,7 @@ def decode(actions: list[Action]) -> Outcome:
             outcome.opened_next = True
         elif isinstance(action, SwitchUpstream):
             outcome.switched = True
+            outcome.hear_old_for = action.hear_old_for
         elif isinstance(action, CloseNextUpstream):
             outcome.next_close = action
         elif isinstance(action, CloseClient):

@@ -45,11 +45,13 @@ PROXY_SHELL = frozenset(
         "proxy.legs",
         "proxy.metrics",
         "proxy.mock_upstream",
+        "proxy.next_upstream",
         "proxy.outbox",
         "proxy.runner",
         "proxy.server",
         "proxy.test_app",
         "proxy.upstream",
+        "proxy.upstream_dial",
         "proxy.worker_board",
         "proxy.workers",
     }

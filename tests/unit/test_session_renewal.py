@@ -15,8 +15,9 @@ import orjson
 import pytest
 
 from harness.mock_openai import tone_pcm16
+from proxy.conversation_record import MAX_CARRIED_CHARS, TRUNCATED_MARK, ConversationRecord
 from proxy.errors import ErrorCode, WarningCode
-from proxy.renewal import MAX_CARRIED_CHARS, TRUNCATED_MARK, ConversationRecord, Renewal
+from proxy.renewal import Renewal
 from proxy.session import ProxySession
 from proxy.session_options import SessionOptions
 from tests.unit import realtime_events as events
@@ -119,6 +120,7 @@ def _merged(outcomes: list[Outcome]) -> Outcome:
         merged.to_next += out.to_next
         merged.upstream += out.upstream
         merged.switched = merged.switched or out.switched
+        merged.hear_old_for = max(merged.hear_old_for, out.hear_old_for)
         merged.opened_next = merged.opened_next or out.opened_next
         merged.next_close = merged.next_close or out.next_close
         merged.client_close = merged.client_close or out.client_close
@@ -561,3 +563,145 @@ def test_a_function_output_whose_call_was_dropped_is_not_carried() -> None:
     renewal.record.message("user", "next")  # the call is dropped, its output stays
     renewal.opening()
     assert _items(renewal.connected(0.0)) == [("user", "next")]
+
+
+# ------------------------------------------------------------------ review leftovers
+
+
+def test_the_cap_error_is_known_by_its_code_and_by_its_text_only_without_one() -> None:
+    # Another error that happens to say "maximum duration" is not the cap.
+    driver = Renewing()
+    driver.open()
+    out = driver.upstream(
+        events.error("invalid_value", "Audio exceeds the maximum duration of 15 minutes.")
+    )
+    assert out.only("Error")["code"] == "invalid_value"
+    assert out.client_close is None
+    # Without a code the message is all there is.
+    driver = Renewing()
+    driver.open()
+    out = driver.upstream(
+        events.error(None, "Your session hit the maximum duration of 60 minutes.")
+    )
+    assert out.only("Error")["code"] == ErrorCode.UPSTREAM_SESSION_EXPIRED
+
+
+@pytest.mark.parametrize("step", [-2 * HOUR, 2 * HOUR])
+def test_a_host_clock_step_neither_brings_renewal_forward_nor_delays_it(step: float) -> None:
+    wall_offset = [WALL]
+    driver = Renewing()
+    driver.session = ProxySession(
+        SessionOptions(**QUIET_OPTIONS),
+        clock=driver.clock,
+        wall_clock=lambda: driver.clock.now + wall_offset[0],
+    )
+    driver.open()
+    wall_offset[0] += step  # the host's clock is set (NTP, an operator) after expires_at came
+    assert not driver.tick(HOUR - 301).opened_next
+    out = driver.tick(1)
+    assert out.opened_next and out.client_close is None  # due on the session's own clock
+
+
+def _call_waiting(driver: Renewing) -> None:
+    """A client-side call the client has not answered (its response is over)."""
+    driver.client({"type": "InjectUserMessage", "content": "What time is it?"})
+    driver.respond("resp_1")
+    driver.upstream(events.function_call("call_1", "get_time", "{}", "resp_1"))
+    driver.finish("resp_1")
+
+
+def test_an_unanswered_client_call_holds_renewal_only_until_the_last_minute() -> None:
+    driver = Renewing()
+    driver.open()
+    _call_waiting(driver)
+    assert not driver.tick(HOUR - 300).opened_next  # due, but the call waits
+    assert not driver.tick(239).opened_next
+    assert driver.tick(1).opened_next  # a minute before the cap: the call goes along
+    sent = driver.connect_next().to_next
+    assert _items(sent) == [("user", "What time is it?"), ("call", "call_1", "get_time", "{}")]
+    assert _merged(driver.confirm_next(sent)).switched
+    # The client answers after the switch: the new session gets the output and answers.
+    late = driver.client(
+        {"type": "FunctionCallResponse", "id": "call_1", "name": "get_time", "content": "12:00"}
+    )
+    assert late.upstream_types() == ["conversation.item.create", "response.create"]
+    assert late.upstream[0]["item"]["type"] == "function_call_output"
+    assert late.upstream[0]["item"]["call_id"] == "call_1"
+    assert "Error" not in late.types()
+    assert driver.tick(60).client_close is None  # the old cap passed: nothing ended
+
+
+def test_speech_that_never_stops_holds_renewal_only_until_the_last_minute() -> None:
+    driver = Renewing()
+    driver.open()
+    driver.upstream(events.speech_started("item_u1"))
+    assert not driver.tick(HOUR - 300).opened_next  # due, but the user speaks
+    assert not driver.tick(239).opened_next
+    assert driver.tick(1).opened_next
+    sent = driver.connect_next().to_next
+    appends: list[dict[str, Any]] = []
+    for _ in range(10):  # the user speaks on while the next session confirms
+        appends += driver.audio(tone_pcm16(20, rate=16000)).upstream
+        appends += driver.tick(0.02).upstream
+    appends = [e for e in appends if e["type"] == "input_audio_buffer.append"]
+    switch = next(out for out in driver.confirm_next(sent) if out.switched)
+    assert switch.after_switch == appends[-3:]  # the newest 300 ms reach the new session
+    assert driver.tick(60).client_close is None
+
+
+def test_a_transcript_the_switch_did_not_wait_for_still_reaches_the_client() -> None:
+    driver = Renewing()
+    driver.open()
+    driver.tick(HOUR - 300)
+    sent = driver.connect_next().to_next
+    driver.upstream(events.speech_started("item_u1"))
+    driver.upstream(events.speech_stopped(800, "item_u1"))
+    driver.upstream(events.input_committed("item_u1"))
+    driver.respond("resp_1")
+    driver.upstream(events.transcript_done("item_a1", "Sure.", "resp_1"))
+    driver.finish("resp_1")
+    assert not _merged(driver.confirm_next(sent)).switched  # the transcript is awaited
+    given_up = driver.tick(5)  # ... for 5 s: the answer goes to the next session alone
+    assert _items(given_up.to_next) == [("assistant", "Sure.")]
+    switch = _merged(driver.confirm_next(given_up.to_next, session_id=""))
+    assert switch.switched and switch.hear_old_for == 20.0  # the old session is heard on
+
+    late = events.transcription_completed("item_u1", "Can you help?")
+    other = events.transcription_completed("item_zz", "Not a turn of ours.")
+    heard = decode(driver.session.retired_upstream_message(orjson.dumps(late)))
+    assert [(m["type"], m.get("content", m.get("transcript"))) for m in heard.to_client] == [
+        ("ConversationText", "Can you help?"),
+        ("Transcript", "Can you help?"),
+    ]
+    assert heard.only("Transcript")["is_final"] is True
+    assert decode(driver.session.retired_upstream_message(orjson.dumps(late))).to_client == []
+    assert decode(driver.session.retired_upstream_message(orjson.dumps(other))).to_client == []
+    response = events.response_created("resp_old")
+    assert decode(driver.session.retired_upstream_message(orjson.dumps(response))).to_client == []
+    # The next renewal carries the late transcript in its place, before the answer.
+    driver.tick(HOUR - 300)
+    assert _items(driver.connect_next().to_next) == [
+        ("user", "Can you help?"),
+        ("assistant", "Sure."),
+    ]
+
+
+def test_a_transcript_later_than_the_bound_is_not_heard() -> None:
+    driver = Renewing()
+    driver.open()
+    driver.tick(HOUR - 300)
+    sent = driver.connect_next().to_next
+    driver.upstream(events.input_committed("item_u1"))
+    driver.tick(5)
+    assert _merged(driver.confirm_next(sent)).hear_old_for == 20.0
+    driver.tick(20)
+    late = events.transcription_completed("item_u1", "Too late.")
+    assert decode(driver.session.retired_upstream_message(orjson.dumps(late))).to_client == []
+
+
+def test_without_a_transcript_owed_the_old_session_is_closed_at_once() -> None:
+    driver = Renewing()
+    driver.open()
+    driver.tick(HOUR - 300)
+    sent = driver.connect_next().to_next
+    assert _merged(driver.confirm_next(sent)).hear_old_for == 0.0

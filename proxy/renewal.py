@@ -27,8 +27,6 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any, Final
 
-import orjson
-
 from .bounds import CAP_EARLY_SECONDS, RECENT_AUDIO_BATCHES
 from .bounds import RENEWAL_ANSWER_WAIT as ANSWER_WAIT
 from .bounds import RENEWAL_FORCE_SECONDS as FORCE_SECONDS
@@ -48,8 +46,10 @@ from .upstream_events import (
     SessionUpdated,
     SpeechStopped,
     TranscriptionCompleted,
+    parse_upstream_frame,
 )
-from .validation import InvalidMessage, decode, too_deep
+from .validation import InvalidMessage, decode
+from .wire import Unreadable, typed_object
 
 __all__ = [
     "ANSWER_WAIT",
@@ -379,13 +379,10 @@ class Renewal:
     def next_frame(self, data: bytes | bytearray | str, now: float) -> None:
         """A frame of the next session, checked as any upstream event is; only what the
         renewal needs is read. Raises `RenewalFailed`."""
-        try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            event = None
-        kind = event.get("type") if type(event) is dict else None
-        if type(kind) is not str or too_deep(event, data):
+        event = typed_object(data)
+        if isinstance(event, Unreadable):
             raise RenewalFailed("the next upstream session sent a frame that is not an event")
+        kind: str = event["type"]
         model = _NEXT_SESSION_EVENTS.get(kind)
         if model is None:
             return  # nothing the renewal waits for
@@ -462,15 +459,8 @@ class Renewal:
         found = _TRANSCRIPT in data if isinstance(data, str) else _TRANSCRIPT_BYTES in data
         if not found:
             return None  # the old session's other events: one scan, no parse
-        try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return None
-        if type(event) is not dict or event.get("type") != _TRANSCRIPT or too_deep(event, data):
-            return None
-        try:
-            typed = decode(TranscriptionCompleted, event, _TRANSCRIPT)
-        except InvalidMessage:
+        typed = parse_upstream_frame(data)
+        if not isinstance(typed, TranscriptionCompleted):
             return None
         if typed.item_id is None or typed.item_id not in late:
             return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,7 +141,8 @@ def _number(
     kind: Callable[[str], Any], low: int, high: int | None = None, *, above: bool = False
 ) -> Callable[[str], Any]:
     """A parser of `kind` (int, float) from `low` (more than `low` when `above`) to
-    `high`. NaN is no number in any range."""
+    `high`. NaN and infinity are in no range: a rate or a timeout of `inf` broke every
+    connection (0 is how an option says "no limit", where it can)."""
     if high is not None:
         allowed = f"{low} to {high}"
     else:
@@ -149,10 +151,11 @@ def _number(
     def parse(value: str) -> Any:
         number = kind(value)
         fits = number > low if above else number >= low
-        if not fits or (high is not None and not number <= high):
+        if not fits or (high is not None and not number <= high) or not math.isfinite(number):
             raise argparse.ArgumentTypeError(f"must be {allowed}, not {value}")
         return number
 
+    parse.__name__ = kind.__name__  # argparse names it in "invalid int value: 'x'"
     return parse
 
 
@@ -160,6 +163,12 @@ _non_negative = _number(float, 0)
 _positive_float = _number(float, 0, above=True)
 _positive_int = _number(int, 1)
 _ipv6_prefix = _number(int, 1, 128)
+_port = _number(int, 0, 65535)
+_count = _number(int, 0)
+#: More processes than this is a typo, not a machine: each forks at start (and, without a
+#: key, starts a mock child), so `--workers 100000` took the machine down.
+MAX_WORKERS = 256
+_workers = _number(int, 1, MAX_WORKERS)
 
 
 def _on_off(value: str) -> bool:
@@ -187,7 +196,7 @@ class ServerSettings:
         "OPENAI_PROXY_PORT",
         "port to listen on (0: any free)",
         group="serving",
-        parse=int,
+        parse=_port,
     )
     path: str = option(
         "/openai",
@@ -233,7 +242,7 @@ class ServerSettings:
         "OPENAI_PROXY_MAX_SESSIONS",
         "sessions at once (HTTP 503 past it)",
         group="access",
-        parse=int,
+        parse=_count,
     )
     max_sessions_per_ip: int = option(
         20,
@@ -241,7 +250,7 @@ class ServerSettings:
         "OPENAI_PROXY_MAX_SESSIONS_PER_IP",
         "sessions at once from one client address (HTTP 429 past it)",
         group="access",
-        parse=int,
+        parse=_count,
     )
     ipv6_prefix: int = option(
         64,
@@ -294,7 +303,7 @@ class ServerSettings:
         "OPENAI_PROXY_TURN_RATE",
         "sustained user turns a second per session",
         group="session",
-        parse=float,
+        parse=_positive_float,
     )
     turn_burst: int = option(
         20,
@@ -302,7 +311,7 @@ class ServerSettings:
         "OPENAI_PROXY_TURN_BURST",
         "user turns allowed in a burst",
         group="session",
-        parse=int,
+        parse=_positive_int,
     )
     # Each message costs CPU whatever its size, so a flood of tiny frames is bounded too.
     # Audio in 20 ms frames is 50 a second; a browser's AudioWorklet posting 128-sample
@@ -314,7 +323,7 @@ class ServerSettings:
         "sustained client messages a second per session, audio frames included (twice that "
         "in a burst); past it they are dropped with one Error {rate_limited}",
         group="session",
-        parse=float,
+        parse=_positive_float,
     )
     client_idle_timeout: float = option(
         60.0,
@@ -322,7 +331,7 @@ class ServerSettings:
         "OPENAI_PROXY_CLIENT_IDLE_TIMEOUT",
         "close a client that sends nothing (KeepAlive counts) for this many seconds",
         group="session",
-        parse=float,
+        parse=_positive_float,
     )
     keepalive_only_timeout: float = option(
         600.0,
@@ -482,7 +491,7 @@ class ProcessSettings:
         "OPENAI_PROXY_WORKERS",
         "processes serving the same port (SO_REUSEPORT); metrics are summed over them",
         group="serving",
-        parse=_positive_int,
+        parse=_workers,
     )
     drain_seconds: float = option(
         30.0,

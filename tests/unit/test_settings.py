@@ -130,6 +130,9 @@ def _parser(flag: str) -> Callable[[str], Any]:
         ("--max-session-seconds", "-1", "must be 0 or more, not -1"),
         ("--max-session-seconds", "nan", "must be 0 or more, not nan"),  # was let through
         ("--function-max-answer-bytes", "0", "must be 1 or more, not 0"),
+        ("--message-rate", "inf", "must be more than 0, not inf"),  # broke every connection
+        ("--workers", "100000", "must be 1 to 256, not 100000"),  # forked that many
+        ("--port", "65536", "must be 0 to 65535, not 65536"),
     ],
 )
 def test_a_number_out_of_its_range_is_refused_in_one_line(flag: str, text: str, says: str) -> None:
@@ -144,3 +147,40 @@ def test_a_number_in_its_range_is_its_value() -> None:
     assert _parser("--function-max-answer-bytes")("1") == 1
     with pytest.raises(ValueError):  # argparse says "invalid int value"
         _parser("--function-max-answer-bytes")("1.5")
+
+
+def _numeric_options() -> list[tuple[str, Callable[[str], Any]]]:
+    found = []
+    for _, spec, _ in operator_options():
+        if spec.flag is None or spec.parse is None:
+            continue
+        try:
+            value = spec.parse("1")
+        except (argparse.ArgumentTypeError, ValueError):
+            continue
+        if type(value) in (int, float):  # not a name, a path, a list or a switch
+            found.append((spec.flag, spec.parse))
+    return found
+
+
+def test_every_number_option_has_a_range_and_refuses_nan_and_infinity() -> None:
+    """A bare `float` or `int` took `nan`, `inf` and negatives: `--message-rate inf`
+    made every connection fail with a traceback, `--workers 100000` forked that many."""
+    numeric = _numeric_options()
+    assert len(numeric) > 20
+    for flag, parse in numeric:
+        assert parse not in (int, float), flag
+        for text in ("nan", "inf", "-inf", "-1"):
+            with pytest.raises((argparse.ArgumentTypeError, ValueError)):
+                parse(text)
+                raise AssertionError(f"{flag} took {text}")
+
+
+def test_a_number_that_is_no_int_is_named_as_one_in_the_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ipv6-prefix", type=_parser("--ipv6-prefix"))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--ipv6-prefix", "1.5"])
+    assert "invalid int value: '1.5'" in capsys.readouterr().err

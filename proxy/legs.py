@@ -21,6 +21,13 @@ the same way.
 Keepalive is the owner's too (one timer per session instead of one task per
 connection): `send_keepalive_ping()` sends a Ping, and `ping_at` says since when one is
 unanswered.
+
+An idle session is mostly its two legs, so a leg holds nothing it no longer needs. The
+protocol that did the opening handshake keeps its request or response (with every
+header) for as long as it lives; so once the upgrade is done, each leg goes on with a
+fresh protocol made in the OPEN state (websockets' documented `state` argument), and
+the handshake's one is dropped. The bytes that followed the HTTP head in the same read
+(a pipelined first message) go to the new protocol.
 """
 
 from __future__ import annotations
@@ -89,6 +96,7 @@ class _Leg(asyncio.Protocol):
         "_held",
         "_lost",
         "_pings",
+        "_tail",
         "loop",
         "owner",
         "paused",
@@ -114,6 +122,8 @@ class _Leg(asyncio.Protocol):
         self._closed: asyncio.Future[None] | None = None  # made when someone waits
         self._lost = False
         self.paused = False  # the transport's write buffer is over its limit
+        # Until the HTTP head has come: its last bytes so far (see _head_end).
+        self._tail: bytes | None = b""
 
     # ------------------------------------------------------------ for the owner
 
@@ -259,6 +269,19 @@ class _Leg(asyncio.Protocol):
             else:
                 transport.close()
 
+    def _head_end(self, data: bytes) -> int:
+        """Where in `data` the opening's HTTP head ends (-1: not in this read). Neither
+        a handshake request nor a 101 has a body: the head ends at the first empty line."""
+        tail = self._tail
+        assert tail is not None
+        seen = tail + data
+        end = seen.find(b"\r\n\r\n")
+        if end < 0:
+            self._tail = seen[-3:]
+            return -1
+        self._tail = None
+        return end + 4 - len(tail)
+
     def _expect_close(self) -> None:
         """The peer has CLOSE_GRACE to end the connection, then it is dropped."""
         if self._close_timer is None and not self._lost:
@@ -315,7 +338,15 @@ class ClientLeg(_Leg):
     """The component's connection to the proxy. It counts as a pending handshake from
     its acceptance to its upgrade request, and starts TLS itself (see proxy.handshakes)."""
 
-    __slots__ = ("_listener", "_open_timer", "_pending", "_ticket", "_upgrade", "request")
+    __slots__ = (
+        "_early",
+        "_listener",
+        "_open_timer",
+        "_pending",
+        "_ticket",
+        "_upgrade",
+        "request",
+    )
 
     def __init__(self, listener: Listener, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(
@@ -332,6 +363,7 @@ class ClientLeg(_Leg):
         self._pending: PendingSlot | None = None  # until the upgrade request has arrived
         self._open_timer: asyncio.TimerHandle | None = None
         self._upgrade: Response | None = None  # the 101, until the session starts
+        self._early: bytes | None = None  # what followed the accepted request, until then
 
     def admit(self, ticket: SessionTicket) -> None:
         """Hold the session place this connection was given at the upgrade: it goes back
@@ -365,6 +397,25 @@ class ClientLeg(_Leg):
         self._listener.accepted(self)
         # The upgrade request must come within the open timeout (TLS had its own).
         self._open_timer = self.loop.call_later(self._listener.open_timeout, self._too_slow)
+
+    def data_received(self, data: bytes) -> None:
+        if self._tail is None:
+            if self._early is None:
+                super().data_received(data)
+            else:  # between the accepted request and its 101: reading is paused
+                self._early += data
+            return
+        end = self._head_end(data)
+        if end < 0:
+            super().data_received(data)
+            return
+        super().data_received(data[:end])  # the request: see _handshake
+        rest = data[end:]
+        if self._upgrade is not None:  # accepted: the rest is for the protocol after it
+            self._early = rest
+            self.transport.pause_reading()
+        elif rest and not self._lost:
+            super().data_received(rest)
 
     def _too_slow(self) -> None:
         self._open_timer = None
@@ -401,14 +452,24 @@ class ClientLeg(_Leg):
         self.transport.close()  # refused, or a plain HTTP answer: done once written
 
     def finish_upgrade(self) -> bool:
-        """Send the accepted upgrade's 101; False if the connection went meanwhile."""
+        """Send the accepted upgrade's 101; False if the connection went meanwhile.
+        From here on a protocol made open does the talking (see the module docstring)."""
         response, self._upgrade = self._upgrade, None
+        early, self._early = self._early, None
         protocol = self.protocol
         assert isinstance(protocol, ServerProtocol)
         if response is None or self._lost or self.transport.is_closing():
             return False
         protocol.send_response(response)
         self._write_out()
+        if protocol.state is not _OPEN:  # pragma: no cover (send_response opens it)
+            return True
+        self.protocol = ServerProtocol(
+            state=_OPEN, max_size=self._listener.max_size, logger=protocol.logger
+        )
+        self.transport.resume_reading()
+        if early:
+            self.data_received(early)
         return True
 
     def _frame(self, frame: Frame) -> None:
@@ -452,22 +513,28 @@ class ClientLeg(_Leg):
 class UpstreamLeg(_Leg):
     """The proxy's connection to the OpenAI Realtime API (opened by proxy.upstream)."""
 
-    __slots__ = ("_response",)
+    __slots__ = ("_opened", "_response")
 
     def __init__(self, protocol: ClientProtocol, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(protocol, loop)
         self._response: asyncio.Future[bool] | None = loop.create_future()
+        self._opened: ClientProtocol | None = None  # takes over after the upgrade
 
-    async def handshake(self, request: Request) -> None:
+    async def handshake(self, request: Request, opened: ClientProtocol) -> None:
         """Send the upgrade `request` and wait for the answer; the protocol's
-        InvalidHandshake (InvalidStatus for a refusal) if it is not an upgrade."""
+        InvalidHandshake (InvalidStatus for a refusal) if it is not an upgrade. Once
+        upgraded, `opened` (the same connection's protocol, made in the OPEN state)
+        takes over (see the module docstring)."""
         protocol = self.protocol
         assert isinstance(protocol, ClientProtocol)
+        self._opened = opened
         protocol.send_request(request)
         self._write_out()
         assert self._response is not None
-        upgraded = await self._response
-        self._response = None
+        try:
+            upgraded = await self._response
+        finally:
+            self._response = self._opened = None
         if protocol.handshake_exc is not None:
             raise protocol.handshake_exc
         if not upgraded:
@@ -480,9 +547,22 @@ class UpstreamLeg(_Leg):
             self._response.set_result(True)
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+        if self._tail is None:
+            super().data_received(data)
+            return
+        end = self._head_end(data) if self._opened is not None else -1
+        protocol = self.protocol
+        if end < 0:
+            super().data_received(data)
+        else:
+            super().data_received(data[:end])  # the response: see _handshake
+            rest = data[end:]
+            if protocol.state is _OPEN and self._opened is not None:
+                self.protocol, self._opened = self._opened, None
+            if rest and not self._lost:
+                super().data_received(rest)
         waiting = self._response
-        exc = self.protocol.handshake_exc
+        exc = protocol.handshake_exc
         if waiting is not None and exc is not None and not waiting.done():
             waiting.set_result(False)  # an answer that does not parse
 

@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidProxy
+from websockets.protocol import State
 from websockets.uri import WebSocketURI, parse_uri
 
 from .legs import UpstreamLeg
@@ -92,7 +93,8 @@ async def open_upstream(
         request.headers["User-Agent"] = _USER_AGENT
         for name, value in headers.items():
             request.headers[name] = value
-        await leg.handshake(request)
+        opened = ClientProtocol(target, state=State.OPEN, max_size=max_size, logger=logger)
+        await leg.handshake(request, opened)
     except BaseException:
         if getattr(leg, "transport", None) is not None:
             leg.transport.abort()

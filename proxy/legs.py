@@ -25,8 +25,9 @@ unanswered.
 An idle session is mostly its two legs, so a leg holds nothing it no longer needs. The
 protocol that did the opening handshake keeps its request or response (with every
 header) for as long as it lives; so once the upgrade is done, each leg goes on with a
-fresh protocol made in the OPEN state (websockets' documented `state` argument), and
-the handshake's one is dropped. The bytes that followed the HTTP head in the same read
+fresh protocol made in the OPEN state (websockets' documented `Protocol(side,
+state=...)`, the base class that parses frames only: its subclasses add the handshake),
+and the handshake's one is dropped. The bytes that followed the HTTP head in the same read
 (a pipelined first message) go to the new protocol.
 """
 
@@ -44,7 +45,7 @@ from websockets.exceptions import InvalidHandshake
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import Protocol as WebSocketProtocol
-from websockets.protocol import State
+from websockets.protocol import Side, State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
@@ -119,7 +120,9 @@ class _Leg(asyncio.Protocol):
         self._fragments: list[bytes] | None = None  # a fragmented message so far
         self._fragments_text = False
         self._close_timer: asyncio.TimerHandle | None = None
-        self._closed: asyncio.Future[None] | None = None  # made when someone waits
+        # One future per waiter, made when someone waits: each is cancelled alone (a
+        # shared one shielded would cost two futures and two callbacks more).
+        self._closed: list[asyncio.Future[None]] | None = None
         self._lost = False
         self.paused = False  # the transport's write buffer is over its limit
         # Until the HTTP head has come: its last bytes so far (see _head_end).
@@ -185,9 +188,16 @@ class _Leg(asyncio.Protocol):
     async def wait_closed(self) -> None:
         if self._lost:
             return
+        waiter = self.loop.create_future()
         if self._closed is None:
-            self._closed = self.loop.create_future()
-        await asyncio.shield(self._closed)
+            self._closed = [waiter]
+        else:
+            self._closed.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._closed is not None and waiter in self._closed:
+                self._closed.remove(waiter)
 
     def abort(self) -> None:
         """Drop the connection now, unless it is gone already."""
@@ -243,8 +253,10 @@ class _Leg(asyncio.Protocol):
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
-        if self._closed is not None and not self._closed.done():
-            self._closed.set_result(None)
+        waiters, self._closed = self._closed, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
         self._lost_hook()
         if self.owner is not None:
             self.owner.leg_lost(self)  # type: ignore[arg-type]
@@ -402,8 +414,9 @@ class ClientLeg(_Leg):
         if self._tail is None:
             if self._early is None:
                 super().data_received(data)
-            else:  # between the accepted request and its 101: reading is paused
+            else:  # between the accepted request and its 101: kept, and no more read
                 self._early += data
+                self.transport.pause_reading()
             return
         end = self._head_end(data)
         if end < 0:
@@ -413,7 +426,8 @@ class ClientLeg(_Leg):
         rest = data[end:]
         if self._upgrade is not None:  # accepted: the rest is for the protocol after it
             self._early = rest
-            self.transport.pause_reading()
+            if rest:
+                self.transport.pause_reading()
         elif rest and not self._lost:
             super().data_received(rest)
 
@@ -464,11 +478,11 @@ class ClientLeg(_Leg):
         self._write_out()
         if protocol.state is not _OPEN:  # pragma: no cover (send_response opens it)
             return True
-        self.protocol = ServerProtocol(
-            state=_OPEN, max_size=self._listener.max_size, logger=protocol.logger
+        self.protocol = WebSocketProtocol(
+            Side.SERVER, state=_OPEN, max_size=self._listener.max_size, logger=protocol.logger
         )
-        self.transport.resume_reading()
         if early:
+            self.transport.resume_reading()
             self.data_received(early)
         return True
 
@@ -518,9 +532,9 @@ class UpstreamLeg(_Leg):
     def __init__(self, protocol: ClientProtocol, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(protocol, loop)
         self._response: asyncio.Future[bool] | None = loop.create_future()
-        self._opened: ClientProtocol | None = None  # takes over after the upgrade
+        self._opened: WebSocketProtocol | None = None  # takes over after the upgrade
 
-    async def handshake(self, request: Request, opened: ClientProtocol) -> None:
+    async def handshake(self, request: Request, opened: WebSocketProtocol) -> None:
         """Send the upgrade `request` and wait for the answer; the protocol's
         InvalidHandshake (InvalidStatus for a refusal) if it is not an upgrade. Once
         upgraded, `opened` (the same connection's protocol, made in the OPEN state)

@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidProxy
-from websockets.protocol import State
+from websockets.protocol import Protocol, Side, State
 from websockets.uri import WebSocketURI, parse_uri
 
 from .legs import UpstreamLeg
@@ -93,7 +93,7 @@ async def open_upstream(
         request.headers["User-Agent"] = _USER_AGENT
         for name, value in headers.items():
             request.headers[name] = value
-        opened = ClientProtocol(target, state=State.OPEN, max_size=max_size, logger=logger)
+        opened = Protocol(Side.CLIENT, state=State.OPEN, max_size=max_size, logger=logger)
         await leg.handshake(request, opened)
     except BaseException:
         if getattr(leg, "transport", None) is not None:

@@ -17,12 +17,14 @@ from urllib.parse import urlsplit
 
 import orjson
 import pytest
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
 from harness.client import ComponentClient, default_settings
 from harness.mock_openai import MockRealtime
 from harness.pytest_plugin import ProxyEndpoint
+from proxy.upstream import open_upstream
 from tests.http_raw import upgrade_request
 from tests.integration.test_held_places import port_of
 
@@ -91,3 +93,30 @@ async def test_a_message_pipelined_with_the_upgrade_request_arrives(
         assert await _held_by_legs(proxy) == []
     finally:
         writer.close()
+
+
+async def test_a_cancelled_wait_for_the_close_leaves_the_other_waiters_waiting() -> None:
+    """Each `wait_closed()` has its own future: cancelling one (a task that gives up)
+    neither cancels the others nor keeps them from hearing of the close."""
+
+    async def until_closed(ws: ServerConnection) -> None:
+        await ws.wait_closed()
+
+    async with serve(until_closed, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        leg = await open_upstream(
+            f"ws://127.0.0.1:{port}",
+            headers={},
+            proxy=None,
+            max_size=1 << 20,
+            logger=logging.getLogger("test"),
+        )
+        gives_up = asyncio.create_task(leg.wait_closed())
+        waits = asyncio.create_task(leg.wait_closed())
+        await asyncio.sleep(0)
+        gives_up.cancel()
+        await asyncio.sleep(0)
+        assert not waits.done()
+        await asyncio.wait_for(leg.close(), 5)
+        await asyncio.wait_for(waits, 5)
+        assert gives_up.cancelled()

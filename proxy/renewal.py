@@ -109,13 +109,16 @@ class ConversationRecord:
     no way to add an assistant's audio item; the transcript stands for it).
     """
 
+    __slots__ = ("_anonymous", "_entries", "_keys", "_seq", "chars", "max_chars", "max_items")
+
     def __init__(
         self, max_items: int = MAX_CARRIED_ITEMS, max_chars: int = MAX_CARRIED_CHARS
     ) -> None:
         self.max_items = max_items
         self.max_chars = max_chars
         self.chars = 0
-        self._entries: deque[_Entry] = deque()
+        # A deque from the first entry on (an idle session records nothing).
+        self._entries: deque[_Entry] | tuple[()] = ()
         self._keys: dict[str, _Entry] = {}
         self._seq = itertools.count(1)
         self._anonymous = itertools.count(1)
@@ -203,6 +206,8 @@ class ConversationRecord:
             chars = len(item["content"][0]["text"]) if item is not None else 0
         key = key or f"anonymous:{next(self._anonymous)}"
         entry = _Entry(next(self._seq), key, item, chars, now)
+        if not isinstance(self._entries, deque):
+            self._entries = deque()
         self._entries.append(entry)
         self._keys[entry.key] = entry
         self.chars += chars
@@ -210,6 +215,7 @@ class ConversationRecord:
 
     def _trim(self) -> None:
         entries = self._entries
+        assert isinstance(entries, deque)  # _add made it
         while len(entries) > 1 and (len(entries) > self.max_items or self.chars > self.max_chars):
             dropped = entries.popleft()
             self._drop(dropped)
@@ -244,6 +250,8 @@ def _text_item(role: str, text: str) -> dict[str, Any]:
 class AppliedSettings:
     """Every `session.update` the service confirmed, merged as the service merges them
     (`audio`, `input`, `output` merge; other fields replace): the settings of now."""
+
+    __slots__ = ("_pending", "current", "generation")
 
     def __init__(self) -> None:
         self.current: dict[str, Any] | None = None
@@ -301,8 +309,43 @@ class Renewal:
     """When to open the next upstream session, what it is sent, when it is ready.
 
     Times are the session's monotonic clock; `expires_at` is converted on arrival with
-    the wall clock read then.
+    the wall clock read then. Every session holds one, and most never renew: slotted,
+    and its containers are made when first needed.
     """
+
+    __slots__ = (
+        "_carried_calls",
+        "_connected",
+        "_counted",
+        "_created",
+        "_event_id",
+        "_generation_sent",
+        "_recent_audio",
+        "_refusal_told",
+        "_sent_seq",
+        "_switched_at",
+        "_turn_ended_at",
+        "_unacked",
+        "_update_pending",
+        "_wall_clock",
+        "_warn",
+        "attempts",
+        "confirm_by",
+        "due_at",
+        "expires",
+        "margin",
+        "min_interval",
+        "min_lifetime",
+        "next_expires",
+        "next_lifetime",
+        "next_session_id",
+        "poll_at",
+        "ready_timeout",
+        "record",
+        "renewals",
+        "settings",
+        "state",
+    )
 
     def __init__(
         self,
@@ -342,15 +385,22 @@ class Renewal:
         self.next_expires: float | None = None
         self.next_lifetime: float | None = None
         self.confirm_by: float | None = None
-        # input_audio_buffer.append payloads, the newest sent to the current session.
-        self.recent_audio: deque[bytes] = deque(maxlen=RECENT_AUDIO_BATCHES)
+        self._recent_audio: deque[bytes] | None = None  # see recent_audio
         self._connected = False
         self._created = False
         self._update_pending: str | None = None
         self._generation_sent = -1
-        self._unacked: set[str] = set()
+        self._unacked: set[str] | None = None  # carried items not yet confirmed
         self._sent_seq = 0
-        self._carried_calls: set[str] = set()
+        self._carried_calls: set[str] | None = None
+
+    @property
+    def recent_audio(self) -> deque[bytes]:
+        """input_audio_buffer.append payloads, the newest sent to the current session
+        while the next one is prepared (made then)."""
+        if self._recent_audio is None:
+            self._recent_audio = deque(maxlen=RECENT_AUDIO_BATCHES)
+        return self._recent_audio
 
     # -- the current session ---------------------------------------------------------
     def session_expires(self, expires_at: float | None, now: float, wall_now: float) -> None:
@@ -500,12 +550,16 @@ class Renewal:
         items, self._sent_seq = self.record.after(self._sent_seq, now)
         for item in items:
             if item["type"] == "function_call_output" and item["call_id"] not in (
-                self._carried_calls
+                self._carried_calls or ()
             ):
                 continue  # its call was dropped from the record: alone it means nothing
             if item["type"] == "function_call":
+                if self._carried_calls is None:
+                    self._carried_calls = set()
                 self._carried_calls.add(item["call_id"])
             item_id = self._event_id("carried").replace("proxy_", "item_")[:32]
+            if self._unacked is None:
+                self._unacked = set()
             self._unacked.add(item_id)
             events.append(
                 {
@@ -556,7 +610,8 @@ class Renewal:
         elif isinstance(event, SessionUpdated):
             self._update_pending = None
         elif isinstance(event, ItemDone) and kind in _ACK_EVENTS:
-            self._unacked.discard(event.item.id or "")
+            if self._unacked is not None:
+                self._unacked.discard(event.item.id or "")
         else:
             return
         self.confirm_by = None if self._confirmed else now + self.ready_timeout

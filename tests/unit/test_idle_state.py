@@ -1,16 +1,20 @@
 """What a session's state holds while nothing happens: containers are made at first use.
 
 An idle session's bytes are the proxy's cost per connected user; these guard the parts
-of it that are this package's own (proxy.audio_path's id sets).
+of it: the id sets (proxy.audio_path) and the renewal's bookkeeping (proxy.renewal),
+which every session holds and few use.
 """
 
 from __future__ import annotations
 
 import gc
+import time
+from collections import deque
 
 import pytest
 
 from proxy.audio_path import RecentIds
+from proxy.renewal import Renewal
 
 pytestmark = pytest.mark.unit
 
@@ -29,3 +33,12 @@ def test_an_id_set_remembers_the_last_ids_only() -> None:
     assert len(ids) == 2
     assert "a" not in ids  # the oldest went first; adding it again did not renew it
     assert "b" in ids and "c" in ids
+
+
+def test_a_renewal_that_never_ran_holds_no_containers() -> None:
+    renewal = Renewal(300, 15, lambda purpose: f"proxy_{purpose}_1", time.time)
+    own = gc.get_referents(renewal)  # its slots (a __dict__ would be one of them)
+    assert not [r for r in own if isinstance(r, deque | set | dict)]
+    assert not [r for r in gc.get_referents(renewal.record) if isinstance(r, deque)]
+    renewal.recent_audio.append(b"audio")  # made when first asked for
+    assert list(renewal.recent_audio) == [b"audio"]

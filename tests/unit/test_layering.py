@@ -36,6 +36,7 @@ PROXY_SHELL = frozenset(
         "proxy.config",
         "proxy.function_http",
         "proxy.handshakes",
+        "proxy.leg_base",
         "proxy.legs",
         "proxy.metrics",
         "proxy.mock_upstream",

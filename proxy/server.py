@@ -283,7 +283,8 @@ class ProxyServer:
                 self._idle = anyio.Event()
             session_id = f"s{next(self._session_ids):x}"
             bridge = Bridge(client, self.config, session_id, self.metrics, self.functions)
-            bridge.log.info("client connected from %s", _peer(client))
+            if bridge.log.isEnabledFor(logging.INFO):  # the peer's name costs a lookup
+                bridge.log.info("client connected from %s", _peer(client))
             self._bridges.add(bridge)
             self.metrics.sessions_active.inc()
             try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import importlib.metadata
 import logging
 import ssl
@@ -46,6 +47,13 @@ def _tls() -> ssl.SSLContext:
     return _TLS
 
 
+@functools.lru_cache(maxsize=8)
+def _target(url: str) -> WebSocketURI:
+    """`url` parsed, once per process: every session opens the same URL (the parsed
+    form is only read)."""
+    return parse_uri(url)
+
+
 def proxy_from_environment(url: str) -> str | None:
     """The proxy the environment names for `url` (`HTTPS_PROXY`, `NO_PROXY`, ...), the
     way websockets' own client picks it: `wss_proxy`/`ws_proxy` first, then SOCKS, then
@@ -73,7 +81,7 @@ async def open_upstream(
     logger: logging.Logger,
 ) -> UpstreamLeg:
     """An open WebSocket connection to `url`, sending `headers` with the upgrade."""
-    target = parse_uri(url)
+    target = _target(url)
     loop = asyncio.get_running_loop()
     protocol = ClientProtocol(target, max_size=max_size, logger=logger)
     leg = UpstreamLeg(protocol, loop)

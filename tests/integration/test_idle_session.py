@@ -76,20 +76,31 @@ async def test_an_idle_session_keeps_nothing_of_its_handshakes(
         assert await _held_by_legs(proxy) == []
 
 
+@pytest.mark.parametrize("split", [0, 1, 3], ids=["one write", "cut 1", "cut 3"])
 async def test_a_message_pipelined_with_the_upgrade_request_arrives(
-    mock_openai: MockRealtime, proxy: ProxyEndpoint
+    mock_openai: MockRealtime, proxy: ProxyEndpoint, split: int
 ) -> None:
-    """The request and the client's Settings in one write: the Settings frame follows
-    the HTTP head in the same read, and the leg that takes over after the 101 gets it."""
+    """The request and the client's Settings written together: the Settings frame
+    follows the HTTP head in the same read, and the leg that takes over after the 101
+    gets it; also when the head's closing blank line is cut across two reads."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port_of(proxy))
     settings = Frame(Opcode.TEXT, orjson.dumps(default_settings()))
+    data = upgrade_request(path=urlsplit(proxy.url).path) + settings.serialize(mask=True)
+    head = data.index(b"\r\n\r\n") + 4
     try:
-        writer.write(upgrade_request(path=urlsplit(proxy.url).path) + settings.serialize(mask=True))
+        if split:
+            writer.write(data[: head - split])
+            await writer.drain()
+            await asyncio.sleep(0.05)  # its own read
+            data = data[head - split :]
+        writer.write(data)
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         assert head.startswith(b"HTTP/1.1 101")
         seen = b""
         while b"SettingsApplied" not in seen:
-            seen += await asyncio.wait_for(reader.read(65536), 5)
+            chunk = await asyncio.wait_for(reader.read(65536), 5)
+            assert chunk, f"closed before SettingsApplied, after {seen[-200:]!r}"
+            seen += chunk
         assert await _held_by_legs(proxy) == []
     finally:
         writer.close()

@@ -23,17 +23,20 @@ class RecentIds:
     """A set that remembers only the last `size` ids, so long sessions stay small.
 
     A dict keeps the ids in the order they came (the oldest goes first); an idle session
-    holds four of these, so they start as small as a dict can be.
+    holds five of these, most never used, so the dict is made at the first id.
     """
 
     __slots__ = ("_ids", "_size")
 
     def __init__(self, size: int = RECENT_IDS) -> None:
         self._size = size
-        self._ids: dict[str, None] = {}
+        self._ids: dict[str, None] | None = None
 
     def add(self, item: str) -> None:
         ids = self._ids
+        if ids is None:
+            self._ids = {item: None}
+            return
         if item in ids:
             return
         if len(ids) >= self._size:
@@ -41,10 +44,10 @@ class RecentIds:
         ids[item] = None
 
     def __contains__(self, item: object) -> bool:
-        return item in self._ids
+        return self._ids is not None and item in self._ids
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return 0 if self._ids is None else len(self._ids)
 
 
 class MicrophoneInput:

@@ -49,13 +49,16 @@ class ConversationRecord:
     no way to add an assistant's audio item; the transcript stands for it).
     """
 
+    __slots__ = ("_anonymous", "_entries", "_keys", "_seq", "chars", "max_chars", "max_items")
+
     def __init__(
         self, max_items: int = MAX_CARRIED_ITEMS, max_chars: int = MAX_CARRIED_CHARS
     ) -> None:
         self.max_items = max_items
         self.max_chars = max_chars
         self.chars = 0
-        self._entries: deque[_Entry] = deque()
+        # A deque from the first entry on (an idle session records nothing).
+        self._entries: deque[_Entry] | tuple[()] = ()
         self._keys: dict[str, _Entry] = {}
         self._seq = itertools.count(1)
         self._anonymous = itertools.count(1)
@@ -147,6 +150,8 @@ class ConversationRecord:
             chars = len(item["content"][0]["text"]) if item is not None else 0
         key = key or f"anonymous:{next(self._anonymous)}"
         entry = _Entry(next(self._seq), key, item, chars, now)
+        if not isinstance(self._entries, deque):
+            self._entries = deque()
         self._entries.append(entry)
         self._keys[entry.key] = entry
         self.chars += chars
@@ -154,6 +159,7 @@ class ConversationRecord:
 
     def _trim(self) -> None:
         entries = self._entries
+        assert isinstance(entries, deque)  # _add made it
         while len(entries) > 1 and (len(entries) > self.max_items or self.chars > self.max_chars):
             dropped = entries.popleft()
             self._drop(dropped)

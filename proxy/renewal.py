@@ -91,6 +91,8 @@ class AppliedSettings:
     """Every `session.update` the service confirmed, merged as the service merges them
     (`audio`, `input`, `output` merge; other fields replace): the settings of now."""
 
+    __slots__ = ("_pending", "current", "generation")
+
     def __init__(self) -> None:
         self.current: dict[str, Any] | None = None
         self.generation = 0  # changes with every confirmed update
@@ -147,8 +149,46 @@ class Renewal:
     """When to open the next upstream session, what it is sent, when it is ready.
 
     Times are the session's monotonic clock; `expires_at` is converted on arrival with
-    the wall clock read then.
+    the wall clock read then. Every session holds one and few ever renew: slotted, and
+    its containers are made when first needed.
     """
+
+    __slots__ = (
+        "_carried_calls",
+        "_connected",
+        "_counted",
+        "_created",
+        "_event_id",
+        "_generation_sent",
+        "_late_items",
+        "_recent_audio",
+        "_refusal_told",
+        "_sent_seq",
+        "_switched_at",
+        "_turn_ended_at",
+        "_unacked",
+        "_update_pending",
+        "_wall_clock",
+        "_warn",
+        "attempts",
+        "confirm_by",
+        "due_at",
+        "expires",
+        "force_at",
+        "late_until",
+        "margin",
+        "min_interval",
+        "min_lifetime",
+        "next_expires",
+        "next_lifetime",
+        "next_session_id",
+        "poll_at",
+        "ready_timeout",
+        "record",
+        "renewals",
+        "settings",
+        "state",
+    )
 
     def __init__(
         self,
@@ -194,15 +234,22 @@ class Renewal:
         self.next_expires: float | None = None
         self.next_lifetime: float | None = None
         self.confirm_by: float | None = None
-        # input_audio_buffer.append payloads, the newest sent to the current session.
-        self.recent_audio: deque[bytes] = deque(maxlen=RECENT_AUDIO_BATCHES)
+        self._recent_audio: deque[bytes] | None = None  # see recent_audio
         self._connected = False
         self._created = False
         self._update_pending: str | None = None
         self._generation_sent = -1
-        self._unacked: set[str] = set()
+        self._unacked: set[str] | None = None  # carried items not yet echoed
         self._sent_seq = 0
-        self._carried_calls: set[str] = set()
+        self._carried_calls: set[str] | None = None
+
+    @property
+    def recent_audio(self) -> deque[bytes]:
+        """input_audio_buffer.append payloads, the newest sent to the current session
+        (made at the first: an idle session holds none)."""
+        if self._recent_audio is None:
+            self._recent_audio = deque(maxlen=RECENT_AUDIO_BATCHES)
+        return self._recent_audio
 
     # -- the current session ---------------------------------------------------------
     def session_expires(self, expires_at: float | None, now: float, wall_now: float) -> None:
@@ -358,12 +405,16 @@ class Renewal:
         items, self._sent_seq = self.record.after(self._sent_seq, now)
         for item in items:
             if item["type"] == "function_call_output" and item["call_id"] not in (
-                self._carried_calls
+                self._carried_calls or ()
             ):
                 continue  # its call was dropped from the record: alone it means nothing
             if item["type"] == "function_call":
+                if self._carried_calls is None:
+                    self._carried_calls = set()
                 self._carried_calls.add(item["call_id"])
             item_id = self._event_id("carried").replace("proxy_", "item_")[:32]
+            if self._unacked is None:
+                self._unacked = set()
             self._unacked.add(item_id)
             events.append(
                 {
@@ -411,7 +462,8 @@ class Renewal:
         elif isinstance(event, SessionUpdated):
             self._update_pending = None
         elif isinstance(event, ItemDone) and kind in _ACK_EVENTS:
-            self._unacked.discard(event.item.id or "")
+            if self._unacked is not None:
+                self._unacked.discard(event.item.id or "")
         else:
             return
         self.confirm_by = None if self._confirmed else now + self.ready_timeout

@@ -273,35 +273,38 @@ class ProxyServer:
         task.add_done_callback(self._handlers.discard)
 
     async def _handle(self, client: ClientLeg) -> None:
+        """One session, in one coroutine (each frame of the task waits while the
+        session is idle)."""
         if not client.finish_upgrade():
             return  # gone before its session started
+        code = CloseCode.NORMAL_CLOSURE
         try:
-            await self._run_session(client)
+            if self._idle is None or self._idle.is_set():
+                self._idle = anyio.Event()
+            session_id = f"s{next(self._session_ids):x}"
+            bridge = Bridge(client, self.config, session_id, self.metrics, self.functions)
+            if bridge.log.isEnabledFor(logging.INFO):  # the peer's name costs a lookup
+                bridge.log.info("client connected from %s", _peer(client))
+            self._bridges.add(bridge)
+            self.metrics.sessions_active.inc()
+            try:
+                await bridge.run(drain_at_once=self.draining)
+            finally:
+                self._session_ended(bridge)
         except Exception:
             log.exception("connection handler failed")
-            await _close(client, CloseCode.INTERNAL_ERROR)
-        else:
-            await _close(client, CloseCode.NORMAL_CLOSURE)
+            code = CloseCode.INTERNAL_ERROR
+        await _close(client, code)
 
-    async def _run_session(self, client: ClientLeg) -> None:
-        if self._idle is None or self._idle.is_set():
-            self._idle = anyio.Event()
-        session_id = f"s{next(self._session_ids):x}"
-        bridge = Bridge(client, self.config, session_id, self.metrics, self.functions)
-        bridge.log.info("client connected from %s", _peer(client))
-        self._bridges.add(bridge)
-        self.metrics.sessions_active.inc()
-        try:
-            await bridge.run(drain_at_once=self.draining)
-        finally:
-            self._bridges.discard(bridge)
-            self.metrics.sessions_active.dec()
-            reason = bridge.session.close_reason or "client_closed"
-            self.metrics.sessions.labels(close_reason=reason).inc()
-            self._finished_high_water = max(self._finished_high_water, bridge.buffered_high_water)
-            if not self._bridges and self._idle is not None:
-                self._idle.set()
-            bridge.log.info("client gone")
+    def _session_ended(self, bridge: Bridge) -> None:
+        self._bridges.discard(bridge)
+        self.metrics.sessions_active.dec()
+        reason = bridge.session.close_reason or "client_closed"
+        self.metrics.sessions.labels(close_reason=reason).inc()
+        self._finished_high_water = max(self._finished_high_water, bridge.buffered_high_water)
+        if not self._bridges and self._idle is not None:
+            self._idle.set()
+        bridge.log.info("client gone")
 
 
 class _Listener:

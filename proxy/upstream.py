@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import importlib.metadata
 import logging
 import ssl
@@ -23,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidProxy
+from websockets.protocol import Protocol, Side, State
 from websockets.uri import WebSocketURI, parse_uri
 
 from .legs import UpstreamLeg
@@ -43,6 +45,13 @@ def _tls() -> ssl.SSLContext:
     if _TLS is None:
         _TLS = ssl.create_default_context()
     return _TLS
+
+
+@functools.lru_cache(maxsize=8)
+def _target(url: str) -> WebSocketURI:
+    """`url` parsed, once per process: every session opens the same URL (the parsed
+    form is only read)."""
+    return parse_uri(url)
 
 
 def proxy_from_environment(url: str) -> str | None:
@@ -72,7 +81,7 @@ async def open_upstream(
     logger: logging.Logger,
 ) -> UpstreamLeg:
     """An open WebSocket connection to `url`, sending `headers` with the upgrade."""
-    target = parse_uri(url)
+    target = _target(url)
     loop = asyncio.get_running_loop()
     protocol = ClientProtocol(target, max_size=max_size, logger=logger)
     leg = UpstreamLeg(protocol, loop)
@@ -92,7 +101,8 @@ async def open_upstream(
         request.headers["User-Agent"] = _USER_AGENT
         for name, value in headers.items():
             request.headers[name] = value
-        await leg.handshake(request)
+        opened = Protocol(Side.CLIENT, state=State.OPEN, max_size=max_size, logger=logger)
+        await leg.handshake(request, opened)
     except BaseException:
         if getattr(leg, "transport", None) is not None:
             leg.transport.abort()

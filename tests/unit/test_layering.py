@@ -42,6 +42,7 @@ PROXY_SHELL = frozenset(
         "proxy.function_http",
         "proxy.function_policy",
         "proxy.handshakes",
+        "proxy.leg_base",
         "proxy.legs",
         "proxy.metrics",
         "proxy.mock_upstream",

@@ -30,7 +30,7 @@ PUBLIC = {
     "websockets.exceptions": {"*"},
     "websockets.frames": {"CloseCode", "Frame", "Opcode"},
     "websockets.http11": {"Request", "Response"},
-    "websockets.protocol": {"Protocol", "State"},
+    "websockets.protocol": {"Protocol", "Side", "State"},
     "websockets.server": {"ServerProtocol"},
     "websockets.typing": {"Subprotocol"},
     "websockets.uri": {"WebSocketURI", "parse_uri"},

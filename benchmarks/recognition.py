@@ -167,6 +167,8 @@ def chunks_dropped(pcm: bytes, rate: int = 16000, chunk_ms: int = 100) -> bytes:
     return b"".join(pcm[i : i + size] for i in range(0, len(pcm), 2 * size))
 
 
+#: espeak-ng speaks 175 words a minute; slower speakers stretch each word.
+SLOW_PACES = (130, 100, 80)
 #: Speech longer than any phrase: a phrase with more words around it, and a monologue
 #: (~30 s, as a long spoken turn), which a grammar can fit to a short phrase by
 #: stretching one word over the rest (see MAX_WORD_SECONDS).
@@ -237,6 +239,10 @@ def run(phrases: Sequence[str], quick: bool) -> None:
         unrelated = speech_pcm16(sentence, rate=16000)
         check("unrelated speech", "", unrelated, 16000, "linear16")
         check("unrelated after 2 s silence", "", bytes(64000) + unrelated, 16000, "linear16")
+    for phrase in phrases:
+        for pace in SLOW_PACES:
+            slow = speech_pcm16(phrase, rate=16000, words_per_minute=pace)
+            check(f"slow speaker: {pace} words a minute", phrase, slow, 16000, "linear16")
     for sentence in LONGER:
         check("longer than a phrase", "", speech_pcm16(sentence, rate=16000), 16000, "linear16")
     faint_noise = rng.normal(0, 30, 48000).astype("<i2").tobytes()

@@ -20,7 +20,6 @@ import soxr
 __all__ = ["ESPEAK_NG", "SpeechUnavailable", "speech_available", "speech_pcm16"]
 
 ESPEAK_NG: Final = "espeak-ng"
-_WORDS_PER_MINUTE: Final = 175
 _INSTALL_HINT: Final = (
     "speech needs the espeak-ng program: `apt-get install espeak-ng` (scripts/test "
     "installs it), or use the tone voice"
@@ -37,8 +36,11 @@ def speech_available() -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def speech_pcm16(text: str, *, rate: int = 24_000, voice: str = "en-us") -> bytes:
-    """`text` spoken by espeak-ng: PCM16 little-endian mono at `rate` Hz.
+def speech_pcm16(
+    text: str, *, rate: int = 24_000, voice: str = "en-us", words_per_minute: int = 175
+) -> bytes:
+    """`text` spoken by espeak-ng: PCM16 little-endian mono at `rate` Hz, at
+    `words_per_minute` (espeak-ng's default 175; 80-450).
 
     Raises `SpeechUnavailable` when espeak-ng is missing. Results are cached (replies
     repeat within a suite).
@@ -48,7 +50,7 @@ def speech_pcm16(text: str, *, rate: int = 24_000, voice: str = "en-us") -> byte
         raise SpeechUnavailable(_INSTALL_HINT)
     try:
         done = subprocess.run(
-            [program, "-v", voice, "-s", str(_WORDS_PER_MINUTE), "--stdout", "--", text],
+            [program, "-v", voice, "-s", str(words_per_minute), "--stdout", "--", text],
             capture_output=True,
             check=True,
             timeout=30,

@@ -32,16 +32,34 @@ __all__ = ["DIED", "call", "call_async", "stop"]
 #: Why a call failed when its worker died twice. The usual cause outside pytest: a
 #: script whose main module does its work on import, which the new interpreter runs.
 DIED: Final = (
-    "the recognition worker process died twice running this call; in a script of your "
-    'own, keep what it does under `if __name__ == "__main__":` (the worker imports it)'
+    "the recognition worker process died twice running this call: killed, out of "
+    "memory, or crashed in the decoder; or, in a script of your own, work done on "
+    'import: keep it under `if __name__ == "__main__":` (the worker imports the script)'
 )
 
 _T = TypeVar("_T")
-_LOCK: Final = threading.Lock()
+_LOCK = threading.Lock()
 _POOLS: list[ProcessPoolExecutor] = []  # at most one: the running worker
-# A forked child shares the parent's worker queues but not the thread that feeds them:
-# it starts a worker of its own.
-os.register_at_fork(after_in_child=_POOLS.clear)
+
+
+def _forget_the_parents_worker() -> None:
+    """In a forked child: the parent's worker is not the child's. The child starts its own
+    (it shares the parent's queues but not the thread that feeds them), takes a fresh
+    lock (another thread may have held it at the fork), and drops multiprocessing's
+    record of the parent's worker process: at the child's exit its atexit hook would try
+    to join it and print "can only join a child process" with a traceback. That record
+    is private (`multiprocessing.process._children`); there is no public way to disown
+    an inherited process."""
+    global _LOCK
+    _LOCK = threading.Lock()
+    for pool in _POOLS:
+        processes = getattr(pool, "_processes", None) or {}  # also private: pid -> Process
+        for process in list(processes.values()):
+            multiprocessing.process._children.discard(process)  # type: ignore[attr-defined]
+    _POOLS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_the_parents_worker)
 
 
 def call(function: Callable[..., _T], *args: object, **kwargs: object) -> _T:

@@ -183,3 +183,29 @@ def test_a_forked_child_gets_a_worker_of_its_own() -> None:
     )
     parents, childs, parents_after = map(int, done.stdout.split())
     assert childs != parents and parents_after == parents
+
+
+_FORK_THEN_EXIT = """
+import os, signal, sys
+from harness import recognition_worker
+recognition_worker.call(os.getpid)
+child = os.fork()
+if child == 0:
+    signal.alarm(20)
+    sys.exit(0)  # the ordinary way: multiprocessing's exit hook runs
+os.waitpid(child, 0)
+"""
+
+
+def test_a_forked_child_that_never_decodes_exits_without_a_traceback() -> None:
+    """Found by review: the child inherited multiprocessing's record of the parent's
+    worker, and its exit hook failed to join it ("can only join a child process")."""
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_THEN_EXIT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "Traceback" not in done.stderr, done.stderr

@@ -12,7 +12,10 @@ what is measured, and reads the count back:
 - per text turn: one session, InjectUserMessage -> the turn's end, `--turns` times after
   `--warmup` unmeasured turns (the mock answers each with ~17 events and 3 x 100 ms of
   audio, as in bench_proxy.py);
-- per connection: connect -> SettingsApplied -> close, `--connects` times.
+- per connection: connect -> SettingsApplied -> close, `--connects` times (the first,
+  uncounted, pays for what a process does once);
+- per second of microphone audio: `--audio-seconds` of 16 kHz linear16 in 20 ms frames,
+  sent as fast as the proxy takes them.
 
 Each `--proxy-tree` (a checkout, e.g. a git worktree of an older commit) is measured the
 same way after this checkout, so a change can be compared in one run. Counting makes the
@@ -35,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: harness
 
-from bench_proxy import MOCK, proxy_env
+from bench_proxy import MOCK, proxy_env, sine_pcm16
 from drivers import TURN_END, close_within, open_proxied, proxied_turn
 from processes import clean_env, started
 
@@ -129,6 +132,19 @@ async def measure(proxy: CountedProxy, args: argparse.Namespace) -> dict[str, fl
         await asyncio.sleep(0.3)
     per_connection = proxy.stop_counting() / args.connects
 
+    # Microphone audio: 16 kHz linear16 in 20 ms frames, as fast as the proxy takes them.
+    ws, _seconds = await open_proxied(proxy.url, timeout=120)
+    audio = sine_pcm16(float(args.audio_seconds))
+    await ws.send(audio[:640])  # the first frame sets up the audio path: not counted
+    await asyncio.sleep(0.5)
+    proxy.start_counting()
+    for start in range(640, len(audio), 640):
+        await ws.send(audio[start : start + 640])
+    await ws.send(b'{"type":"KeepAlive"}', text=True)
+    await asyncio.sleep(1.0)  # the last batch goes out after 50 ms
+    per_audio_second = proxy.stop_counting() / args.audio_seconds
+    await close_within([ws], 30)
+
     ws, _seconds = await open_proxied(proxy.url, timeout=120)
     for n in range(args.warmup):
         await proxied_turn(ws, f"warm up {n}", timeout=120)
@@ -139,7 +155,11 @@ async def measure(proxy: CountedProxy, args: argparse.Namespace) -> dict[str, fl
     await asyncio.sleep(1.0)
     per_turn = proxy.stop_counting() / args.turns
     await close_within([ws], 30)
-    return {"instructions_per_turn": per_turn, "instructions_per_connection": per_connection}
+    return {
+        "instructions_per_turn": per_turn,
+        "instructions_per_connection": per_connection,
+        "instructions_per_audio_second": per_audio_second,
+    }
 
 
 def main() -> None:
@@ -149,6 +169,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--connects", type=int, default=20)
+    parser.add_argument("--audio-seconds", type=int, default=10)
     parser.add_argument("--proxy-tree", type=Path, action="append", default=[])
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
@@ -170,7 +191,8 @@ def main() -> None:
     for tree, row in rows:
         print(
             f"{tree}: {row['instructions_per_turn'] / 1e6:.3f} M instructions per text turn, "
-            f"{row['instructions_per_connection'] / 1e6:.3f} M per connection"
+            f"{row['instructions_per_connection'] / 1e6:.3f} M per connection, "
+            f"{row['instructions_per_audio_second'] / 1e6:.3f} M per second of microphone audio"
         )
 
 

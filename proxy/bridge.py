@@ -505,22 +505,24 @@ class Bridge:
         if self._tasks is None:
             work.close()
             return False
-        task = self._loop.create_task(self._guarded(work))
+        # The task runs `work` itself (not a wrapper awaiting it): a task cancelled before
+        # its first step closes its coroutine, a wrapper's inner one would be left unawaited.
+        task = self._loop.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         return True
 
-    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+    def _task_done(self, task: asyncio.Task[None]) -> None:
         """A bug in a task (as `_crash`): said once; this session ends with an Error."""
+        if task.cancelled() or task.exception() is None:
+            return
+        self.log.error("session task failed; ending the session", exc_info=task.exception())
         try:
-            await work
-        except Exception:
-            self.log.exception("session task failed; ending the session")
-            try:
-                self._execute(self.session.internal_failure("the proxy failed; session ended"))
-                self._flush()
-            except Exception:  # ending it cleanly failed too: drop it
-                self._crash(told=True)
+            self._execute(self.session.internal_failure("the proxy failed; session ended"))
+            self._flush()
+        except Exception:  # ending it cleanly failed too: drop it
+            self._crash(told=True)
 
     def _crash(self, *, told: bool = False) -> None:
         """A bug, not a peer's fault: say so once (unless `told`), drop both connections."""

@@ -173,14 +173,7 @@ print(recognition_worker.call(os.getpid), flush=True)
 
 
 def test_a_forked_child_gets_a_worker_of_its_own() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _FORK_AFTER_A_CALL],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = _python(_FORK_AFTER_A_CALL)
     parents, childs, parents_after = map(int, done.stdout.split())
     assert childs != parents and parents_after == parents
 
@@ -200,12 +193,17 @@ os.waitpid(child, 0)
 def test_a_forked_child_that_never_decodes_exits_without_a_traceback() -> None:
     """Found by review: the child inherited multiprocessing's record of the parent's
     worker, and its exit hook failed to join it ("can only join a child process")."""
-    done = subprocess.run(
-        [sys.executable, "-c", _FORK_THEN_EXIT],
+    done = _python(_FORK_THEN_EXIT)
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+def _python(source: str) -> subprocess.CompletedProcess[str]:
+    """`source` run by a fresh interpreter in the repository; it must exit 0."""
+    return subprocess.run(
+        [sys.executable, "-c", source],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    assert "Traceback" not in done.stderr, done.stderr

@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,12 +34,16 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 @contextmanager
 def started(
-    args: list[str], env: dict[str, str], cwd: Path | None = None
+    args: list[str],
+    env: dict[str, str],
+    cwd: Path | None = None,
+    *,
+    launcher: Sequence[str] = (),
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """`python <args>` (in `cwd`), once it prints the ws:// URL it listens on; stopped at
-    exit."""
+    """`python <args>` (in `cwd`; run by `launcher`, e.g. valgrind, when given), once it
+    prints the ws:// URL it listens on; stopped at exit."""
     proc = subprocess.Popen(
-        [sys.executable, *args],
+        [*launcher, sys.executable, *args],
         env=env,
         cwd=cwd,
         stdout=subprocess.PIPE,

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: harness
@@ -46,41 +47,10 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 class CountedProxy:
-    """`python -m proxy` of `tree` under callgrind, counting only when asked."""
+    """A proxy running under callgrind, counting only when asked."""
 
-    def __init__(self, tree: Path, mock_url: str, workdir: Path) -> None:
-        workdir.mkdir()
-        self.out = workdir / "callgrind.out"
-        # The interpreter's own file, not a launcher script: valgrind does not follow exec.
-        python = os.path.realpath(sys.executable)
-        env = proxy_env(mock_url, 4)
-        # The venv's packages, which the bare interpreter would not see.
-        env["PYTHONPATH"] = os.pathsep.join([str(tree), *_site_packages()])
-        self.proc = subprocess.Popen(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--instr-atstart=no",
-                f"--callgrind-out-file={self.out}",
-                python,
-                "-m",
-                "proxy",
-                "--port",
-                "0",
-            ],
-            cwd=tree,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if match := re.search(r"listening on (ws://\S+)", line):
-                self.url = match.group(1)
-                break
-        else:
-            raise RuntimeError(f"the proxy of {tree} did not start under valgrind")
+    def __init__(self, proc: subprocess.Popen[str], url: str, out: Path) -> None:
+        self.proc, self.url, self.out = proc, url, out
 
     def _control(self, *args: str) -> None:
         subprocess.run(
@@ -106,17 +76,14 @@ class CountedProxy:
             time.sleep(0.2)
         raise RuntimeError("callgrind wrote no dump")
 
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
-
-def _site_packages() -> list[str]:
-    return [p for p in sys.path if p.endswith("site-packages")]
+@contextmanager
+def counted_proxy(tree: Path, mock_url: str, out: Path) -> Iterator[CountedProxy]:
+    """`python -m proxy` of `tree` as a user starts it, under callgrind with counting off."""
+    launcher = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+    command = ["-m", "proxy", "--port", "0"]
+    with started(command, proxy_env(mock_url, 4), tree, launcher=launcher) as (proc, url):
+        yield CountedProxy(proc, url, out)
 
 
 async def measure(proxy: CountedProxy, args: argparse.Namespace) -> dict[str, float]:
@@ -183,11 +150,8 @@ def main() -> None:
         started(MOCK, clean_env()) as (_mock, mock_url),
     ):
         for index, tree in enumerate(trees):
-            proxy = CountedProxy(tree, mock_url, Path(workdir) / str(index))
-            try:
+            with counted_proxy(tree, mock_url, Path(workdir) / f"callgrind.{index}") as proxy:
                 rows.append((tree, asyncio.run(measure(proxy, args))))
-            finally:
-                proxy.stop()
     for tree, row in rows:
         print(
             f"{tree}: {row['instructions_per_turn'] / 1e6:.3f} M instructions per text turn, "

@@ -515,9 +515,10 @@ class Bridge:
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         """A bug in a task (as `_crash`): said once; this session ends with an Error."""
-        if task.cancelled() or task.exception() is None:
+        error = None if task.cancelled() else task.exception()
+        if error is None:
             return
-        self.log.error("session task failed; ending the session", exc_info=task.exception())
+        self.log.error("session task failed; ending the session", exc_info=error)
         try:
             self._execute(self.session.internal_failure("the proxy failed; session ended"))
             self._flush()

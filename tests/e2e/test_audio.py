@@ -60,9 +60,12 @@ def test_speaking_while_the_agent_talks_stops_playback_and_truncates_upstream(
     voice_app: VoiceAgentApp, mock_openai: MockRealtime
 ) -> None:
     story = " ".join(f"word{i}" for i in range(60))
+    # Four seconds of speech, delivered twice as fast as it plays (as the service sends
+    # ahead): delivered exactly in real time, the page's buffer ran dry between chunks
+    # now and then, and the barge-in found nothing playing to interrupt (1 run in ~15).
     mock_openai.on_user_text("story").reply_with_audio(
-        story, chunks=40, chunk_ms=100, chunk_interval_ms=100
-    )  # four seconds of speech, delivered in real time
+        story, chunks=40, chunk_ms=100, chunk_interval_ms=50
+    )
     reply_to_speech = mock_openai.on_user_speech().transcribe_as("stop please")
     reply_to_speech.stall(1000).reply_with_text("Stopped.")  # clear of the barge-in checks
     voice_app.connect()
